@@ -1,0 +1,306 @@
+"""Stage directories: atomic writing, the ``meta.json`` record, checked loading.
+
+Every stage writes one directory. It is built under a hidden temporary sibling and renamed into
+place only when complete, so an interrupted stage never leaves a directory that passes for
+complete. ``meta.json`` records the schema version, the stage, the resolved config, the seed,
+library versions and sha256 hashes of the inputs and of every file written.
+
+Nothing is loaded back with pickle: arrays are ``.npy``/``.npz`` read with
+``allow_pickle=False``, everything else is JSON, JSONL or CSV.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mmcli.errors import ArtifactError
+
+SCHEMA_VERSION = 1
+META = "meta.json"
+
+#: which command makes each kind of stage directory, for error messages
+MAKES = {
+    "preprocess": "mmcli preprocess MANIFEST -o DIR",
+    "extract": "mmcli extract PREPROCESS_DIR -o DIR",
+    "fuse": "mmcli fuse EXTRACT_DIR -o DIR",
+    "train": "mmcli train FUSE_DIR -o DIR",
+    "eval": "mmcli eval MODEL_DIR FUSE_DIR -o DIR",
+    "predict": "mmcli predict MODEL_DIR MANIFEST -o DIR",
+}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def library_versions() -> dict[str, str]:
+    from importlib import metadata
+
+    import mmcli
+
+    versions = {"mmcli": mmcli.__version__}
+    for dist in ("numpy", "scikit-learn", "torch", "gensim", "librosa", "pillow", "soundfile"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = "not installed"
+    return versions
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text("utf-8"))
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing", "re-run the stage that makes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSON ({exc})", "re-run the stage") from None
+
+
+def write_jsonl(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        for row in rows:
+            f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing", "re-run the stage that makes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ArtifactError(f"{path} is not valid JSONL ({exc})", "re-run the stage") from None
+
+
+def save_state(directory: Path, name: str, params: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Save a fitted component: JSON parameters plus named arrays (no pickle)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / f"{name}.json", params)
+    if arrays:
+        save_npz(directory / f"{name}.npz", arrays)
+
+
+def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    """Write an ``.npz`` that is byte-identical for identical arrays.
+
+    ``np.savez`` stamps each zip entry with the current time; here every entry gets a fixed
+    date so that the same inputs and seed give the same bytes.
+    """
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
+        for key in sorted(arrays):
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, np.ascontiguousarray(arrays[key]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            zf.writestr(info, buf.getvalue())
+
+
+def load_state(directory: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    params = read_json(directory / f"{name}.json")
+    arrays: dict[str, np.ndarray] = {}
+    npz = directory / f"{name}.npz"
+    if npz.exists():
+        try:
+            with np.load(npz, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+        except (ValueError, OSError) as exc:
+            raise ArtifactError(f"{npz} cannot be read ({exc})", "re-run the stage") from None
+    return params, arrays
+
+
+class NpyAppender:
+    """Append rows of a fixed trailing shape to a ``.npy`` file without holding them in memory.
+
+    The header is reserved up front and rewritten with the final row count on close.
+    """
+
+    HEADER_BYTES = 256
+
+    def __init__(self, path: Path, dtype, trailing: tuple[int, ...] = ()):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.dtype = np.dtype(dtype)
+        self.trailing = tuple(int(t) for t in trailing)
+        self.rows = 0
+        self._f = open(self.path, "wb")
+        self._f.write(b"\0" * self.HEADER_BYTES)
+
+    def append(self, block: np.ndarray) -> None:
+        block = np.ascontiguousarray(block, dtype=self.dtype)
+        if block.shape[1:] != self.trailing:
+            raise ValueError(f"rows of shape {block.shape[1:]} appended to {self.trailing}")
+        self._f.write(block.tobytes())
+        self.rows += block.shape[0]
+
+    def close(self) -> None:
+        shape = (self.rows, *self.trailing)
+        header = repr(
+            {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False,
+             "shape": shape}
+        )
+        prefix = b"\x93NUMPY\x01\x00"
+        body_len = self.HEADER_BYTES - len(prefix) - 2
+        text = header.encode("latin1")
+        if len(text) + 1 > body_len:
+            raise ValueError("array shape too long for the reserved .npy header")
+        text = text + b" " * (body_len - len(text) - 1) + b"\n"
+        self._f.seek(0)
+        self._f.write(prefix + struct.pack("<H", body_len) + text)
+        self._f.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if exc[0] is None:
+            self.close()
+        else:
+            self._f.close()
+
+
+def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
+    try:
+        return np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path} is missing", "re-run the stage that makes it") from None
+    except ValueError as exc:
+        raise ArtifactError(f"{path} cannot be read ({exc})", "re-run the stage") from None
+
+
+class StageWriter:
+    """Build a stage directory under a temporary name; ``commit`` renames it into place."""
+
+    def __init__(self, out: Path, stage: str):
+        self.out = Path(out)
+        self.stage = stage
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        if self.out.exists() and not (self.out / META).exists() and any(self.out.iterdir()):
+            raise ArtifactError(
+                f"{self.out} exists and is not an mmcli stage directory",
+                "choose another -o path or remove it",
+            )
+        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
+        if self.tmp.exists():
+            shutil.rmtree(self.tmp)
+        self.tmp.mkdir()
+
+    @property
+    def path(self) -> Path:
+        return self.tmp
+
+    def commit(self, config: dict, seed: int | None, inputs: dict[str, str], summary: dict) -> Path:
+        outputs = {
+            str(p.relative_to(self.tmp)): sha256_file(p)
+            for p in sorted(self.tmp.rglob("*"))
+            if p.is_file()
+        }
+        meta = {
+            "schema_version": SCHEMA_VERSION,
+            "stage": self.stage,
+            "config": config,
+            "seed": seed,
+            "versions": library_versions(),
+            "inputs": inputs,
+            "outputs": outputs,
+            "summary": summary,
+        }
+        write_json(self.tmp / META, meta)
+        old = None
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+            os.replace(self.out, old)
+        os.replace(self.tmp, self.out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.out
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is not None:
+            self.abort()
+
+
+@dataclass
+class StageDir:
+    path: Path
+    meta: dict
+
+    @property
+    def stage(self) -> str:
+        return self.meta["stage"]
+
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+    def meta_hash(self) -> str:
+        return sha256_file(self.path / META)
+
+
+def open_stage(path: Path, expected: str, for_command: str, verify: bool = True) -> StageDir:
+    """Open a stage directory made by ``expected``; errors name the file and the fix."""
+    path = Path(path)
+    make = MAKES[expected]
+    if not path.is_dir():
+        raise ArtifactError(
+            f"{path} is not a directory", f"{for_command} needs a '{expected}' directory: run `{make}`"
+        )
+    meta_path = path / META
+    if not meta_path.is_file():
+        raise ArtifactError(
+            f"{meta_path} is missing, so {path} is not a complete mmcli stage directory",
+            f"{for_command} needs a '{expected}' directory: run `{make}`",
+        )
+    meta = read_json(meta_path)
+    if not isinstance(meta, dict) or "stage" not in meta or "schema_version" not in meta:
+        raise ArtifactError(f"{meta_path} is not an mmcli metadata record", f"run `{make}`")
+    if meta["stage"] != expected:
+        raise ArtifactError(
+            f"{path} is a '{meta['stage']}' directory, but {for_command} needs a '{expected}' one",
+            f"run `{make}`",
+        )
+    if meta["schema_version"] != SCHEMA_VERSION:
+        raise ArtifactError(
+            f"{meta_path} has schema version {meta['schema_version']!r}; this mmcli reads "
+            f"version {SCHEMA_VERSION}",
+            f"re-create it with this mmcli: `{make}`",
+        )
+    if verify:
+        for rel, digest in meta.get("outputs", {}).items():
+            p = path / rel
+            if not p.is_file():
+                raise ArtifactError(f"{p} is missing from the stage directory", f"re-run `{make}`")
+            if sha256_file(p) != digest:
+                raise ArtifactError(
+                    f"{p} was modified after the stage wrote it (hash mismatch)", f"re-run `{make}`"
+                )
+    return StageDir(path, meta)
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst, dirs_exist_ok=True)

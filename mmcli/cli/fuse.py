@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mmcli.cli import console, options
+from mmcli.cli.errors import handle_errors
+
+
+@handle_errors
+def command(
+    feat_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli extract`.")],
+    out: options.Out,
+    method: Annotated[Optional[str], typer.Option(
+        "--method", "-m", help="concat, product, sum or tensor [default: concat].")] = None,
+    dim: Annotated[Optional[int], typer.Option(
+        "--dim", help="Common dimension for product, sum and tensor.")] = None,
+    modalities: Annotated[Optional[str], typer.Option(
+        "--modalities", help="Comma-separated columns to fuse [default: all].")] = None,
+    config: options.Config = None,
+    label: options.Label = None,
+    seed: options.Seed = None,
+    quiet: options.Quiet = False,
+) -> None:
+    """Combine the modality features into one matrix.
+
+    Example:
+
+        mmcli fuse runs/demo/feat -o runs/demo/fused --method concat
+    """
+    from mmcli.config import FuseConfig, build, read_config_file
+    from mmcli.stages.fuse import fuse
+
+    console.set_quiet(quiet)
+    mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
+    cfg = build(FuseConfig, read_config_file(config), "fuse",
+                {"method": method, "dim": dim, "modalities": mods, "seed": seed})
+    s = fuse(feat_dir, out, cfg, console.progress)
+    console.info(f"fuse: {s['method']} of {', '.join(s['modalities'])} -> {s['dim']} features "
+                 f"for {s['items']} items")
+    console.info(f"wrote {out}")

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmcli.cli import console, options
+from mmcli.cli.errors import handle_errors
+
+
+@handle_errors
+def command(
+    model_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli train`.")],
+    manifest: Annotated[Path, typer.Argument(help="New manifest (CSV/JSONL); no label needed.")],
+    out: options.Out,
+    config: options.Config = None,
+    jobs: options.Jobs = None,
+    quiet: options.Quiet = False,
+) -> None:
+    """Predict new items with a trained model directory.
+
+    Writes predictions.csv (id, prediction, prob_<class>...) and failures.csv.
+
+    Example:
+
+        mmcli predict runs/demo/model sample_data/unlabeled.csv -o runs/demo/pred
+    """
+    from mmcli.config import PredictConfig, build, read_config_file
+    from mmcli.stages.predict import predict
+
+    console.set_quiet(quiet)
+    cfg = build(PredictConfig, read_config_file(config), "predict", {"jobs": jobs})
+    s = predict(model_dir, manifest, out, cfg, console.progress)
+    console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "
+                 f"{s['failed']} left out (see {out / 'failures.csv'})")
+    console.info(f"wrote {out / 'predictions.csv'}")

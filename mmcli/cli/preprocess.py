@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mmcli.cli import console, options
+from mmcli.cli.errors import handle_errors
+
+
+@handle_errors
+def command(
+    manifest: Annotated[Path, typer.Argument(help="Manifest: CSV (.csv/.tsv) or JSONL.")],
+    out: options.Out,
+    config: options.Config = None,
+    label: options.Label = None,
+    seed: options.Seed = None,
+    jobs: options.Jobs = None,
+    quiet: options.Quiet = False,
+) -> None:
+    """Validate a manifest, decode and normalise every item, and split it.
+
+    Items whose media are missing or do not decode are left out and listed in failures.csv;
+    the stage fails when more than preprocess.max_failed_fraction of them fail.
+
+    Example:
+
+        mmcli preprocess sample_data/manifest.csv -o runs/demo/pre
+    """
+    from mmcli.config import PreprocessConfig, build, read_config_file
+    from mmcli.stages.preprocess import preprocess
+
+    console.set_quiet(quiet)
+    cfg = build(PreprocessConfig, read_config_file(config), "preprocess",
+                {"label": label, "seed": seed, "jobs": jobs})
+    s = preprocess(manifest, out, cfg, console.progress)
+    splits = ", ".join(f"{k} {v}" for k, v in s["splits"].items())
+    kinds = ", ".join(f"{c} ({k})" for c, k in s["columns"].items())
+    console.info(f"preprocess: {s['kept']} of {s['rows']} items kept ({splits}); "
+                 f"{s['failed']} left out (see {out / 'failures.csv'})")
+    console.info(f"modalities: {kinds}; classes: {', '.join(s['classes'])}")
+    console.info(f"wrote {out}")

@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mmcli.cli import console, options
+from mmcli.cli.errors import handle_errors
+
+
+@handle_errors
+def command(
+    fused_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli fuse`.")],
+    out: options.Out,
+    model: Annotated[Optional[str], typer.Option(
+        "--model", help="logreg or mlp [default: logreg].")] = None,
+    device: Annotated[Optional[str], typer.Option(
+        "--device", help="auto (a GPU when present), cpu or cuda [default: auto].")] = None,
+    config: options.Config = None,
+    label: options.Label = None,
+    seed: options.Seed = None,
+    quiet: options.Quiet = False,
+) -> None:
+    """Train a classifier on the fused features (val split for early stopping).
+
+    The output directory is self-contained: predict needs nothing else.
+
+    Example:
+
+        mmcli train runs/demo/fused -o runs/demo/model --model mlp
+    """
+    from mmcli.config import TrainConfig, build, read_config_file
+    from mmcli.stages.train import train
+
+    console.set_quiet(quiet)
+    cfg = build(TrainConfig, read_config_file(config), "train",
+                {"model": model, "device": device, "label": label, "seed": seed})
+    s = train(fused_dir, out, cfg, console.progress)
+    val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"
+    console.info(f"train: {s['model']} on {s['n_train']} items; train accuracy "
+                 f"{s['train_accuracy']:.3f}, val accuracy {val}")
+    console.info(f"wrote {out}")

@@ -1,0 +1,186 @@
+"""Stage configs: dataclasses that round-trip to YAML, with unknown keys rejected.
+
+A config file is YAML with optional top-level ``label`` and ``seed`` and one section per stage::
+
+    label: label
+    seed: 0
+    preprocess: {numeric_scaling: minmax, columns: {photo: image}}
+    extract: {text: [tfidf]}
+    fuse: {method: tensor}
+    train: {model: mlp, params: {epochs: 100}}
+
+Precedence: command-line flag > config file > default. The resolved config is written into
+every stage's ``meta.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from mmcli.errors import UsageError
+
+KINDS = ("image", "audio", "text", "numeric", "categorical")
+STAGES = ("preprocess", "extract", "fuse", "train", "eval", "predict")
+TOP_LEVEL = ("label", "seed", *STAGES)
+
+
+@dataclass
+class PreprocessConfig:
+    label: str = "label"
+    seed: int = 0
+    #: column -> kind (image, audio, text, numeric, categorical) or "ignore"; overrides detection
+    columns: dict = field(default_factory=dict)
+    #: fractions of the deterministic split used when the manifest has no ``split`` column
+    split: dict = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
+    #: "standard" ((x-mean)/std) or "minmax" ((x-min)/(max-min)), fitted on train
+    numeric_scaling: str = "standard"
+    #: images are decoded to RGB and resized to [width, height]
+    image_size: list = field(default_factory=lambda: [64, 64])
+    #: audio is decoded, mixed to mono and resampled to this rate (Hz)
+    sample_rate: int = 16000
+    #: longer audio is cut to this many seconds
+    max_audio_seconds: float = 30.0
+    #: text is NFKC-normalised, whitespace-collapsed and, if true, lower-cased
+    lowercase: bool = True
+    #: the stage fails when more than this fraction of items fail to decode
+    max_failed_fraction: float = 0.1
+    #: worker processes for decoding; 0 means all cores
+    jobs: int = 0
+
+
+@dataclass
+class ExtractConfig:
+    seed: int = 0
+    #: extractor names per modality kind, applied to every column of that kind
+    image: list = field(default_factory=lambda: ["color_hist", "pixels"])
+    audio: list = field(default_factory=lambda: ["mfcc"])
+    text: list = field(default_factory=lambda: ["tfidf", "word2vec"])
+    numeric: list = field(default_factory=lambda: ["numeric"])
+    categorical: list = field(default_factory=lambda: ["onehot"])
+    #: extractor name -> parameters, e.g. {word2vec: {vector_size: 100}}
+    params: dict = field(default_factory=dict)
+    #: worker processes; 0 means all cores
+    jobs: int = 0
+
+
+@dataclass
+class FuseConfig:
+    seed: int = 0
+    #: concat, product, sum or tensor
+    method: str = "concat"
+    #: common dimension blocks are projected to (product, sum, tensor); null picks a default
+    dim: Any = None
+    #: fuse only these modalities (column names); empty means all
+    modalities: list = field(default_factory=list)
+
+
+@dataclass
+class TrainConfig:
+    label: str = "label"
+    seed: int = 0
+    #: logreg or mlp
+    model: str = "logreg"
+    #: model parameters, e.g. {C: 0.5} or {hidden: [256], epochs: 200}
+    params: dict = field(default_factory=dict)
+    #: auto (a GPU when one exists), cpu or cuda
+    device: str = "auto"
+
+
+@dataclass
+class EvalConfig:
+    #: the splits to evaluate, those present in the data
+    splits: list = field(default_factory=lambda: ["train", "val", "test"])
+
+
+@dataclass
+class PredictConfig:
+    jobs: int = 0
+    max_failed_fraction: float = 1.0
+
+
+C = TypeVar("C")
+
+
+def read_config_file(path: Path | None) -> dict:
+    """Read and check the top level of a YAML config file; None gives an empty config."""
+    if path is None:
+        return {}
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"config file {path} does not exist", "pass an existing YAML file to -c")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UsageError(f"config file {path} is not valid YAML: {first}", "fix the YAML") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"config file {path} must hold a mapping of sections", "see configs/")
+    for key in data:
+        _check_known(key, TOP_LEVEL, f"config file {path}")
+    return data
+
+
+def build(cls: type[C], file_config: dict, stage: str, overrides: dict | None = None) -> C:
+    """Resolve a stage config: defaults < file (top level label/seed, then section) < flags."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    values: dict[str, Any] = {}
+    for key in ("label", "seed"):
+        if key in names and key in file_config:
+            values[key] = file_config[key]
+    section = file_config.get(stage) or {}
+    if not isinstance(section, dict):
+        raise UsageError(f"config section {stage!r} must be a mapping", "see configs/")
+    for key, value in section.items():
+        _check_known(key, sorted(names), f"config section {stage!r}")
+        values[key] = value
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            values[key] = value
+    config = cls(**values)
+    _check_types(config, stage)
+    return config
+
+
+def to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def from_dict(cls: type[C], data: dict) -> C:
+    return cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
+
+
+def _check_known(key: str, known, where: str) -> None:
+    if key in known:
+        return
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    hint = f"did you mean {close[0]!r}?" if close else f"known keys: {', '.join(known)}"
+    raise UsageError(f"unknown key {key!r} in {where}", hint)
+
+
+def _check_types(config, stage: str) -> None:
+    default = type(config)()
+    for f in dataclasses.fields(config):
+        value, expected = getattr(config, f.name), getattr(default, f.name)
+        if expected is None:
+            continue
+        ok_types: tuple = (type(expected),)
+        if isinstance(expected, float):
+            ok_types = (int, float)
+        if isinstance(expected, bool):
+            ok_types = (bool,)
+        elif isinstance(expected, int):
+            ok_types = (int,)
+        if not isinstance(value, ok_types) or (isinstance(value, bool) and bool not in ok_types):
+            raise UsageError(
+                f"the {f.name!r} parameter of {stage} must be of type "
+                f"{type(expected).__name__}; got {value!r} instead",
+                f"fix '{f.name}' in the config file or flag",
+            )

@@ -1,0 +1,10 @@
+"""Feature extractors, one registry keyed by name; see :mod:`mmcli.extractors.base`.
+
+Importing this package registers every built-in extractor. To add one, write a class in the
+module of its modality with ``@EXTRACTORS.register("name", kind="image")``.
+"""
+
+from mmcli.extractors import audio, image, tabular, text  # noqa: F401  (registers them)
+from mmcli.extractors.base import EXTRACTORS, Extractor, build_extractor
+
+__all__ = ["EXTRACTORS", "Extractor", "build_extractor"]

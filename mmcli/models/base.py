@@ -1,0 +1,92 @@
+"""The model contract.
+
+``fit(X, y, X_val, y_val)`` takes float32 features and integer class indices (0..K-1) and
+returns ``self``; ``predict_proba(X)`` returns (n, K) probabilities. ``get_state`` and
+``from_state`` give JSON plus arrays, so a model directory never holds a pickle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmcli import artifacts
+from mmcli.errors import UsageError
+from mmcli.registry import Registry
+
+MODELS: Registry[type[Model]] = Registry("model")
+
+
+class Model:
+    name: ClassVar[str]
+
+    @dataclasses.dataclass
+    class Params:
+        pass
+
+    def __init__(self, seed: int = 0, device: str = "auto", **params: Any):
+        fields = {f.name for f in dataclasses.fields(self.Params)}
+        for key in params:
+            if key not in fields:
+                raise UsageError(f"unknown parameter {key!r} for model {self.name!r}",
+                                 f"its parameters are: {', '.join(sorted(fields))}")
+        try:
+            self.params = self.Params(**params)
+        except TypeError as exc:
+            raise UsageError(f"bad parameters for model {self.name!r}: {exc}",
+                             "see the README") from None
+        self.seed = seed
+        self.device = device
+        #: per-epoch records for models trained in epochs
+        self.log_: list[dict] = []
+
+    def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int,
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> Model:
+        raise NotImplementedError
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
+        raise NotImplementedError
+
+    def _load(self, fitted: dict, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, state: dict, arrays: dict[str, np.ndarray]) -> Model:
+        obj = cls(seed=state["seed"], device="cpu", **state["params"])
+        obj._load(state["fitted"], arrays)
+        return obj
+
+
+def build_model(name: str, params: dict, seed: int, device: str) -> Model:
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device is {device!r}", "use auto, cpu or cuda")
+    return MODELS.get(name, where="--model")(seed=seed, device=device, **(params or {}))
+
+
+def save_model(model: Model, directory: Path, classes: list[str]) -> None:
+    fitted, arrays = model.get_state()
+    state = {"name": model.name, "params": dataclasses.asdict(model.params), "seed": model.seed,
+             "classes": classes, "fitted": fitted}
+    artifacts.save_state(directory, "model", state, arrays)
+
+
+def load_model(directory: Path) -> tuple[Model, list[str]]:
+    state, arrays = artifacts.load_state(directory, "model")
+    return MODELS.get(state["name"]).from_state(state, arrays), list(state["classes"])
+
+
+def resolve_device(device: str) -> str:
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda was asked for but no CUDA GPU is available",
+                         "use --device auto or cpu")
+    return device
