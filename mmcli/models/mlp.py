@@ -78,7 +78,7 @@ class MLPModel(Model):
                                              if n.endswith("weight"))
                 loss.backward()
                 opt.step()
-                total += float(loss) * len(idx)
+                total += float(loss.detach()) * len(idx)
             record = {"epoch": epoch, "train_loss": total / len(Xt)}
             if has_val:
                 net.eval()
@@ -107,7 +107,7 @@ class MLPModel(Model):
         import torch
 
         with torch.no_grad():
-            logits = self.net_(torch.as_tensor(np.asarray(X, dtype=np.float32)))
+            logits = self.net_(torch.as_tensor(np.array(X, dtype=np.float32)))
             return torch.softmax(logits, dim=1).numpy().astype(np.float64)
 
     def get_state(self):

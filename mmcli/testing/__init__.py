@@ -1,0 +1,1 @@
+"""Tiny deterministic data for tests and examples."""
