@@ -1,0 +1,283 @@
+"""Manifests: CSV/JSONL reading, ids, column kinds and deterministic splits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from mmcli.errors import DataError, UsageError
+from mmcli.manifest import Manifest, assign_splits, column_kinds, detect_kind, read_manifest
+
+FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
+
+
+def write(path, text: str, encoding: str = "utf-8"):
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+# --- CSV ----------------------------------------------------------------------------------
+
+
+def test_csv_basic(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,text,label\na,hello,x\nb,world,y\n"))
+    assert m.columns == ["id", "text", "label"]
+    assert m.rows == [{"id": "a", "text": "hello", "label": "x"},
+                      {"id": "b", "text": "world", "label": "y"}]
+    assert len(m) == 2
+    assert m.base_dir == tmp_path
+
+
+def test_csv_bom_is_stripped(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"\xef\xbb\xbfid,label\na,x\n")
+    m = read_manifest(path)
+    assert m.columns == ["id", "label"]
+    assert m.ids() == ["a"]
+
+
+def test_csv_blank_lines_skipped(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,label\n\na,x\n , \n\nb,y\n\n"))
+    assert [r["id"] for r in m.rows] == ["a", "b"]
+
+
+def test_csv_quoted_commas(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", 'id,text\na,"one, two, three"\n'))
+    assert m.rows[0]["text"] == "one, two, three"
+
+
+def test_tsv(tmp_path):
+    m = read_manifest(write(tmp_path / "m.tsv", "id\ttext\na\tone, two\n"))
+    assert m.rows == [{"id": "a", "text": "one, two"}]
+
+
+def test_csv_wrong_field_count_names_line(tmp_path):
+    path = write(tmp_path / "m.csv", "id,text,label\na,hi,x\nb,one, two,y\n")
+    with pytest.raises(DataError) as exc:
+        read_manifest(path)
+    assert "line 3" in str(exc.value)
+    assert "4 fields" in str(exc.value)
+
+
+def test_csv_not_utf8(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes("id,text\na,caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_manifest(path)
+
+
+@pytest.mark.parametrize("text", ["", "\n", "id,label\n", "id,label\n\n\n"])
+def test_csv_empty_or_header_only(tmp_path, text):
+    with pytest.raises(DataError):
+        read_manifest(write(tmp_path / "m.csv", text))
+
+
+def test_csv_duplicate_column(tmp_path):
+    with pytest.raises(DataError, match="'text' appears twice"):
+        read_manifest(write(tmp_path / "m.csv", "id,text,text\na,b,c\n"))
+
+
+def test_missing_manifest(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        read_manifest(tmp_path / "nope.csv")
+
+
+# --- JSONL --------------------------------------------------------------------------------
+
+
+def test_jsonl_basic(tmp_path):
+    lines = [{"id": "a", "x": 1.5, "flag": True, "label": "p"},
+             {"id": "b", "x": None, "extra": "e", "label": "q"}]
+    path = write(tmp_path / "m.jsonl",
+                 "\ufeff" + "\n".join(json.dumps(o) for o in lines) + "\n\n")
+    m = read_manifest(path)
+    assert m.columns == ["id", "x", "flag", "label", "extra"]
+    assert m.rows[0] == {"id": "a", "x": "1.5", "flag": "true", "label": "p", "extra": ""}
+    assert m.rows[1] == {"id": "b", "x": "", "flag": "", "label": "q", "extra": "e"}
+
+
+def test_jsonl_bad_line(tmp_path):
+    path = write(tmp_path / "m.jsonl", '{"id": "a"}\n\n{"id": \n')
+    with pytest.raises(DataError, match="line 3 is not valid JSON"):
+        read_manifest(path)
+
+
+def test_jsonl_not_object(tmp_path):
+    with pytest.raises(DataError, match="line 1 is not a JSON object"):
+        read_manifest(write(tmp_path / "m.jsonl", "[1, 2]\n"))
+
+
+def test_jsonl_not_utf8(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_bytes('{"id": "caf\u00e9"}\n'.encode("latin-1"))
+    with pytest.raises(DataError, match="not UTF-8"):
+        read_manifest(path)
+
+
+def test_jsonl_empty(tmp_path):
+    with pytest.raises(DataError, match="no rows"):
+        read_manifest(write(tmp_path / "m.jsonl", "\n\n"))
+
+
+# --- ids ----------------------------------------------------------------------------------
+
+
+def test_ids_from_column(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,label\n a ,x\nb,y\n"))
+    assert m.ids() == ["a", "b"]
+
+
+def test_ids_are_row_numbers_without_id_column(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "text,label\nu,x\nv,y\nw,z\n"))
+    assert m.ids() == ["1", "2", "3"]
+
+
+def test_duplicate_ids_name_both_rows(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,label\na,x\nb,y\nc,z\nb,w\n"))
+    with pytest.raises(DataError) as exc:
+        m.ids()
+    msg = str(exc.value)
+    assert "'b'" in msg and "rows 2 and 4" in msg
+
+
+def test_empty_id(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,label\na,x\n  ,y\n"))
+    with pytest.raises(DataError, match="row 2 has an empty id"):
+        m.ids()
+
+
+def test_resolve(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,label\na,x\n"))
+    assert m.resolve("media/a.png") == tmp_path / "media" / "a.png"
+    assert m.resolve(str(tmp_path / "abs.png")) == tmp_path / "abs.png"
+
+
+# --- kinds --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("values, kind", [
+    (["a.png", "b.JPG", "c.webp"], "image"),
+    (["a.wav", "b.flac", "c.mp3"], "audio"),
+    (["1", "2.5", "-3e4", ""], "numeric"),
+    (["cat", "dog", "cat", "dog", "cat", "dog"], "categorical"),
+    (["the quick brown fox jumps", "over the lazy dog today", "hello there my friend"],
+     "text"),
+    (["", "  "], "text"),
+])
+def test_detect_kind(values, kind):
+    assert detect_kind(values) == kind
+
+
+def test_detect_kind_many_distinct_short_values_is_text():
+    assert detect_kind([f"word{k}" for k in range(20)]) == "text"
+
+
+def manifest_for_kinds(tmp_path) -> Manifest:
+    rows = "".join(f"i{k},p{k}.png,{k}.5,{'ab'[k % 2]},some words number {k} here,"
+                   f"{'xy'[k % 2]},train\n" for k in range(10))
+    return read_manifest(write(tmp_path / "m.csv", "id,photo,num,cat,text,label,split\n" + rows))
+
+
+def test_column_kinds_detected(tmp_path):
+    m = manifest_for_kinds(tmp_path)
+    assert column_kinds(m, "label", {}) == {"photo": "image", "num": "numeric",
+                                            "cat": "categorical", "text": "text"}
+
+
+def test_column_kinds_overrides_and_ignore(tmp_path):
+    m = manifest_for_kinds(tmp_path)
+    kinds = column_kinds(m, "label", {"num": "categorical", "text": "ignore"})
+    assert kinds == {"photo": "image", "num": "categorical", "cat": "categorical"}
+    assert list(kinds) == ["photo", "num", "cat"]
+
+
+def test_column_kinds_unknown_column(tmp_path):
+    m = manifest_for_kinds(tmp_path)
+    with pytest.raises(UsageError, match="'nope'"):
+        column_kinds(m, "label", {"nope": "text"})
+
+
+def test_column_kinds_bad_kind(tmp_path):
+    m = manifest_for_kinds(tmp_path)
+    with pytest.raises(UsageError, match="'video'"):
+        column_kinds(m, "label", {"text": "video"})
+
+
+def test_column_kinds_none_left(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,label,split\na,x,train\n"))
+    with pytest.raises(DataError, match="no modality columns"):
+        column_kinds(m, "label", {})
+
+
+# --- splits -------------------------------------------------------------------------------
+
+
+def test_split_column_with_aliases(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv",
+                            "id,split\na,train\nb,Valid\nc,validation\nd, dev \ne,TEST\nf,val\n"))
+    assert assign_splits(m, m.ids(), [""] * 6, FRACTIONS, 0) == \
+        ["train", "val", "val", "val", "test", "val"]
+
+
+def test_split_column_bad_value_names_row(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,split\na,train\nb,holdout\n"))
+    with pytest.raises(DataError) as exc:
+        assign_splits(m, m.ids(), ["", ""], FRACTIONS, 0)
+    assert "row 2" in str(exc.value) and "'holdout'" in str(exc.value)
+
+
+def hash_manifest(tmp_path, n: int) -> Manifest:
+    return Manifest(tmp_path / "m.csv", ["id", "label"],
+                    [{"id": f"id{k}", "label": "ab"[k % 2]} for k in range(n)])
+
+
+def hash_splits(tmp_path, n: int, seed: int = 0, fractions=FRACTIONS) -> list[str]:
+    m = hash_manifest(tmp_path, n)
+    return assign_splits(m, m.ids(), [r["label"] for r in m.rows], fractions, seed)
+
+
+def test_hash_split_deterministic(tmp_path):
+    assert hash_splits(tmp_path, 200, seed=3) == hash_splits(tmp_path, 200, seed=3)
+
+
+def test_hash_split_fractions(tmp_path):
+    counts = Counter(hash_splits(tmp_path, 3000))
+    assert set(counts) == {"train", "val", "test"}
+    assert abs(counts["train"] / 3000 - 0.7) < 0.04
+    assert abs(counts["val"] / 3000 - 0.15) < 0.03
+    assert abs(counts["test"] / 3000 - 0.15) < 0.03
+
+
+def test_hash_split_fractions_are_normalised(tmp_path):
+    counts = Counter(hash_splits(tmp_path, 2000, fractions={"train": 1, "test": 1}))
+    assert set(counts) == {"train", "test"}
+    assert abs(counts["train"] / 2000 - 0.5) < 0.05
+
+
+def test_hash_split_other_seed_differs(tmp_path):
+    a, b = hash_splits(tmp_path, 300, seed=0), hash_splits(tmp_path, 300, seed=1)
+    assert a != b
+    assert sum(x != y for x, y in zip(a, b)) > 30
+
+
+def test_hash_split_stable_when_rows_appended(tmp_path):
+    first = hash_splits(tmp_path, 100, seed=7)
+    more = hash_splits(tmp_path, 150, seed=7)
+    assert more[:100] == first
+
+
+def test_hash_split_stable_when_rows_reordered(tmp_path):
+    m = hash_manifest(tmp_path, 50)
+    ids, labels = m.ids(), [r["label"] for r in m.rows]
+    fwd = assign_splits(m, ids, labels, FRACTIONS, 0)
+    rev = assign_splits(m, ids[::-1], labels[::-1], FRACTIONS, 0)
+    assert rev[::-1] == fwd
+
+
+@pytest.mark.parametrize("fractions", [{"train": 0.7, "holdout": 0.3}, {"train": 0, "val": 0},
+                                       {"train": 1.2, "test": -0.2}])
+def test_hash_split_bad_fractions(tmp_path, fractions):
+    with pytest.raises(UsageError):
+        hash_splits(tmp_path, 10, fractions=fractions)
