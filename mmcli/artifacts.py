@@ -268,7 +268,8 @@ def open_stage(path: Path, expected: str, for_command: str, verify: bool = True)
     make = MAKES[expected]
     if not path.is_dir():
         raise ArtifactError(
-            f"{path} is not a directory", f"{for_command} needs a '{expected}' directory: run `{make}`"
+            f"{path} is not a directory",
+            f"{for_command} needs a '{expected}' directory: run `{make}`",
         )
     meta_path = path / META
     if not meta_path.is_file():

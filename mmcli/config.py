@@ -54,6 +54,8 @@ class PreprocessConfig:
 
 @dataclass
 class ExtractConfig:
+    #: null: the label column preprocess used; otherwise checked against it
+    label: Any = None
     seed: int = 0
     #: extractor names per modality kind, applied to every column of that kind
     image: list = field(default_factory=lambda: ["color_hist", "pixels"])
@@ -69,6 +71,7 @@ class ExtractConfig:
 
 @dataclass
 class FuseConfig:
+    label: Any = None
     seed: int = 0
     #: concat, product, sum or tensor
     method: str = "concat"
@@ -80,7 +83,7 @@ class FuseConfig:
 
 @dataclass
 class TrainConfig:
-    label: str = "label"
+    label: Any = None
     seed: int = 0
     #: logreg or mlp
     model: str = "logreg"
@@ -92,12 +95,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
+    label: Any = None
     #: the splits to evaluate, those present in the data
     splits: list = field(default_factory=lambda: ["train", "val", "test"])
 
 
 @dataclass
 class PredictConfig:
+    #: when the new manifest has this column, predict also reports accuracy on it
+    label: Any = None
     jobs: int = 0
     max_failed_fraction: float = 1.0
 

@@ -30,7 +30,8 @@ class UsageError(MmcliError):
 
 
 class DataError(MmcliError):
-    """A manifest or its media cannot be used: unreadable, empty, duplicate ids, too many failures."""
+    """A manifest or its media cannot be used: unreadable, empty, duplicate ids, too many
+    failures."""
 
     exit_code = 3
 
@@ -50,6 +51,7 @@ EXIT_CODES = {
     1: "internal error (a bug: please report it with MMCLI_DEBUG=1 output)",
     UsageError.exit_code: "usage error: bad option, config file or config value",
     DataError.exit_code: "data error: manifest or media unusable, or too many items failed",
-    ArtifactError.exit_code: "artifact error: missing, wrong-kind, unknown-schema or modified stage directory",
+    ArtifactError.exit_code: "artifact error: missing, wrong-kind, unknown-schema or modified "
+    "stage directory",
     Interrupted.exit_code: "interrupted (Ctrl-C); nothing half-written is left behind",
 }

@@ -174,7 +174,8 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
     for col, kind in overrides.items():
         if col not in manifest.columns:
             raise UsageError(
-                f"config 'preprocess.columns' names column {col!r}, which is not in {manifest.path}",
+                f"config 'preprocess.columns' names column {col!r}, "
+                f"which is not in {manifest.path}",
                 f"columns are: {', '.join(manifest.columns)}",
             )
         if kind not in (*KINDS, "ignore"):

@@ -35,8 +35,8 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=initializer,
-                             initargs=initargs) as pool:
+    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
+                             initargs=(initializer, initargs)) as pool:
         pending: deque = deque()
         it: Iterable = iter(tasks)
         for task in it:
@@ -48,6 +48,16 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
             pending.append(pool.submit(fn, task))
         while pending:
             yield pending.popleft().result()
+
+
+def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it (exit 130, temporary
+    # output removed); workers must not print their own KeyboardInterrupt tracebacks.
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if initializer is not None:
+        initializer(*initargs)
 
 
 def chunks(n: int, size: int) -> list[tuple[int, int]]:

@@ -39,7 +39,8 @@ class Registry(Generic[T]):
         if name in self._items:
             return self._items[name]
         close = difflib.get_close_matches(name, self._items, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"choose one of: {', '.join(self.names())}"
+        hint = (f"did you mean {close[0]!r}?" if close
+                else f"choose one of: {', '.join(self.names())}")
         place = f" in {where}" if where else ""
         raise UsageError(f"unknown {self.kind} {name!r}{place}", hint)
 

@@ -28,7 +28,7 @@ def command(
     from mmcli.stages.evaluate import evaluate
 
     console.set_quiet(quiet)
-    cfg = build(EvalConfig, read_config_file(config), "eval")
+    cfg = build(EvalConfig, read_config_file(config), "eval", {"label": label})
     metrics = evaluate(model_dir, fused_dir, out, cfg, console.progress)
     lines = ["split   n     accuracy  balanced_acc  macro_f1"]
     for split, m in metrics.items():

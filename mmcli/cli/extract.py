@@ -32,7 +32,8 @@ def command(
     from mmcli.stages.extract import extract
 
     console.set_quiet(quiet)
-    cfg = build(ExtractConfig, read_config_file(config), "extract", {"seed": seed, "jobs": jobs})
+    cfg = build(ExtractConfig, read_config_file(config), "extract",
+                {"label": label, "seed": seed, "jobs": jobs})
     s = extract(pre_dir, out, cfg, console.progress)
     dims = ", ".join(f"{c} {d}" for c, d in s["blocks"].items())
     console.info(f"extract: {s['items']} items; feature dimensions: {dims}")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,12 +13,12 @@ from mmcli.cli.errors import handle_errors
 def command(
     feat_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli extract`.")],
     out: options.Out,
-    method: Annotated[Optional[str], typer.Option(
-        "--method", "-m", help="concat, product, sum or tensor [default: concat].")] = None,
-    dim: Annotated[Optional[int], typer.Option(
+    method: Annotated[str | None, typer.Option(
+        "--method", "-m", help="concat, product, sum or tensor (default: concat).")] = None,
+    dim: Annotated[int | None, typer.Option(
         "--dim", help="Common dimension for product, sum and tensor.")] = None,
-    modalities: Annotated[Optional[str], typer.Option(
-        "--modalities", help="Comma-separated columns to fuse [default: all].")] = None,
+    modalities: Annotated[str | None, typer.Option(
+        "--modalities", help="Comma-separated columns to fuse (default: all).")] = None,
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,
@@ -36,7 +36,8 @@ def command(
     console.set_quiet(quiet)
     mods = [m.strip() for m in modalities.split(",") if m.strip()] if modalities else None
     cfg = build(FuseConfig, read_config_file(config), "fuse",
-                {"method": method, "dim": dim, "modalities": mods, "seed": seed})
+                {"method": method, "dim": dim, "modalities": mods, "label": label,
+                 "seed": seed})
     s = fuse(feat_dir, out, cfg, console.progress)
     console.info(f"fuse: {s['method']} of {', '.join(s['modalities'])} -> {s['dim']} features "
                  f"for {s['items']} items")

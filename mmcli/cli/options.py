@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 Out = Annotated[Path, typer.Option("--out", "-o", help="Output directory (replaced atomically).")]
 Config = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", "-c", help="YAML config file; flags override it.", dir_okay=False),
 ]
 Label = Annotated[
-    Optional[str], typer.Option("--label", help="Label column [default: label].")
+    str | None,
+    typer.Option("--label", help="Label column (default: label; later stages: preprocess's)."),
 ]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed [default: 0].")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Random seed (default: 0).")]
 Jobs = Annotated[
-    Optional[int], typer.Option("--jobs", "-j", help="Worker processes [default: all cores].")
+    int | None, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]

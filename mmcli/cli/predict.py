@@ -15,12 +15,14 @@ def command(
     manifest: Annotated[Path, typer.Argument(help="New manifest (CSV/JSONL); no label needed.")],
     out: options.Out,
     config: options.Config = None,
+    label: options.Label = None,
     jobs: options.Jobs = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Predict new items with a trained model directory.
 
-    Writes predictions.csv (id, prediction, prob_<class>...) and failures.csv.
+    Writes predictions.csv (id, prediction, prob_<class>...) and failures.csv. When the
+    manifest has the label column (--label, default the model's), accuracy on it is reported.
 
     Example:
 
@@ -30,8 +32,12 @@ def command(
     from mmcli.stages.predict import predict
 
     console.set_quiet(quiet)
-    cfg = build(PredictConfig, read_config_file(config), "predict", {"jobs": jobs})
+    cfg = build(PredictConfig, read_config_file(config), "predict", {"label": label, "jobs": jobs})
     s = predict(model_dir, manifest, out, cfg, console.progress)
     console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "
                  f"{s['failed']} left out (see {out / 'failures.csv'})")
+    if s["accuracy"]:
+        a = s["accuracy"]
+        console.info(f"accuracy on the {a['n']} rows with a {a['label']!r} value: "
+                     f"{a['accuracy']:.3f}")
     console.info(f"wrote {out / 'predictions.csv'}")

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,10 +13,10 @@ from mmcli.cli.errors import handle_errors
 def command(
     fused_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli fuse`.")],
     out: options.Out,
-    model: Annotated[Optional[str], typer.Option(
-        "--model", help="logreg or mlp [default: logreg].")] = None,
-    device: Annotated[Optional[str], typer.Option(
-        "--device", help="auto (a GPU when present), cpu or cuda [default: auto].")] = None,
+    model: Annotated[str | None, typer.Option(
+        "--model", help="logreg or mlp (default: logreg).")] = None,
+    device: Annotated[str | None, typer.Option(
+        "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,

@@ -21,6 +21,7 @@ from mmcli import artifacts
 from mmcli.config import EvalConfig, to_dict
 from mmcli.errors import ArtifactError, DataError
 from mmcli.progress import ProgressFactory, silent
+from mmcli.stages.preprocess import PreprocessState, check_label
 
 
 def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | None = None,
@@ -32,6 +33,7 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
     model_stage = artifacts.open_stage(model_dir, "train", "mmcli eval")
     fused = artifacts.open_stage(fused_dir, "fuse", "mmcli eval")
     check_same_fusion(model_stage.path, fused.path)
+    check_label(PreprocessState.load(fused.path / "state"), config.label, fused.path)
     model, classes = load_model(model_stage.path / "state" / "model")
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
     X = artifacts.load_npy(fused.path / "fused.npy")
@@ -76,8 +78,13 @@ def check_same_fusion(model_path: Path, fused_path: Path) -> None:
 
 
 def classification_metrics(y_true: list[str], y_pred: list[str], classes: list[str]) -> dict:
-    from sklearn.metrics import (accuracy_score, balanced_accuracy_score, confusion_matrix,
-                                 f1_score, precision_recall_fscore_support)
+    from sklearn.metrics import (
+        accuracy_score,
+        balanced_accuracy_score,
+        confusion_matrix,
+        f1_score,
+        precision_recall_fscore_support,
+    )
 
     labels = list(classes) + sorted(set(y_true) - set(classes))
     precision, recall, f1, support = precision_recall_fscore_support(

@@ -24,7 +24,7 @@ from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, UsageError
 from mmcli.parallel import chunks, ordered_map
 from mmcli.progress import ProgressFactory, silent
-from mmcli.stages.preprocess import PreprocessState
+from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 128
 Plan = dict[str, list]  # column -> fitted extractors
@@ -38,10 +38,12 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     config = config or ExtractConfig()
     pre = artifacts.open_stage(pre_dir, "preprocess", "mmcli extract")
     pstate = PreprocessState.load(pre.path / "state")
+    check_label(pstate, config.label, pre.path)
     data = PreprocessedData(pre.path, pstate.columns, pstate.sample_rate)
     train = np.array([k for k, it in enumerate(data.items) if it["split"] == "train"], dtype=int)
     if train.size == 0:
-        raise ArtifactError(f"{pre.path} has no train items", "re-run preprocess with a train split")
+        raise ArtifactError(f"{pre.path} has no train items",
+                            "re-run preprocess with a train split")
 
     plan: Plan = {}
     for col, kind in pstate.columns.items():

@@ -20,7 +20,7 @@ from mmcli.config import FuseConfig, to_dict
 from mmcli.errors import ArtifactError, UsageError
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.extract import load_plan, save_plan
-from mmcli.stages.preprocess import PreprocessState
+from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 4096
 
@@ -32,6 +32,7 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
 
     config = config or FuseConfig()
     feat = artifacts.open_stage(feat_dir, "extract", "mmcli fuse")
+    check_label(PreprocessState.load(feat.path / "state"), config.label, feat.path)
     blocks_info = artifacts.read_json(feat.path / "blocks.json")
     available = [b["column"] for b in blocks_info]
     columns = list(config.modalities) or available
@@ -43,7 +44,8 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
     blocks = [artifacts.load_npy(feat.path / "features" / f"{c}.npy") for c in columns]
     train = np.array([k for k, it in enumerate(items) if it["split"] == "train"], dtype=int)
     if train.size == 0:
-        raise ArtifactError(f"{feat.path} has no train items", "re-run preprocess with a train split")
+        raise ArtifactError(f"{feat.path} has no train items",
+                            "re-run preprocess with a train split")
 
     method = FUSIONS.get(config.method, where="--method")(config.dim, config.seed)
     method.fit([np.asarray(b[train]) for b in blocks])

@@ -28,6 +28,8 @@ from mmcli.stages.fuse import load_fusion
 from mmcli.stages.preprocess import PreprocessState
 from mmcli.stages.preprocess import apply as preprocess_apply
 
+CHUNK = 4096
+
 
 def predict(model_dir: Path, manifest_path: Path, out: Path,
             config: PredictConfig | None = None, progress: ProgressFactory = silent) -> dict:
@@ -50,20 +52,37 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
                                    config.jobs, config.max_failed_fraction, progress)
         extract_transform(work, pstate, plan, work / "features", config.jobs, progress)
         items = artifacts.read_jsonl(work / "items.jsonl")
-        blocks = [artifacts.load_npy(work / "features" / f"{c}.npy", mmap=False)
-                  for c in columns]
-        proba = model.predict_proba(fusion.transform(blocks))
+        blocks = [artifacts.load_npy(work / "features" / f"{c}.npy") for c in columns]
+        proba = np.vstack([
+            model.predict_proba(fusion.transform([np.asarray(b[a:a + CHUNK]) for b in blocks]))
+            for a in range(0, len(items), CHUNK)
+        ]) if items else np.zeros((0, len(classes)))
+        predicted = [classes[int(k)] for k in proba.argmax(1)]
         with open(writer.path / "predictions.csv", "w", encoding="utf-8", newline="") as f:
             out_csv = csv.writer(f, lineterminator="\n")
             out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes)])
-            for it, row in zip(items, proba):
-                out_csv.writerow([it["id"], classes[int(np.argmax(row))],
-                                  *(f"{v:.6f}" for v in row)])
+            for it, label, row in zip(items, predicted, proba):
+                out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row)])
+        del blocks
         shutil.move(str(work / "failures.csv"), writer.path / "failures.csv")
         shutil.rmtree(work)
         summary = {"rows": summary["rows"], "predicted": summary["kept"],
-                   "failed": summary["failed"]}
+                   "failed": summary["failed"],
+                   "accuracy": _accuracy(manifest, ids, items, predicted,
+                                         config.label or pstate.label)}
         writer.commit(to_dict(config), None,
                       {str(model_stage.path): model_stage.meta_hash(),
                        str(manifest.path): artifacts.sha256_file(manifest.path)}, summary)
     return summary
+
+
+def _accuracy(manifest, ids, items, predicted, label: str | None) -> dict | None:
+    """Accuracy on the rows whose label is known, when the manifest has the label column."""
+    if not label or label not in manifest.columns:
+        return None
+    truth = {i: r.get(label, "").strip() for i, r in zip(ids, manifest.rows)}
+    pairs = [(truth[it["id"]], p) for it, p in zip(items, predicted) if truth[it["id"]]]
+    if not pairs:
+        return None
+    return {"label": label, "n": len(pairs),
+            "accuracy": sum(t == p for t, p in pairs) / len(pairs)}

@@ -55,6 +55,16 @@ class PreprocessState:
         return cls(**artifacts.read_json(directory / "preprocess.json"))
 
 
+def check_label(pstate: PreprocessState, label: str | None, where: Path) -> None:
+    """A later stage's --label must be the label column that preprocess used."""
+    if label is not None and label != pstate.label:
+        raise DataError(
+            f"--label {label!r} differs from the label column {pstate.label!r} that "
+            f"preprocess used for {where}",
+            f"re-run preprocess with --label {label}, or drop --label here",
+        )
+
+
 def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None = None,
                progress: ProgressFactory = silent) -> dict:
     """Run the preprocess stage on a labelled manifest; returns a summary."""

@@ -19,7 +19,7 @@ from mmcli import artifacts
 from mmcli.config import TrainConfig, to_dict
 from mmcli.errors import DataError
 from mmcli.progress import ProgressFactory, silent
-from mmcli.stages.preprocess import PreprocessState
+from mmcli.stages.preprocess import PreprocessState, check_label
 
 
 def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
@@ -30,12 +30,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     config = config or TrainConfig()
     fused = artifacts.open_stage(fused_dir, "fuse", "mmcli train")
     pstate = PreprocessState.load(fused.path / "state")
-    if config.label != pstate.label:
-        raise DataError(
-            f"--label {config.label!r} differs from the label column {pstate.label!r} that "
-            f"preprocess used for {fused.path}",
-            f"re-run preprocess with --label {config.label}, or drop --label here",
-        )
+    check_label(pstate, config.label, fused.path)
     classes = pstate.classes
     if len(classes) < 2:
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",

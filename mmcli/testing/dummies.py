@@ -74,7 +74,8 @@ def make_dataset(root: Path, n: int = 36, classes: tuple[str, ...] = CLASSES, se
                "text": " ".join(words),
                "value": f"{classes.index(label) + rng.normal(0, 0.3):.4f}"}
         if with_split:
-            row["split"] = ("train", "train", "val", "test")[k % 4] if k >= len(classes) else "train"
+            row["split"] = (("train", "train", "val", "test")[k % 4] if k >= len(classes)
+                            else "train")
         if with_label:
             row["label"] = label
         rows.append(row)
