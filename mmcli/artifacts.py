@@ -195,7 +195,8 @@ class StageWriter:
         self.out = Path(out)
         self.stage = stage
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        if self.out.exists() and not (self.out / META).exists() and any(self.out.iterdir()):
+        if self.out.exists() and (not self.out.is_dir() or (
+                not (self.out / META).exists() and any(self.out.iterdir()))):
             raise ArtifactError(
                 f"{self.out} exists and is not an mmcli stage directory",
                 "choose another -o path or remove it",

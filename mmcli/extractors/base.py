@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from mmcli.config import _check_types as check_types
 from mmcli.errors import UsageError
 from mmcli.registry import Registry
 
@@ -49,6 +50,7 @@ class Extractor:
         except TypeError as exc:
             raise UsageError(f"bad parameters for extractor {self.name!r}: {exc}",
                              "see docs/extractors.md") from None
+        check_types(self.params, f"extractor {self.name!r}")
         self.dim_: int | None = None
 
     def fit(self, data) -> Extractor:

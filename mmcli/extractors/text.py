@@ -8,6 +8,7 @@ import zlib
 
 import numpy as np
 
+from mmcli.errors import UsageError
 from mmcli.extractors.base import EXTRACTORS, Extractor
 
 _TOKEN = re.compile(r"\w+", re.UNICODE)
@@ -45,7 +46,10 @@ class Tfidf(Extractor):
         vec = self._vectorizer()
         try:
             vec.fit(texts)
-        except ValueError:  # empty vocabulary: no tokens in train
+        except ValueError as exc:  # empty vocabulary: no tokens in train
+            if "empty vocabulary" not in str(exc):  # a bad parameter, e.g. max_features: 0
+                raise UsageError(f"tfidf cannot be fitted: {exc}",
+                                 "fix extract.params.tfidf in the config") from None
             self.vocabulary_, self.idf_ = [], np.zeros(0, dtype=np.float32)
             return 1
         self.vocabulary_ = list(vec.get_feature_names_out())

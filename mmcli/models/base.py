@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmcli import artifacts
+from mmcli.config import _check_types as check_types
 from mmcli.errors import UsageError
 from mmcli.registry import Registry
 
@@ -38,6 +39,7 @@ class Model:
         except TypeError as exc:
             raise UsageError(f"bad parameters for model {self.name!r}: {exc}",
                              "see the README") from None
+        check_types(self.params, f"model {self.name!r}")
         self.seed = seed
         self.device = device
         #: per-epoch records for models trained in epochs

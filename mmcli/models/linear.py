@@ -6,6 +6,7 @@ import dataclasses
 
 import numpy as np
 
+from mmcli.errors import UsageError
 from mmcli.models.base import MODELS, Model
 
 
@@ -28,6 +29,10 @@ class LogisticRegressionModel(Model):
         from sklearn.linear_model import LogisticRegression
 
         p = self.params
+        if p.penalty not in ("l1", "l2") or p.class_weight not in (None, "balanced"):
+            raise UsageError(f"logreg penalty is {p.penalty!r} and class_weight is "
+                             f"{p.class_weight!r}", "use penalty l2 or l1, class_weight null "
+                             "or balanced")
         solver = "saga" if p.penalty == "l1" else "lbfgs"
         return LogisticRegression(C=p.C, l1_ratio=1.0 if p.penalty == "l1" else 0.0,
                                   solver=solver, class_weight=p.class_weight,
