@@ -117,6 +117,8 @@ def save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_state(directory: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]:
+    import zipfile
+
     params = read_json(directory / f"{name}.json")
     arrays: dict[str, np.ndarray] = {}
     npz = directory / f"{name}.npz"
@@ -124,7 +126,7 @@ def load_state(directory: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]
         try:
             with np.load(npz, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (ValueError, OSError) as exc:
+        except (ValueError, OSError, zipfile.BadZipFile) as exc:
             raise ArtifactError(f"{npz} cannot be read ({exc})", "re-run the stage") from None
     return params, arrays
 

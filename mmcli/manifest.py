@@ -19,6 +19,8 @@ from mmcli.errors import DataError, UsageError
 
 IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".opus"}
+#: markers of a missing value in a numeric column (preprocess reads them as NaN)
+MISSING_NUMBERS = ("nan", "na", "null", "none")
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                  "dev": "val", "test": "test"}
@@ -152,7 +154,8 @@ def detect_kind(values: list[str]) -> str:
         return "image"
     if sum(s in AUDIO_EXTENSIONS for s in suffixes) >= 0.9 * n:
         return "audio"
-    if all(_is_float(v) for v in present):
+    numbers = [v for v in present if v.lower() not in MISSING_NUMBERS]
+    if numbers and all(_is_float(v) for v in numbers):
         return "numeric"
     distinct = len(set(present))
     if distinct <= max(2, min(50, n // 2)) and max(len(v.split()) for v in present) <= 3:

@@ -77,9 +77,14 @@ def load_audio(path: Path, sample_rate: int, max_seconds: float) -> np.ndarray:
             data = f.read(frames=frames, dtype="float32", always_2d=True)
     except Exception:  # soundfile cannot read it (mp3 on old libsndfile, m4a...): try librosa
         try:
+            import warnings
+
             import librosa
 
-            data, native = librosa.load(str(path), sr=None, mono=False, duration=max_seconds)
+            with warnings.catch_warnings():  # "PySoundFile failed..." would clutter stderr
+                warnings.simplefilter("ignore")
+                data, native = librosa.load(str(path), sr=None, mono=False,
+                                            duration=max_seconds)
             data = np.atleast_2d(data).T.astype(np.float32)
         except Exception as exc:  # noqa: BLE001 - any decoder failure is this item's reason
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

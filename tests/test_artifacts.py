@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import numpy as np
 import pytest
@@ -63,11 +64,16 @@ def test_load_npy_errors(tmp_path):
         artifacts.load_npy(bad)
 
 
-def test_save_npz_byte_identical(tmp_path):
+def test_save_npz_byte_identical(tmp_path, monkeypatch):
     arrays = {"b": np.arange(10, dtype=np.int64), "a": np.eye(3, dtype=np.float32),
               "c": np.zeros((0, 2))}
     artifacts.save_npz(tmp_path / "one.npz", arrays)
+    # a later write, at another time of day, with the arrays given in another order
+    later = time.localtime(time.time() + 3 * 86400 + 3671)
+    monkeypatch.setattr(time, "localtime", lambda *a: later)
+    monkeypatch.setattr(time, "time", lambda: time.mktime(later))
     artifacts.save_npz(tmp_path / "two.npz", dict(reversed(list(arrays.items()))))
+    monkeypatch.undo()
     assert (tmp_path / "one.npz").read_bytes() == (tmp_path / "two.npz").read_bytes()
     with np.load(tmp_path / "one.npz", allow_pickle=False) as data:
         assert sorted(data.files) == ["a", "b", "c"]
@@ -105,6 +111,14 @@ def test_load_state_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{not json", encoding="utf-8")
     with pytest.raises(ArtifactError, match="not valid JSON"):
         artifacts.load_state(tmp_path, "bad")
+
+
+def test_load_state_truncated_npz(tmp_path):
+    artifacts.save_state(tmp_path, "x", {"a": 1}, {"w": np.arange(100.0)})
+    data = (tmp_path / "x.npz").read_bytes()
+    (tmp_path / "x.npz").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="cannot be read"):
+        artifacts.load_state(tmp_path, "x")
 
 
 def test_jsonl_round_trip(tmp_path):

@@ -31,7 +31,7 @@ def test_top_level_label_and_seed():
 
 def test_top_level_ignored_by_configs_without_that_field():
     config = build(EvalConfig, {"label": "y", "seed": 5}, "eval")
-    assert config == EvalConfig()
+    assert config == EvalConfig(label="y")  # EvalConfig has no seed
 
 
 def test_section_beats_top_level():
@@ -40,13 +40,13 @@ def test_section_beats_top_level():
 
 
 def test_overrides_beat_section_and_none_is_ignored():
-    file_config = {"seed": 5, "train": {"seed": 9, "model": "mlp", "device": "cpu"}}
+    file_config = {"label": "y", "train": {"seed": 9, "model": "mlp"}}
     config = build(TrainConfig, file_config, "train",
-                   {"seed": 11, "model": None, "label": None})
+                   {"seed": 11, "model": None, "label": None, "device": None})
     assert config.seed == 11
-    assert config.model == "mlp"  # None override keeps the file value
-    assert config.label == "label"  # None override keeps the default
-    assert config.device == "cpu"
+    assert config.model == "mlp"  # None override keeps the section value
+    assert config.label == "y"  # None override keeps the top-level value
+    assert config.device == "auto"  # None override keeps the default
 
 
 def test_other_sections_do_not_leak():

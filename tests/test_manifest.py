@@ -170,6 +170,17 @@ def test_detect_kind(values, kind):
     assert detect_kind(values) == kind
 
 
+@pytest.mark.parametrize("marker", ["NA", "nan", "NaN", "null", "None"])
+def test_detect_kind_numeric_with_missing_markers(marker):
+    """The markers that preprocess reads as a missing number keep a column numeric."""
+    values = ["1.5", marker, "2.0", "3.25", "4", "5.5", "6.1", "7.2", "8.9", "10.5"]
+    assert detect_kind(values) == "numeric"
+
+
+def test_detect_kind_only_missing_markers_is_not_numeric():
+    assert detect_kind(["NA", "NA", "null", "NA"]) == "categorical"
+
+
 def test_detect_kind_many_distinct_short_values_is_text():
     assert detect_kind([f"word{k}" for k in range(20)]) == "text"
 

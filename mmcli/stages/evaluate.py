@@ -19,7 +19,7 @@ import numpy as np
 
 from mmcli import artifacts
 from mmcli.config import EvalConfig, to_dict
-from mmcli.errors import ArtifactError, DataError
+from mmcli.errors import ArtifactError, DataError, UsageError
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
@@ -30,6 +30,10 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
     from mmcli.models import load_model
 
     config = config or EvalConfig()
+    unknown = [s for s in config.splits if s not in ("train", "val", "test")]
+    if unknown or not config.splits:
+        raise UsageError(f"config 'eval.splits' is {config.splits!r}",
+                         "list one or more of train, val, test")
     model_stage = artifacts.open_stage(model_dir, "train", "mmcli eval")
     fused = artifacts.open_stage(fused_dir, "fuse", "mmcli eval")
     check_same_fusion(model_stage.path, fused.path)
@@ -48,9 +52,12 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
         if rows:
             metrics[split] = classification_metrics(
                 [items[k]["label"] for k in rows], [pred[k] for k in rows], classes)
-    if "test" not in metrics:
+    if "test" in config.splits and "test" not in metrics:
         raise DataError(f"{fused.path} has no test items to evaluate",
                         "give some rows split=test, or raise preprocess.split.test")
+    if not metrics:
+        raise DataError(f"{fused.path} has no items in the splits {config.splits!r}",
+                        "choose other eval.splits")
 
     with artifacts.StageWriter(out, "eval") as writer:
         artifacts.write_json(writer.path / "metrics.json", metrics)
@@ -145,7 +152,7 @@ def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
         lines.append(f"| {split} | {m['n']} | {m['accuracy']:.3f} | "
                      f"{m['balanced_accuracy']:.3f} | {m['macro_f1']:.3f} | "
                      f"{m['weighted_f1']:.3f} |")
-    for split in ("test",):
+    for split in [s for s in ("test",) if s in metrics] or list(metrics)[-1:]:
         m = metrics[split]
         lines += ["", f"## Per class ({split})", "",
                   "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]

@@ -23,7 +23,7 @@ import numpy as np
 from mmcli import artifacts
 from mmcli.config import PreprocessConfig, to_dict
 from mmcli.errors import DataError, UsageError
-from mmcli.manifest import Manifest, assign_splits, column_kinds, read_manifest
+from mmcli.manifest import MISSING_NUMBERS, Manifest, assign_splits, column_kinds, read_manifest
 from mmcli.media import MediaError, load_audio, load_image, normalize_text
 from mmcli.parallel import chunks, ordered_map
 from mmcli.progress import ProgressFactory, silent
@@ -284,7 +284,7 @@ def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
 
 
 def _parse_number(raw: str) -> float:
-    if not raw or raw.lower() in ("nan", "na", "null", "none"):
+    if not raw or raw.lower() in MISSING_NUMBERS:
         return math.nan
     try:
         value = float(raw)

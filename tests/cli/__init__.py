@@ -1,0 +1,1 @@
+"""Tests that drive the mmcli command line in-process, one module per command."""

@@ -1,0 +1,141 @@
+"""mmcli extract: reads a preprocess directory, refuses anything else with exit 4."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+
+from .helpers import fails, file_hashes, ok
+
+
+def test_success_writes_features_per_modality(pipeline, tmp_path):
+    out = tmp_path / "feat"
+    result = ok("extract", pipeline.pre, "-o", out, "-j", "1")
+
+    blocks = {b["column"]: b for b in json.loads((out / "blocks.json").read_text())}
+    assert sorted(blocks) == ["audio", "image", "text", "value"]
+    assert [e["name"] for e in blocks["image"]["extractors"]] == ["color_hist", "pixels"]
+    assert [e["name"] for e in blocks["text"]["extractors"]] == ["tfidf", "word2vec"]
+    for block in blocks.values():
+        features = np.load(out / "features" / f"{block['column']}.npy")
+        assert features.shape == (36, block["dim"])
+        assert features.dtype == np.float32
+        assert np.isfinite(features).all()
+    assert (out / "state" / "extract" / "extract.json").is_file()
+    assert (out / "state" / "preprocess.json").is_file()
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["stage"] == "extract"
+    assert str(pipeline.pre) in meta["inputs"]
+
+    assert "extract: 36 items; feature dimensions: " in result.stderr
+    assert f"image {blocks['image']['dim']}" in result.stderr
+    assert "extract: 144/144 (100%)" in result.stderr  # 36 items x 4 modalities
+    assert f"wrote {out}" in result.stderr
+    assert result.stdout == ""
+
+
+def test_the_same_input_gives_the_same_bytes_with_any_number_of_workers(pipeline, tmp_path):
+    ok("extract", pipeline.pre, "-o", tmp_path / "feat", "--jobs", "2", "-q")
+    mine, reference = file_hashes(tmp_path / "feat"), file_hashes(pipeline.feat)
+    del mine["meta.json"], reference["meta.json"]  # records the jobs setting
+    assert mine == reference
+
+
+def test_quiet_prints_nothing(pipeline, tmp_path):
+    result = ok("extract", pipeline.pre, "-o", tmp_path / "feat", "-j", "1", "-q")
+    assert result.output == ""
+
+
+def test_wrong_kind_of_directory_exits_4(pipeline, tmp_path):
+    line = fails(4, "extract", pipeline.fused, "-o", tmp_path / "feat")
+    assert "is a 'fuse' directory" in line
+    assert "needs a 'preprocess' one" in line
+    assert "mmcli preprocess MANIFEST -o DIR" in line
+    assert not (tmp_path / "feat").exists()
+
+
+def test_a_manifest_instead_of_a_directory_exits_4(pipeline, tmp_path):
+    line = fails(4, "extract", pipeline.manifest, "-o", tmp_path / "feat")
+    assert "is not a directory" in line
+    assert "mmcli preprocess" in line
+
+
+def test_directory_without_meta_exits_4(pipeline, tmp_path):
+    incomplete = tmp_path / "pre"
+    shutil.copytree(pipeline.pre, incomplete)
+    (incomplete / "meta.json").unlink()
+    line = fails(4, "extract", incomplete, "-o", tmp_path / "feat")
+    assert "meta.json is missing" in line
+    assert "not a complete mmcli stage directory" in line
+
+
+def test_unknown_schema_version_exits_4(pipeline, tmp_path):
+    future = tmp_path / "pre"
+    shutil.copytree(pipeline.pre, future)
+    meta = json.loads((future / "meta.json").read_text())
+    meta["schema_version"] = 99
+    (future / "meta.json").write_text(json.dumps(meta))
+    line = fails(4, "extract", future, "-o", tmp_path / "feat")
+    assert "schema version 99" in line
+    assert "mmcli preprocess" in line
+
+
+def test_modified_artifact_exits_4(pipeline, tmp_path):
+    tampered = tmp_path / "pre"
+    shutil.copytree(pipeline.pre, tampered)
+    values = np.load(tampered / "data" / "value.npy")
+    values[0] += 1
+    np.save(tampered / "data" / "value.npy", values)
+    line = fails(4, "extract", tampered, "-o", tmp_path / "feat")
+    assert "value.npy was modified" in line
+    assert "hash mismatch" in line
+
+
+def test_missing_artifact_file_exits_4(pipeline, tmp_path):
+    broken = tmp_path / "pre"
+    shutil.copytree(pipeline.pre, broken)
+    (broken / "items.jsonl").unlink()
+    line = fails(4, "extract", broken, "-o", tmp_path / "feat")
+    assert "items.jsonl is missing" in line
+
+
+def test_config_chooses_extractors_and_flag_overrides_seed(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("seed: 3\nextract:\n  text: [tfidf]\n  image: [color_hist]\n"
+                      "  params: {color_hist: {bins: 4}}\n")
+    out = tmp_path / "feat"
+    ok("extract", pipeline.pre, "-o", out, "-c", config, "--seed", "9", "-j", "1")
+    blocks = {b["column"]: b for b in json.loads((out / "blocks.json").read_text())}
+    assert [e["name"] for e in blocks["text"]["extractors"]] == ["tfidf"]
+    assert blocks["image"]["extractors"] == [{"name": "color_hist", "dim": 12}]
+    assert json.loads((out / "meta.json").read_text())["seed"] == 9
+
+
+def test_unknown_extractor_exits_2_with_a_suggestion(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("extract: {text: [tfidff]}\n")
+    line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config)
+    assert "unknown extractor 'tfidff'" in line
+    assert "did you mean 'tfidf'?" in line
+
+
+def test_bad_extractor_parameters_exit_2(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    for params, fragment in [
+        ("{tfidf: {max_featurs: 10}}", "unknown parameter 'max_featurs'"),
+        ("{tfidf: {max_features: many}}", "'max_features' parameter of extractor 'tfidf'"),
+        ("{tfidf: {max_features: 0}}", "max_features"),
+        ("{color_hist: {space: lab}}", "'lab'"),
+    ]:
+        config.write_text(f"extract: {{params: {params}}}\n")
+        line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-j", "1",
+                     "-c", config)
+        assert fragment in line
+    assert not (tmp_path / "feat").exists()
+
+
+def test_label_different_from_preprocess_exits_3(pipeline, tmp_path):
+    line = fails(3, "extract", pipeline.pre, "-o", tmp_path / "feat", "--label", "kind")
+    assert "--label 'kind' differs from the label column 'label'" in line
