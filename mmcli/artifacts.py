@@ -60,9 +60,10 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def write_json(path: Path, data: Any) -> None:
+def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", "utf-8")
+    text = json.dumps(data, indent=2, sort_keys=sort_keys, ensure_ascii=False)
+    path.write_text(text + "\n", "utf-8")
 
 
 def read_json(path: Path) -> Any:
@@ -193,10 +194,15 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
 class StageWriter:
     """Build a stage directory under a temporary name; ``commit`` renames it into place."""
 
-    def __init__(self, out: Path, stage: str):
+    def __init__(self, out: Path, stage: str, inputs: tuple[Path, ...] = ()):
         self.out = Path(out)
         self.stage = stage
+        for src in inputs:
+            if self.out.resolve() == Path(src).resolve():
+                raise ArtifactError(f"-o {self.out} is also the input of {stage}",
+                                    "write the output to another directory")
         self.out.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_tmp(self.out)
         if self.out.exists() and (not self.out.is_dir() or (
                 not (self.out / META).exists() and any(self.out.iterdir()))):
             raise ArtifactError(
@@ -249,6 +255,31 @@ class StageWriter:
             self.abort()
 
 
+def _remove_stale_tmp(out: Path) -> None:
+    """Remove ``.NAME.tmp-PID``/``.NAME.old-PID`` folders left by killed runs of this output."""
+    for leftover in out.parent.glob(f".{out.name}.*-*"):
+        kind, _, pid = leftover.name.rpartition("-")
+        if not pid.isdigit() or not kind.endswith((".tmp", ".old")) or _alive(int(pid)):
+            continue
+        shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _a(stage: str) -> str:
+    return f"an '{stage}'" if stage[0] in "aeiou" else f"a '{stage}'"
+
+
 @dataclass
 class StageDir:
     path: Path
@@ -272,22 +303,26 @@ def open_stage(path: Path, expected: str, for_command: str, verify: bool = True)
     if not path.is_dir():
         raise ArtifactError(
             f"{path} is not a directory",
-            f"{for_command} needs a '{expected}' directory: run `{make}`",
+            f"{for_command} needs {_a(expected)} directory: run `{make}`",
         )
     meta_path = path / META
     if not meta_path.is_file():
         raise ArtifactError(
             f"{meta_path} is missing, so {path} is not a complete mmcli stage directory",
-            f"{for_command} needs a '{expected}' directory: run `{make}`",
+            f"{for_command} needs {_a(expected)} directory: run `{make}`",
         )
     meta = read_json(meta_path)
     if not isinstance(meta, dict) or "stage" not in meta or "schema_version" not in meta:
         raise ArtifactError(f"{meta_path} is not an mmcli metadata record", f"run `{make}`")
     if meta["stage"] != expected:
+        stages = list(MAKES)
+        follows = stages.index(expected) == stages.index(meta["stage"]) + 1 if (
+            meta["stage"] in stages) else False
+        hint = (f"make one from it: `{make.split(' ')[0]} {make.split(' ')[1]} {path} -o DIR`"
+                if follows else f"run `{make}`")
         raise ArtifactError(
-            f"{path} is a '{meta['stage']}' directory, but {for_command} needs a '{expected}' one",
-            f"run `{make}`",
-        )
+            f"{path} is {_a(str(meta['stage']))} directory, but {for_command} needs "
+            f"{_a(expected)} one", hint)
     if meta["schema_version"] != SCHEMA_VERSION:
         raise ArtifactError(
             f"{meta_path} has schema version {meta['schema_version']!r}; this mmcli reads "

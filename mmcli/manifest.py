@@ -66,6 +66,8 @@ class Manifest:
 def read_manifest(path: Path) -> Manifest:
     """Read a CSV (``.csv``/``.tsv``) or JSONL (``.jsonl``/``.json``) manifest."""
     path = Path(path)
+    if path.is_dir():
+        raise DataError(f"manifest {path} is a directory", "pass the CSV or JSONL file in it")
     if not path.is_file():
         raise DataError(f"manifest {path} does not exist", "check the path")
     suffix = path.suffix.lower()
@@ -213,7 +215,7 @@ def assign_splits(manifest: Manifest, ids: list[str], labels: list[str], fractio
             if value is None:
                 raise DataError(
                     f"{manifest.path}: row {i} has split {row.get('split')!r}",
-                    "use train, val or test (or drop the split column for an automatic split)",
+                    "use train, val or test, or drop the split column for an automatic split",
                 )
             out.append(value)
         return out

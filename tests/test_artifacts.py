@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import numpy as np
@@ -234,7 +235,7 @@ def test_open_stage_wrong_stage_names_command(tmp_path):
         open_stage(out, "fuse", "mmcli train")
     assert "'preprocess' directory" in exc.value.message
     assert "mmcli train" in exc.value.message
-    assert "mmcli fuse EXTRACT_DIR -o DIR" in exc.value.hint
+    assert "mmcli fuse EXTRACT_DIR -o DIR" in exc.value.hint  # not the next stage: generic
 
 
 def rewrite_meta(out, **changes):
@@ -273,3 +274,30 @@ def test_open_stage_deleted_file(tmp_path):
     (out / "a.txt").unlink()
     with pytest.raises(ArtifactError, match="missing"):
         open_stage(out, "preprocess", "mmcli extract")
+
+
+def test_open_stage_next_stage_hint_names_the_given_dir(tmp_path):
+    out = make_stage(tmp_path / "pre", stage="preprocess")
+    with pytest.raises(ArtifactError) as exc:
+        open_stage(out, "extract", "mmcli fuse")
+    assert "is a 'preprocess' directory, but mmcli fuse needs an 'extract' one" in exc.value.message
+    assert f"mmcli extract {out} -o DIR" in exc.value.hint
+
+
+def test_stage_writer_refuses_its_own_input(tmp_path):
+    out = make_stage(tmp_path / "pre", stage="preprocess")
+    with pytest.raises(ArtifactError, match="also the input"):
+        StageWriter(out, "extract", (out,))
+    assert (out / "meta.json").exists()
+
+
+def test_stage_writer_removes_stale_tmp_of_dead_process(tmp_path):
+    stale = tmp_path / ".out.tmp-999999999"
+    stale.mkdir()
+    (stale / "half.npy").write_bytes(b"x")
+    live = tmp_path / f".out.tmp-{os.getppid()}"
+    live.mkdir()
+    with StageWriter(tmp_path / "out", "preprocess") as writer:
+        writer.commit({}, 0, {}, {})
+    assert not stale.exists()
+    assert live.exists()  # a running process's work is left alone

@@ -11,8 +11,12 @@ from mmcli.cli.errors import handle_errors
 
 @handle_errors
 def command(
-    model_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli train`.")],
-    fused_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli fuse`.")],
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="Directory written by `mmcli train`.")
+    ],
+    fused_dir: Annotated[
+        Path, typer.Argument(metavar="FUSED_DIR", help="Directory written by `mmcli fuse`.")
+    ],
     out: options.Out,
     config: options.Config = None,
     label: options.Label = None,

@@ -11,7 +11,9 @@ from mmcli.cli.errors import handle_errors
 
 @handle_errors
 def command(
-    pre_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli preprocess`.")],
+    pre_dir: Annotated[
+        Path, typer.Argument(metavar="PRE_DIR", help="Directory written by `mmcli preprocess`.")
+    ],
     out: options.Out,
     config: options.Config = None,
     label: options.Label = None,

@@ -11,7 +11,9 @@ from mmcli.cli.errors import handle_errors
 
 @handle_errors
 def command(
-    feat_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli extract`.")],
+    feat_dir: Annotated[
+        Path, typer.Argument(metavar="FEAT_DIR", help="Directory written by `mmcli extract`.")
+    ],
     out: options.Out,
     method: Annotated[str | None, typer.Option(
         "--method", "-m", help="concat, product, sum or tensor (default: concat).")] = None,

@@ -11,8 +11,12 @@ from mmcli.cli.errors import handle_errors
 
 @handle_errors
 def command(
-    model_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli train`.")],
-    manifest: Annotated[Path, typer.Argument(help="New manifest (CSV/JSONL); no label needed.")],
+    model_dir: Annotated[
+        Path, typer.Argument(metavar="MODEL_DIR", help="Directory written by `mmcli train`.")
+    ],
+    manifest: Annotated[
+        Path, typer.Argument(metavar="MANIFEST", help="New manifest (CSV/JSONL); no label needed.")
+    ],
     out: options.Out,
     config: options.Config = None,
     label: options.Label = None,

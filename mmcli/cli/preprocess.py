@@ -11,7 +11,9 @@ from mmcli.cli.errors import handle_errors
 
 @handle_errors
 def command(
-    manifest: Annotated[Path, typer.Argument(help="Manifest: CSV (.csv/.tsv) or JSONL.")],
+    manifest: Annotated[
+        Path, typer.Argument(metavar="MANIFEST", help="Manifest: CSV (.csv/.tsv) or JSONL.")
+    ],
     out: options.Out,
     config: options.Config = None,
     label: options.Label = None,

@@ -11,7 +11,9 @@ from mmcli.cli.errors import handle_errors
 
 @handle_errors
 def command(
-    fused_dir: Annotated[Path, typer.Argument(help="Directory written by `mmcli fuse`.")],
+    fused_dir: Annotated[
+        Path, typer.Argument(metavar="FUSED_DIR", help="Directory written by `mmcli fuse`.")
+    ],
     out: options.Out,
     model: Annotated[str | None, typer.Option(
         "--model", help="logreg or mlp (default: logreg).")] = None,

@@ -45,6 +45,10 @@ class MLPModel(Model):
         import torch
 
         p = self.params
+        if p.class_weight not in (None, "balanced"):
+            from mmcli.errors import UsageError
+
+            raise UsageError(f"mlp class_weight is {p.class_weight!r}", "use null or balanced")
         device = resolve_device(self.device)
         torch.manual_seed(self.seed)
         gen = torch.Generator().manual_seed(self.seed)

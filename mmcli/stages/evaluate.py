@@ -59,7 +59,7 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
         raise DataError(f"{fused.path} has no items in the splits {config.splits!r}",
                         "choose other eval.splits")
 
-    with artifacts.StageWriter(out, "eval") as writer:
+    with artifacts.StageWriter(out, "eval", (model_stage.path, fused.path)) as writer:
         artifacts.write_json(writer.path / "metrics.json", metrics)
         _write_predictions(writer.path / "predictions.csv", items, pred, proba, classes)
         fusion = artifacts.read_json(fused.path / "fusion.json")

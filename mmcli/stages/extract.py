@@ -70,7 +70,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                 extractor.fit(train_data if extractor.needs_fit else None)
                 bar.advance()
 
-    with artifacts.StageWriter(out, "extract") as writer:
+    with artifacts.StageWriter(out, "extract", (pre.path,)) as writer:
         blocks = transform(pre.path, pstate, plan, writer.path / "features", config.jobs,
                            progress)
         artifacts.write_jsonl(writer.path / "items.jsonl",
@@ -116,7 +116,8 @@ def save_plan(plan: Plan, columns: dict, directory: Path) -> None:
             params, arrays = extractor.get_state()
             artifacts.save_state(directory, stem, params, arrays)
             index[col].append(stem)
-    artifacts.write_json(directory / "extract.json", {"columns": columns, "extractors": index})
+    artifacts.write_json(directory / "extract.json", {"columns": columns, "extractors": index},
+                        sort_keys=False)
 
 
 def load_plan(directory: Path) -> Plan:

@@ -50,7 +50,7 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
     method = FUSIONS.get(config.method, where="--method")(config.dim, config.seed)
     method.fit([np.asarray(b[train]) for b in blocks])
 
-    with artifacts.StageWriter(out, "fuse") as writer:
+    with artifacts.StageWriter(out, "fuse", (feat.path,)) as writer:
         with progress("fuse", len(items)) as bar, \
                 artifacts.NpyAppender(writer.path / "fused.npy", np.float32,
                                       (_out_dim(method, blocks, train),)) as appender:

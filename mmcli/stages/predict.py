@@ -46,7 +46,7 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     manifest = read_manifest(manifest_path)
     ids = manifest.ids()
 
-    with artifacts.StageWriter(out, "predict") as writer:
+    with artifacts.StageWriter(out, "predict", (model_stage.path,)) as writer:
         work = writer.path / "work"
         summary = preprocess_apply(manifest, ids, None, ["predict"] * len(ids), pstate, work,
                                    config.jobs, config.max_failed_fraction, progress)

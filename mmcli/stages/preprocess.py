@@ -48,7 +48,8 @@ class PreprocessState:
     classes: list = field(default_factory=list)
 
     def save(self, directory: Path) -> None:
-        artifacts.write_json(directory / "preprocess.json", self.__dict__)
+        # keys keep their order (not sorted) so that modalities stay in manifest order
+        artifacts.write_json(directory / "preprocess.json", self.__dict__, sort_keys=False)
 
     @classmethod
     def load(cls, directory: Path) -> PreprocessState:
@@ -111,7 +112,7 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     missing = [c for c in state.columns if c not in manifest.columns]
     if missing:
         raise DataError(f"manifest {manifest.path} lacks column {missing[0]!r}, which the "
-                        f"model was trained with", "add the column (values may be empty)")
+                        f"model was trained with", "add the column; its values may be empty")
     spec = {
         "columns": state.columns, "base_dir": str(manifest.base_dir),
         "image_size": state.image_size, "sample_rate": state.sample_rate,

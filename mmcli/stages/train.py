@@ -49,7 +49,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
                   y_val if va else None)
         bar.advance()
 
-    with artifacts.StageWriter(out, "train") as writer:
+    with artifacts.StageWriter(out, "train", (fused.path,)) as writer:
         shutil.copytree(fused.path / "state", writer.path / "state")
         save_model(model, writer.path / "state" / "model", classes)
         artifacts.write_jsonl(writer.path / "train_log.jsonl", model.log_)

@@ -67,7 +67,7 @@ def test_fuse_directory_of_another_fusion_exits_4(pipeline, tmp_path):
 def test_arguments_swapped_exits_4(pipeline, tmp_path):
     line = fails(4, "eval", pipeline.fused, pipeline.model, "-o", tmp_path / "eval")
     assert "'fuse' directory" in line and "needs a 'train' one" in line
-    assert "mmcli train FUSE_DIR -o DIR" in line
+    assert f"mmcli train {pipeline.fused} -o DIR" in line
 
 
 def test_modified_model_exits_4(pipeline, tmp_path):

@@ -27,7 +27,7 @@ def test_success_concat(pipeline, tmp_path):
     assert np.isfinite(fused).all()
     assert (out / "state" / "fuse" / "fuse.json").is_file()
     assert json.loads((out / "meta.json").read_text())["stage"] == "fuse"
-    assert f"fuse: concat of audio, image, text, value -> {info['dim']} features for 36 items" \
+    assert f"fuse: concat of image, audio, text, value -> {info['dim']} features for 36 items" \
         in result.stderr
     assert "fuse: 36/36 (100%)" in result.stderr
     assert f"wrote {out}" in result.stderr
@@ -58,7 +58,7 @@ def test_wrong_kind_of_directory_exits_4_and_names_the_command(pipeline, tmp_pat
     line = fails(4, "fuse", pipeline.pre, "-o", tmp_path / "fused")
     assert "is a 'preprocess' directory" in line
     assert "'extract'" in line
-    assert "mmcli extract PREPROCESS_DIR -o DIR" in line
+    assert f"mmcli extract {pipeline.pre} -o DIR" in line
     assert not (tmp_path / "fused").exists()
 
 
@@ -74,7 +74,7 @@ def test_unknown_method_exits_2(pipeline, tmp_path):
 
 def test_unknown_modality_or_bad_dim_exits_2(pipeline, tmp_path):
     line = fails(2, "fuse", pipeline.feat, "-o", tmp_path / "f", "--modalities", "image,photo")
-    assert "'photo'" in line and "audio, image, text, value" in line
+    assert "'photo'" in line and "image, audio, text, value" in line
     line = fails(2, "fuse", pipeline.feat, "-o", tmp_path / "f", "-m", "sum", "--dim", "0")
     assert "dim" in line
 

@@ -118,7 +118,7 @@ def test_duplicate_ids_exit_3(pipeline, unlabeled, tmp_path):
 def test_not_a_model_directory_exits_4(pipeline, unlabeled, tmp_path):
     line = fails(4, "predict", pipeline.fused, unlabeled, "-o", tmp_path / "pred")
     assert "'fuse' directory" in line and "needs a 'train' one" in line
-    assert "mmcli train FUSE_DIR -o DIR" in line
+    assert f"mmcli train {pipeline.fused} -o DIR" in line
 
 
 def test_modified_model_exits_4(pipeline, unlabeled, tmp_path):

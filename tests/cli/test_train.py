@@ -71,7 +71,7 @@ def test_bad_model_parameters_exit_2(pipeline, tmp_path):
 def test_wrong_kind_of_directory_exits_4(pipeline, tmp_path):
     line = fails(4, "train", pipeline.feat, "-o", tmp_path / "model")
     assert "'extract' directory" in line and "needs a 'fuse'" in line
-    assert "mmcli fuse EXTRACT_DIR -o DIR" in line
+    assert f"mmcli fuse {pipeline.feat} -o DIR" in line
 
 
 def test_label_different_from_preprocess_exits_3(pipeline, tmp_path):

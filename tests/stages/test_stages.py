@@ -99,7 +99,7 @@ def test_extract_outputs(run):
     ext = run["out"] / "ext"
     artifacts.open_stage(ext, "extract", "test")
     blocks = artifacts.read_json(ext / "blocks.json")
-    assert [b["column"] for b in blocks] == sorted(MODALITIES)
+    assert [b["column"] for b in blocks] == list(MODALITIES)  # manifest order
     for b in blocks:
         features = np.load(ext / "features" / f"{b['column']}.npy")
         assert features.shape == (N, b["dim"]) and features.dtype == np.float32
@@ -115,7 +115,7 @@ def test_fuse_train_eval_outputs(run):
     out = run["out"]
     fused = np.load(out / "fused" / "fused.npy")
     assert fused.shape == (N, run["summaries"]["fused"]["dim"])
-    assert artifacts.read_json(out / "fused" / "fusion.json")["modalities"] == sorted(MODALITIES)
+    assert artifacts.read_json(out / "fused" / "fusion.json")["modalities"] == list(MODALITIES)
     model = run["summaries"]["model"]
     assert model["train_accuracy"] > 0.9
     assert (out / "model" / "state" / "model" / "model.json").is_file()
