@@ -202,17 +202,24 @@ class StageWriter:
                 raise ArtifactError(f"-o {self.out} is also the input of {stage}",
                                     "write the output to another directory")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        _remove_stale_tmp(self.out)
-        if self.out.exists() and (not self.out.is_dir() or (
-                not (self.out / META).exists() and any(self.out.iterdir()))):
-            raise ArtifactError(
-                f"{self.out} exists and is not an mmcli stage directory",
-                "choose another -o path or remove it",
-            )
-        self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
-        if self.tmp.exists():
-            shutil.rmtree(self.tmp)
-        self.tmp.mkdir()
+        self.lock = OutputLock(self.out)
+        try:
+            _remove_stale_tmp(self.out)
+            if self.out.exists() and (not self.out.is_dir() or (
+                    not (self.out / META).exists() and any(self.out.iterdir()))):
+                raise ArtifactError(
+                    f"{self.out} exists and is not an mmcli stage directory",
+                    "choose another -o path or remove it",
+                )
+            self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
+            if self.tmp.exists():
+                shutil.rmtree(self.tmp)
+            self.tmp.mkdir()
+        except BaseException:
+            self.lock.release()
+            raise
+        #: False when the new output was identical to the existing one, which was kept
+        self.replaced = True
 
     @property
     def path(self) -> Path:
@@ -227,6 +234,7 @@ class StageWriter:
         meta = {
             "schema_version": SCHEMA_VERSION,
             "stage": self.stage,
+            "fingerprint": fingerprint(self.stage, config, inputs),
             "config": config,
             "seed": seed,
             "versions": library_versions(),
@@ -235,17 +243,26 @@ class StageWriter:
             "summary": summary,
         }
         write_json(self.tmp / META, meta)
-        old = None
-        if self.out.exists():
-            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
-            os.replace(self.out, old)
-        os.replace(self.tmp, self.out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        return self.out
+        try:
+            if _same_output(self.out, self.tmp / META, outputs):
+                # Make-friendly: identical output is not rewritten, so its mtimes stay.
+                shutil.rmtree(self.tmp, ignore_errors=True)
+                self.replaced = False
+                return self.out
+            old = None
+            if self.out.exists():
+                old = self.out.parent / f".{self.out.name}.old-{os.getpid()}"
+                os.replace(self.out, old)
+            os.replace(self.tmp, self.out)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+            return self.out
+        finally:
+            self.lock.release()
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+        self.lock.release()
 
     def __enter__(self):
         return self
@@ -253,6 +270,82 @@ class StageWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is not None:
             self.abort()
+
+
+def fingerprint(stage: str, config: dict, inputs: dict[str, str]) -> str:
+    """What a stage's output depends on: stage, resolved config, input hashes, mmcli version.
+
+    ``mmcli run`` skips a stage whose existing output has the fingerprint it would get now.
+    """
+    import mmcli
+
+    config = {k: v for k, v in config.items() if k != "jobs"}  # jobs never changes output
+    blob = json.dumps({"stage": stage, "config": config, "inputs": inputs,
+                       "mmcli": mmcli.__version__, "schema_version": SCHEMA_VERSION},
+                      sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _same_output(out: Path, new_meta: Path, outputs: dict[str, str]) -> bool:
+    """Whether ``out`` already holds exactly the new output: same meta.json bytes, the same
+    set of files, and every file still matching its hash."""
+    try:
+        if (out / META).read_bytes() != new_meta.read_bytes():
+            return False
+        present = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
+        if present != set(outputs) | {META}:
+            return False
+        return all(sha256_file(out / rel) == digest for rel, digest in outputs.items())
+    except OSError:
+        return False
+
+
+class OutputLock:
+    """An exclusive lock on one output directory: ``.NAME.lock`` beside it, holding the pid and
+    host of its holder. A lock whose holder process is gone (same host) is taken over. A live
+    holder makes the caller wait up to ``MMCLI_LOCK_WAIT`` seconds (default 0), then fail."""
+
+    def __init__(self, out: Path):
+        import socket
+        import time
+
+        self.path = out.parent / f".{out.name}.lock"
+        self.held = False
+        host = socket.gethostname()
+        me = json.dumps({"pid": os.getpid(), "host": host})
+        deadline = time.monotonic() + float(os.environ.get("MMCLI_LOCK_WAIT", "0") or 0)
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                holder = self._holder()
+                if holder.get("host") == host and not _alive(int(holder.get("pid", -1))):
+                    self.path.unlink(missing_ok=True)  # stale: its process is gone
+                    continue
+                if time.monotonic() >= deadline:
+                    raise ArtifactError(
+                        f"{out} is being written by another mmcli (pid {holder.get('pid')} on "
+                        f"{holder.get('host')}; lock {self.path})",
+                        "wait for it to finish, or set MMCLI_LOCK_WAIT=SECONDS to wait",
+                    ) from None
+                time.sleep(0.2)
+                continue
+            with os.fdopen(fd, "w") as f:
+                f.write(me)
+            self.held = True
+            return
+
+    def _holder(self) -> dict:
+        try:
+            data = json.loads(self.path.read_text("utf-8"))
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def release(self) -> None:
+        if self.held:
+            self.path.unlink(missing_ok=True)
+            self.held = False
 
 
 def _remove_stale_tmp(out: Path) -> None:
@@ -265,7 +358,7 @@ def _remove_stale_tmp(out: Path) -> None:
 
 
 def _alive(pid: int) -> bool:
-    if pid == os.getpid():
+    if pid <= 0:
         return False
     try:
         os.kill(pid, 0)

@@ -200,17 +200,19 @@ def test_killed_stage_leaves_no_complete_looking_directory(big_manifest, pipelin
         assert file_hashes(out) == before
     else:
         assert not out.exists()
-    leftovers = [p for p in runs.iterdir() if p.name != "pre"]
+    leftovers = [p for p in runs.iterdir() if p.name not in ("pre", ".pre.lock")]
     for p in leftovers:
         assert p.name.startswith(".pre.tmp-"), p.name
         assert not (p / "meta.json").exists()
 
-    # the leftover does not get in the way of the next run
+    # the leftovers (temporary folder, the dead process's lock) do not get in the way of the
+    # next run, which removes them
     from mmcli.config import PreprocessConfig
     from mmcli.stages import preprocess
 
     preprocess(pipeline.manifest, out, PreprocessConfig(jobs=1))
     assert (out / "meta.json").is_file()
+    assert sorted(p.name for p in runs.iterdir()) == ["pre"]
 
 
 def test_ctrl_c_exits_130_without_traceback_and_keeps_the_old_output(big_manifest, pipeline,

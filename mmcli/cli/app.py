@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import evaluate, extract, fuse, predict, preprocess, train
+from mmcli.cli import evaluate, extract, fuse, predict, preprocess, run, train
 
 app = typer.Typer(
     name="mmcli",
@@ -39,6 +39,7 @@ app.command("fuse")(fuse.command)
 app.command("train")(train.command)
 app.command("eval")(evaluate.command)
 app.command("predict")(predict.command)
+app.command("run")(run.command)
 
 
 def main() -> None:

@@ -1,0 +1,172 @@
+"""run: the whole chain from one pipeline file, skipping stages that are up to date.
+
+A pipeline file is a config file (see mmcli.config) with a ``pipeline`` section::
+
+    pipeline:
+      manifest: sample_data/manifest.csv    # paths relative to the current directory
+      workdir: runs/pipeline
+      predict: sample_data/unlabeled.csv    # optional: also predict this manifest
+    fuse: {method: concat}
+
+Stages write ``WORKDIR/{pre,feat,fused,model,eval,pred}``. A stage is skipped when its output
+exists, is intact, and has the fingerprint (stage, resolved config, input hashes, mmcli
+version; see :func:`mmcli.artifacts.fingerprint`) that running it now would give.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mmcli import artifacts
+from mmcli.config import (
+    EvalConfig,
+    ExtractConfig,
+    FuseConfig,
+    PredictConfig,
+    PreprocessConfig,
+    TrainConfig,
+    build,
+    read_config_file,
+    to_dict,
+)
+from mmcli.errors import MmcliError, UsageError
+from mmcli.progress import ProgressFactory, silent
+
+DIRS = {"preprocess": "pre", "extract": "feat", "fuse": "fused", "train": "model",
+        "eval": "eval", "predict": "pred"}
+
+
+@dataclass
+class StageRun:
+    stage: str
+    out: Path
+    action: str  # "ran", "skipped", "would run"
+    reason: str
+    seconds: float = 0.0
+    summary: dict = field(default_factory=dict)
+
+
+def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
+                 progress: ProgressFactory = silent,
+                 on_stage: Callable[[StageRun], None] | None = None) -> list[StageRun]:
+    """Run (or, with ``dry_run``, plan) every stage of the pipeline file ``path``."""
+    from mmcli.stages import evaluate, extract, fuse, predict, preprocess, train
+
+    cfg = read_config_file(Path(path))
+    spec = cfg.get("pipeline")
+    if not isinstance(spec, dict) or "manifest" not in spec or "workdir" not in spec:
+        raise UsageError(f"pipeline file {path} needs a 'pipeline' section with 'manifest' "
+                         "and 'workdir'", "see configs/pipeline.yaml")
+    unknown = set(spec) - {"manifest", "workdir", "predict"}
+    if unknown:
+        raise UsageError(f"unknown key {sorted(unknown)[0]!r} in the pipeline section of {path}",
+                         "use manifest, workdir and predict")
+    work = Path(spec["workdir"])
+    d = {stage: work / name for stage, name in DIRS.items()}
+    manifest = Path(spec["manifest"])
+    configs = {
+        "preprocess": build(PreprocessConfig, cfg, "preprocess"),
+        "extract": build(ExtractConfig, cfg, "extract"),
+        "fuse": build(FuseConfig, cfg, "fuse"),
+        "train": build(TrainConfig, cfg, "train"),
+        "eval": build(EvalConfig, cfg, "eval"),
+        "predict": build(PredictConfig, cfg, "predict"),
+    }
+    steps: list[tuple[str, Callable[[], dict], Callable[[], dict]]] = [
+        ("preprocess", lambda: preprocess(manifest, d["preprocess"], configs["preprocess"],
+                                          progress),
+         lambda: _manifest_inputs(manifest, configs["preprocess"])),
+        ("extract", lambda: extract(d["preprocess"], d["extract"], configs["extract"], progress),
+         lambda: _dir_inputs(d["preprocess"])),
+        ("fuse", lambda: fuse(d["extract"], d["fuse"], configs["fuse"], progress),
+         lambda: _dir_inputs(d["extract"])),
+        ("train", lambda: train(d["fuse"], d["train"], configs["train"], progress),
+         lambda: _dir_inputs(d["fuse"])),
+        ("eval", lambda: evaluate(d["train"], d["fuse"], d["eval"], configs["eval"], progress),
+         lambda: _dir_inputs(d["train"], d["fuse"])),
+    ]
+    if spec.get("predict"):
+        new = Path(spec["predict"])
+        steps.append(("predict", lambda: predict(d["train"], new, d["predict"],
+                                                 configs["predict"], progress),
+                      lambda: {**_dir_inputs(d["train"]), **_model_manifest_inputs(d["train"],
+                                                                                   new)}))
+    reports = []
+    upstream_changed = False
+    for stage, execute, inputs in steps:
+        out = d[stage]
+        config = to_dict(configs[stage])
+        if force:
+            reason = "--force"
+        elif dry_run and upstream_changed:
+            reason = "an earlier stage would run"
+        else:
+            reason = _why_stale(stage, out, config, inputs)
+        if reason is None:
+            report = StageRun(stage, out, "skipped", "up to date")
+        elif dry_run:
+            upstream_changed = True
+            report = StageRun(stage, out, "would run", reason)
+        else:
+            t0 = time.perf_counter()
+            summary = execute()
+            report = StageRun(stage, out, "ran", reason, time.perf_counter() - t0,
+                              summary if isinstance(summary, dict) else {})
+        reports.append(report)
+        if on_stage is not None:
+            on_stage(report)
+    return reports
+
+
+def _why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict]) -> str | None:
+    """None when ``out`` is up to date, else the reason to run the stage."""
+    import mmcli
+
+    if not (out / artifacts.META).is_file():
+        return "no output yet"
+    try:
+        old = artifacts.open_stage(out, stage, "mmcli run")
+    except MmcliError as exc:
+        return f"output unusable: {exc.message}"
+    try:
+        now = inputs()
+    except MmcliError as exc:  # an input is missing: the stage will say so when it runs
+        return f"input unusable: {exc.message}"
+    if old.meta.get("fingerprint") == artifacts.fingerprint(stage, config, now):
+        return None
+    if old.meta.get("versions", {}).get("mmcli") != mmcli.__version__:
+        return "mmcli version changed"
+    drop = {"jobs"}
+    if {k: v for k, v in old.meta.get("config", {}).items() if k not in drop} != \
+            {k: v for k, v in config.items() if k not in drop}:
+        return "config changed"
+    return "inputs changed"
+
+
+def _dir_inputs(*dirs: Path) -> dict[str, str]:
+    out = {}
+    for d in dirs:
+        meta = d / artifacts.META
+        if not meta.is_file():
+            raise UsageError(f"{meta} is missing", "run the earlier stages")
+        out[str(d)] = artifacts.sha256_file(meta)
+    return out
+
+
+def _manifest_inputs(manifest: Path, config: PreprocessConfig) -> dict[str, str]:
+    from mmcli.manifest import column_kinds, read_manifest
+    from mmcli.stages.preprocess import manifest_inputs
+
+    m = read_manifest(manifest)
+    return manifest_inputs(m, column_kinds(m, config.label, config.columns))
+
+
+def _model_manifest_inputs(model_dir: Path, manifest: Path) -> dict[str, str]:
+    from mmcli.manifest import read_manifest
+    from mmcli.stages.preprocess import PreprocessState, manifest_inputs
+
+    return manifest_inputs(read_manifest(manifest),
+                           PreprocessState.load(model_dir / "state").columns)
