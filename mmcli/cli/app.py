@@ -7,12 +7,10 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import evaluate, extract, fuse, predict, preprocess, run, train
+from mmcli.cli import console, evaluate, extract, fuse, predict, preprocess, run, train
 
 app = typer.Typer(
     name="mmcli",
-    help="Batch multimodal machine learning: preprocess -> extract -> fuse -> train -> eval, "
-    "and predict on new data. Every stage reads and writes a directory.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -29,8 +27,26 @@ def _version(value: bool) -> None:
 def _main(
     version: Annotated[bool | None, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="Print nothing but errors.")] = False,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Also print details, e.g. every item left out.")] = False,
+    log_format: Annotated[str, typer.Option(
+        "--log-format", envvar="MMCLI_LOG_FORMAT",
+        help="text (rich on a terminal, plain lines otherwise) or json (one JSON object per "
+        "line on stderr, for log collectors).")] = "text",
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 6 (partial success) when items were left out.")] = False,
 ) -> None:
-    pass
+    """Batch multimodal machine learning: preprocess -> extract -> fuse -> train -> eval, and
+    predict on new data. Every stage reads and writes a directory.
+
+    Global options go before the command: mmcli --log-format json --strict preprocess ...
+    """
+    if log_format not in ("text", "json"):
+        raise typer.BadParameter(f"{log_format!r} is not one of text, json",
+                                 param_hint="--log-format")
+    console.configure(quiet=quiet, log_format=log_format, verbose=verbose, strict=strict)
 
 
 app.command("preprocess")(preprocess.command)

@@ -21,6 +21,7 @@ def command(
     config: options.Config = None,
     label: options.Label = None,
     jobs: options.Jobs = None,
+    media_root: options.MediaRoot = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Predict new items with a trained model directory.
@@ -36,7 +37,9 @@ def command(
     from mmcli.stages.predict import predict
 
     console.set_quiet(quiet)
-    cfg = build(PredictConfig, read_config_file(config), "predict", {"label": label, "jobs": jobs})
+    cfg = build(PredictConfig, read_config_file(config), "predict",
+                {"label": label, "jobs": jobs,
+                 "media_roots": [str(p) for p in media_root] if media_root else None})
     s = predict(model_dir, manifest, out, cfg, console.progress)
     console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "
                  f"{s['failed']} left out (see {out / 'failures.csv'})")
@@ -45,3 +48,4 @@ def command(
         console.info(f"accuracy on the {a['n']} rows with a {a['label']!r} value: "
                      f"{a['accuracy']:.3f}")
     console.info(f"wrote {out / 'predictions.csv'}")
+    console.finish(s["failed"])

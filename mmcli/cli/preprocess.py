@@ -19,6 +19,7 @@ def command(
     label: options.Label = None,
     seed: options.Seed = None,
     jobs: options.Jobs = None,
+    media_root: options.MediaRoot = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Validate a manifest, decode and normalise every item, and split it.
@@ -35,11 +36,16 @@ def command(
 
     console.set_quiet(quiet)
     cfg = build(PreprocessConfig, read_config_file(config), "preprocess",
-                {"label": label, "seed": seed, "jobs": jobs})
+                {"label": label, "seed": seed, "jobs": jobs,
+                 "media_roots": [str(p) for p in media_root] if media_root else None})
     s = preprocess(manifest, out, cfg, console.progress)
     splits = ", ".join(f"{k} {v}" for k, v in s["splits"].items())
     kinds = ", ".join(f"{c} ({k})" for c, k in s["columns"].items())
     console.info(f"preprocess: {s['kept']} of {s['rows']} items kept ({splits}); "
                  f"{s['failed']} left out (see {out / 'failures.csv'})")
     console.info(f"modalities: {kinds}; classes: {', '.join(s['classes'])}")
+    for name, n in s.get("unseen_labels", {}).items():
+        console.info(f"note: label {name!r} ({n} item{'s' if n > 1 else ''}) is not in the "
+                     "train split; the model cannot predict it")
     console.info(f"wrote {out}")
+    console.finish(s["failed"])
