@@ -128,7 +128,7 @@ def load_state(directory: Path, name: str) -> tuple[dict, dict[str, np.ndarray]]
             with np.load(npz, allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
-            raise ArtifactError(f"{npz} cannot be read ({exc})", "re-run the stage") from None
+            raise _unreadable(npz, exc) from None
     return params, arrays
 
 
@@ -140,14 +140,29 @@ class NpyAppender:
 
     HEADER_BYTES = 256
 
-    def __init__(self, path: Path, dtype, trailing: tuple[int, ...] = ()):
+    def __init__(self, path: Path, dtype, trailing: tuple[int, ...] = (),
+                 resume_rows: int | None = None):
+        """With ``resume_rows``, reopen a file an interrupted run was writing and continue
+        after its first ``resume_rows`` rows (anything after them is cut off)."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.dtype = np.dtype(dtype)
         self.trailing = tuple(int(t) for t in trailing)
+        if resume_rows is not None and self.path.exists():
+            self.rows = int(resume_rows)
+            row_bytes = self.dtype.itemsize * int(np.prod(self.trailing, dtype=np.int64))
+            self._f = open(self.path, "r+b")
+            self._f.truncate(self.HEADER_BYTES + self.rows * row_bytes)
+            self._f.seek(0, os.SEEK_END)
+            return
         self.rows = 0
         self._f = open(self.path, "wb")
         self._f.write(b"\0" * self.HEADER_BYTES)
+
+    def flush(self) -> None:
+        """Make the rows written so far durable (before a checkpoint records them)."""
+        self._f.flush()
+        os.fsync(self._f.fileno())
 
     def append(self, block: np.ndarray) -> None:
         block = np.ascontiguousarray(block, dtype=self.dtype)
@@ -188,13 +203,66 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
     except FileNotFoundError:
         raise ArtifactError(f"{path} is missing", "re-run the stage that makes it") from None
     except ValueError as exc:
-        raise ArtifactError(f"{path} cannot be read ({exc})", "re-run the stage") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: Exception) -> ArtifactError:
+    if "pickle" in str(exc):  # numpy's message would suggest loading it unsafely
+        return ArtifactError(f"{path} holds pickled data, which mmcli never loads: the file "
+                             "was not written by mmcli (tampered with?)", "re-run the stage")
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return ArtifactError(f"{path} cannot be read ({first})", "re-run the stage")
+
+
+class Journal:
+    """Checkpoints of a stage's completed chunks, so a killed run can continue where it was.
+
+    The journal is ``.journal.jsonl`` inside the stage's temporary directory: a header line
+    with the run's fingerprint, then one JSON record per completed chunk, appended only after
+    the chunk's data files were flushed. A run that finds the temporary directory of a dead
+    earlier run with the same fingerprint adopts it (see :class:`StageWriter`) and gets the
+    records of the chunks that are already done.
+    """
+
+    NAME = ".journal.jsonl"
+
+    def __init__(self, directory: Path, fingerprint: str):
+        self.path = Path(directory) / self.NAME
+        self.records: list[dict] = []
+        if self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().split("\n")
+            # the last line may be cut short by a kill: only complete lines count
+            complete = [json.loads(line) for line in lines[:-1] if line]
+            if complete and complete[0].get("fingerprint") == fingerprint:
+                self.records = complete[1:]
+        with open(self.path, "w", encoding="utf-8") as f:
+            f.write(json.dumps({"fingerprint": fingerprint}) + "\n")
+            for record in self.records:
+                f.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+        self._f = open(self.path, "a", encoding="utf-8")
+
+    def append(self, record: dict) -> None:
+        self._f.write(json.dumps(record, sort_keys=True, ensure_ascii=False) + "\n")
+        self._f.flush()
+        os.fsync(self._f.fileno())
+
+    def close(self) -> None:
+        """Remove the journal (the stage is complete; it is not part of the output)."""
+        self._f.close()
+        self.path.unlink(missing_ok=True)
 
 
 class StageWriter:
-    """Build a stage directory under a temporary name; ``commit`` renames it into place."""
+    """Build a stage directory under a temporary name; ``commit`` renames it into place.
 
-    def __init__(self, out: Path, stage: str, inputs: tuple[Path, ...] = ()):
+    With ``resume_key`` (the fingerprint of what the stage is about to compute), the temporary
+    directory of a dead earlier run with the same key is adopted instead of removed, and
+    :meth:`journal` tells the stage which chunks it already completed.
+    """
+
+    def __init__(self, out: Path, stage: str, inputs: tuple[Path, ...] = (),
+                 resume_key: str | None = None):
         self.out = Path(out)
         self.stage = stage
         for src in inputs:
@@ -203,8 +271,8 @@ class StageWriter:
                                     "write the output to another directory")
         self.out.parent.mkdir(parents=True, exist_ok=True)
         self.lock = OutputLock(self.out)
+        self.resume_key = resume_key
         try:
-            _remove_stale_tmp(self.out)
             if self.out.exists() and (not self.out.is_dir() or (
                     not (self.out / META).exists() and any(self.out.iterdir()))):
                 raise ArtifactError(
@@ -212,9 +280,15 @@ class StageWriter:
                     "choose another -o path or remove it",
                 )
             self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}"
-            if self.tmp.exists():
+            adopt = _resumable_tmp(self.out, resume_key) if resume_key else None
+            if adopt is not None and adopt != self.tmp:
+                if self.tmp.exists():
+                    shutil.rmtree(self.tmp)
+                os.replace(adopt, self.tmp)
+            _remove_stale_tmp(self.out)
+            if adopt is None and self.tmp.exists():
                 shutil.rmtree(self.tmp)
-            self.tmp.mkdir()
+            self.tmp.mkdir(exist_ok=True)
         except BaseException:
             self.lock.release()
             raise
@@ -225,7 +299,14 @@ class StageWriter:
     def path(self) -> Path:
         return self.tmp
 
+    def journal(self) -> Journal:
+        """The checkpoint journal of this run (resumable stages only)."""
+        if self.resume_key is None:
+            raise ValueError("StageWriter(resume_key=...) is needed for a journal")
+        return Journal(self.tmp, self.resume_key)
+
     def commit(self, config: dict, seed: int | None, inputs: dict[str, str], summary: dict) -> Path:
+        (self.tmp / Journal.NAME).unlink(missing_ok=True)
         outputs = {
             str(p.relative_to(self.tmp)): sha256_file(p)
             for p in sorted(self.tmp.rglob("*"))
@@ -346,6 +427,23 @@ class OutputLock:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+
+
+def _resumable_tmp(out: Path, key: str) -> Path | None:
+    """The temporary directory of a dead run of ``out`` whose journal has fingerprint ``key``."""
+    for candidate in sorted(out.parent.glob(f".{out.name}.tmp-*")):
+        pid = candidate.name.rpartition("-")[2]
+        if not pid.isdigit() or (_alive(int(pid)) and int(pid) != os.getpid()):
+            continue
+        journal = candidate / Journal.NAME
+        try:
+            with open(journal, encoding="utf-8") as f:
+                header = json.loads(f.readline())
+        except (OSError, ValueError):
+            continue
+        if isinstance(header, dict) and header.get("fingerprint") == key:
+            return candidate
+    return None
 
 
 def _remove_stale_tmp(out: Path) -> None:
