@@ -25,7 +25,7 @@ demo: $(STAMP)
 	@echo
 	@echo "Test-split metrics ($(RUN)/eval/metrics.json):"
 	@$(BIN)/python -c "import json; m = json.load(open('$(RUN)/eval/metrics.json'))['test']; print('  accuracy %.3f  balanced_accuracy %.3f  macro_f1 %.3f  n %d' % (m['accuracy'], m['balanced_accuracy'], m['macro_f1'], m['n']))"
-	@echo "Report: $(RUN)/eval/report.md"
+	@echo "Report: $(RUN)/eval/report.html (open it in a browser; $(RUN)/eval/report.md as text)"
 	@echo "Predictions: $(RUN)/pred/predictions.csv"
 
 test: $(STAMP)

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from mmcli.config import FuseConfig, TrainConfig
+from mmcli.config import EvalConfig, FuseConfig, TrainConfig
 from mmcli.stages import evaluate, extract, fuse, preprocess, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,6 +39,7 @@ def main() -> int:
     blocks = json.loads((work / "feat/blocks.json").read_text())
     modalities = [b["column"] for b in blocks]
     runs = [([m], "concat", model) for model in ("logreg", "mlp") for m in modalities]
+    runs += [(modalities, "concat", "auto")]
     runs += [(modalities, method, model) for model in ("logreg", "mlp")
              for method in ("concat", "sum", "product", "tensor")]
     rows = []
@@ -49,7 +50,8 @@ def main() -> int:
                                                              seed=args.seed))
         train(work / name / "fused", work / name / "model", TrainConfig(model=model,
                                                                         seed=args.seed))
-        metrics = evaluate(work / name / "model", work / name / "fused", work / name / "eval")
+        metrics = evaluate(work / name / "model", work / name / "fused", work / name / "eval",
+                           EvalConfig(robustness=False))
         m = metrics["test"]
         rows.append((", ".join(mods) if len(mods) == 1 else "all", method if len(mods) > 1
                      else "-", model, m["accuracy"], m["macro_f1"], m["n"],

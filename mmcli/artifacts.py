@@ -208,8 +208,8 @@ def load_npy(path: Path, mmap: bool = True) -> np.ndarray:
 
 def _unreadable(path: Path, exc: Exception) -> ArtifactError:
     if "pickle" in str(exc):  # numpy's message would suggest loading it unsafely
-        return ArtifactError(f"{path} holds pickled data, which mmcli never loads: the file "
-                             "was not written by mmcli (tampered with?)", "re-run the stage")
+        return ArtifactError(f"{path} cannot be read: it is not an array file, and mmcli never "
+                             "loads pickled data (was the file replaced?)", "re-run the stage")
     first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return ArtifactError(f"{path} cannot be read ({first})", "re-run the stage")
 

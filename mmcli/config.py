@@ -25,7 +25,7 @@ from mmcli.errors import UsageError
 
 KINDS = ("image", "audio", "text", "numeric", "categorical")
 STAGES = ("preprocess", "extract", "fuse", "train", "eval", "predict")
-TOP_LEVEL = ("label", "seed", *STAGES)
+TOP_LEVEL = ("label", "seed", "pipeline", *STAGES)
 
 
 @dataclass
@@ -42,14 +42,26 @@ class PreprocessConfig:
     image_size: list = field(default_factory=lambda: [64, 64])
     #: audio is decoded, mixed to mono and resampled to this rate (Hz)
     sample_rate: int = 16000
-    #: longer audio is cut to this many seconds
+    #: limit on audio duration (seconds); at most this much of a file is read
     max_audio_seconds: float = 30.0
+    #: longer audio: "cut" (keep the first max_audio_seconds) or "fail" (leave the item out)
+    long_audio: str = "cut"
+    #: images of more pixels (width x height, read from the header) are left out, undecoded
+    max_image_pixels: int = 50_000_000
+    #: limit on a text cell, in characters after normalisation
+    max_text_chars: int = 100_000
+    #: longer text: "cut" (keep the first max_text_chars) or "fail" (leave the item out)
+    long_text: str = "cut"
     #: text is NFKC-normalised, whitespace-collapsed and, if true, lower-cased
     lowercase: bool = True
     #: the stage fails when more than this fraction of items fail to decode
     max_failed_fraction: float = 0.1
+    #: when non-empty, media are read only from inside these folders (see docs/failures.md)
+    media_roots: list = field(default_factory=list)
     #: worker processes for decoding; 0 means all cores
     jobs: int = 0
+    #: extra label columns kept as items' ``labels`` (not features) for train.tasks
+    tasks: list = field(default_factory=list)
 
 
 @dataclass
@@ -57,10 +69,11 @@ class ExtractConfig:
     #: null: the label column preprocess used; otherwise checked against it
     label: Any = None
     seed: int = 0
-    #: extractor names per modality kind, applied to every column of that kind
-    image: list = field(default_factory=lambda: ["color_hist", "pixels"])
-    audio: list = field(default_factory=lambda: ["mfcc"])
-    text: list = field(default_factory=lambda: ["tfidf", "word2vec"])
+    #: extractor names per modality kind, applied to every column of that kind; the defaults
+    #: won the comparison in docs/extractors.md (`mmcli extract --list` shows every choice)
+    image: list = field(default_factory=lambda: ["color_hist", "hog"])
+    audio: list = field(default_factory=lambda: ["frames"])
+    text: list = field(default_factory=lambda: ["tfidf"])
     numeric: list = field(default_factory=lambda: ["numeric"])
     categorical: list = field(default_factory=lambda: ["onehot"])
     #: extractor name -> parameters, e.g. {word2vec: {vector_size: 100}}
@@ -85,12 +98,18 @@ class FuseConfig:
 class TrainConfig:
     label: Any = None
     seed: int = 0
-    #: logreg or mlp
-    model: str = "logreg"
+    #: a model name (see docs/models.md): logreg, linear_svm, random_forest, hist_gb, mlp,
+    #: late_repr, late_decision, gmu, lowrank, attention, tensor_layer; "auto" (chosen by
+    #: bench/models_comparison.py): late_decision on a concat fuse directory, else logreg
+    model: str = "auto"
     #: model parameters, e.g. {C: 0.5} or {hidden: [256], epochs: 200}
     params: dict = field(default_factory=dict)
     #: auto (a GPU when one exists), cpu or cuda
     device: str = "auto"
+    #: cross-validated hyperparameter search, e.g. {method: grid, params: {C: [0.1, 1]}, cv: 5}
+    search: dict = field(default_factory=dict)
+    #: extra label columns trained with the label, e.g. {price: {kind: regression, weight: 0.5}}
+    tasks: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +117,16 @@ class EvalConfig:
     label: Any = None
     #: the splits to evaluate, those present in the data
     splits: list = field(default_factory=lambda: ["train", "val", "test"])
+    #: seeds the bootstrap resamples and the robustness noise
+    seed: int = 0
+    #: bootstrap resamples for the confidence intervals; 0 turns them off
+    bootstrap: int = 1000
+    #: modality ablation and noise robustness on the test split (docs/evaluation.md)
+    robustness: bool = True
+    #: noise severities in [0, 1], increasing from 0 (clean)
+    noise_levels: list = field(default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 1.0])
+    #: noise robustness on at most this many test items (seeded subsample); 0: all
+    noise_max_items: int = 2000
 
 
 @dataclass
@@ -106,6 +135,8 @@ class PredictConfig:
     label: Any = None
     jobs: int = 0
     max_failed_fraction: float = 1.0
+    #: when non-empty, media are read only from inside these folders (see docs/failures.md)
+    media_roots: list = field(default_factory=list)
 
 
 C = TypeVar("C")

@@ -7,9 +7,12 @@ set in the config. Media paths are resolved against the manifest's folder.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
+import io
 import json
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,76 +67,126 @@ class Manifest:
 
 
 def read_manifest(path: Path) -> Manifest:
-    """Read a CSV (``.csv``/``.tsv``) or JSONL (``.jsonl``/``.json``) manifest."""
+    """Read a CSV (``.csv``/``.tsv``/anything else) or JSONL (``.jsonl``/``.ndjson``/``.json``)
+    manifest. Whatever the file holds, this returns a manifest or raises :class:`DataError`.
+
+    CSV: UTF-8 (a byte-order mark is dropped); the delimiter is a tab for ``.tsv`` and
+    otherwise whichever of ``,`` ``;`` tab ``|`` occurs most often in the header line (a comma
+    on ties); fields may be quoted and hold delimiters and newlines; blank lines are skipped.
+    """
     path = Path(path)
     if path.is_dir():
         raise DataError(f"manifest {path} is a directory", "pass the CSV or JSONL file in it")
-    if not path.is_file():
+    if not path.exists():
         raise DataError(f"manifest {path} does not exist", "check the path")
+    if not path.is_file():
+        raise DataError(f"manifest {path} is not a regular file", "pass the CSV or JSONL file")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"manifest {path} cannot be read: {exc.strerror or exc}",
+                        "check its permissions") from None
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    try:
+        text = data[bom:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = bom + exc.start
+        line = data.count(b"\n", 0, at) + 1
+        raise DataError(
+            f"manifest {path} is not UTF-8 text: line {line} has the byte 0x{data[at]:02x}",
+            "save it as UTF-8, e.g. with `iconv -f latin1 -t utf-8 IN > OUT`") from None
     suffix = path.suffix.lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
-        columns, rows = _read_jsonl(path)
+        columns, rows = _read_jsonl(path, text)
     else:
-        columns, rows = _read_csv(path, "\t" if suffix == ".tsv" else ",")
+        delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(text)
+        columns, rows = _read_csv(path, text, delimiter)
     if not rows:
         raise DataError(f"manifest {path} has no rows", "add at least one row below the header")
     return Manifest(path, columns, rows)
 
 
-def _read_csv(path: Path, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
+DELIMITERS = (",", ";", "\t", "|")
+
+
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of CSV ``text``: the one of ``DELIMITERS`` most frequent in its header
+    line, outside quotes; a comma when none occurs or on ties."""
+    header, quoted = [], False
+    for ch in text:
+        if ch == '"':
+            quoted = not quoted
+        elif ch in "\r\n" and not quoted:
+            break
+        elif not quoted:
+            header.append(ch)
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(DELIMITERS, key=lambda d: counts[d])  # max keeps the first of equal counts
+    return best if counts[best] > 0 else ","
+
+
+def _read_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
+    # a text cell may be megabytes long; the per-item text limit applies later
+    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    shown = "tab" if delimiter == "\t" else repr(delimiter)
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.reader(f, delimiter=delimiter)
-            header = next(reader, None)
-            if not header or not any(h.strip() for h in header):
-                raise DataError(f"manifest {path} is empty", "write a header row and data rows")
-            header = [h.strip() for h in header]
-            dupes = [h for h, n in Counter(header).items() if n > 1]
-            if dupes:
-                raise DataError(f"manifest {path}: column {dupes[0]!r} appears twice",
-                                "rename one of them")
-            rows = []
-            for values in reader:
-                if not values or all(not v.strip() for v in values):
-                    continue  # blank line
-                if len(values) != len(header):
-                    raise DataError(
-                        f"manifest {path}: line {reader.line_num} has {len(values)} fields, "
-                        f"the header has {len(header)}",
-                        "quote values that contain the delimiter",
-                    )
-                rows.append(dict(zip(header, values)))
-    except UnicodeDecodeError as exc:
-        raise DataError(f"manifest {path} is not UTF-8 text (byte {exc.start})",
-                        "save it as UTF-8") from None
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        header = next(reader, None)
+        if not header or not any(h.strip() for h in header):
+            raise DataError(f"manifest {path} is empty", "write a header row and data rows")
+        header = [h.strip() for h in header]
+        if "" in header:
+            raise DataError(
+                f"manifest {path}: column {header.index('') + 1} of the header has no name",
+                "name every column or remove the unnamed one; pandas writes one unless "
+                "to_csv(index=False)")
+        dupes = [h for h, n in Counter(header).items() if n > 1]
+        if dupes:
+            raise DataError(f"manifest {path}: column {dupes[0]!r} appears twice",
+                            "rename one of them")
+        rows = []
+        end = reader.line_num
+        for values in reader:
+            start, end = end + 1, reader.line_num
+            if not values or all(not v.strip() for v in values):
+                continue  # blank line
+            if len(values) != len(header):
+                where = f"line {start}" if start == end else f"the row on lines {start}-{end}"
+                raise DataError(
+                    f"manifest {path}: {where} has {len(values)} fields, "
+                    f"the header has {len(header)} (delimiter {shown})",
+                    "quote values that contain the delimiter and close every quote; give every "
+                    "row every column, empty values are fine",
+                )
+            rows.append(dict(zip(header, values)))
     except csv.Error as exc:
         raise DataError(f"manifest {path} is not valid CSV: {exc}", "fix the quoting") from None
     return header, rows
 
 
-def _read_jsonl(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+def _read_jsonl(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]]:
     columns: dict[str, None] = {}
     rows = []
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            for n, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise DataError(f"manifest {path}: line {n} is not valid JSON ({exc.msg})",
-                                    "write one JSON object per line") from None
-                if not isinstance(obj, dict):
-                    raise DataError(f"manifest {path}: line {n} is not a JSON object",
-                                    "write one JSON object per line")
-                for key in obj:
-                    columns.setdefault(str(key), None)
-                rows.append({str(k): _to_str(v) for k, v in obj.items()})
-    except UnicodeDecodeError as exc:
-        raise DataError(f"manifest {path} is not UTF-8 text (byte {exc.start})",
-                        "save it as UTF-8") from None
+    for n, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, huge ints, deep nesting
+            reason = (exc.msg if isinstance(exc, json.JSONDecodeError) else
+                      "nested too deeply" if isinstance(exc, RecursionError) else
+                      str(exc).split(":")[0])
+            raise DataError(f"manifest {path}: line {n} is not valid JSON ({reason})",
+                            "write one JSON object per line") from None
+        if not isinstance(obj, dict):
+            raise DataError(f"manifest {path}: line {n} is not a JSON object",
+                            "write one JSON object per line")
+        for key in obj:
+            columns.setdefault(str(key), None)
+        rows.append({str(k): _to_str(v) for k, v in obj.items()})
     cols = list(columns)
+    if "" in cols:
+        raise DataError(f"manifest {path}: a key is the empty string", "name every key")
     return cols, [{c: r.get(c, "") for c in cols} for r in rows]
 
 
@@ -142,6 +195,8 @@ def _to_str(value) -> str:
         return ""
     if isinstance(value, bool):
         return str(value).lower()
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
     return str(value)
 
 
@@ -173,6 +228,23 @@ def _is_float(value: str) -> bool:
     return True
 
 
+#: longest modality column name; names become file names (data/<col>.npy, ...)
+MAX_COLUMN_NAME = 100
+
+
+def check_column_name(manifest: Manifest, col: str) -> None:
+    """A modality column's name becomes part of file names in every stage directory, so it
+    must be a plain name: no path separators, no control characters, not ``.``/``..``."""
+    bad = (col in (".", "..") or len(col) > MAX_COLUMN_NAME
+           or any(ch in "/\\" or unicodedata.category(ch) in ("Cc", "Cf", "Cs") for ch in col))
+    if bad:
+        raise DataError(
+            f"manifest {manifest.path}: column name {col[:MAX_COLUMN_NAME]!r} cannot be used "
+            "(a modality's name becomes a file name)",
+            f"rename it: at most {MAX_COLUMN_NAME} characters, no '/', '\\' or control "
+            "characters, not '.' or '..'; or set it to ignore in preprocess.columns")
+
+
 def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict[str, str]:
     """Kind of every modality column, in manifest order; ``ignore`` drops a column."""
     reserved = {"id", "split"} | ({label} if label else set())
@@ -192,6 +264,7 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
             continue
         kind = overrides.get(col) or detect_kind([r.get(col, "") for r in manifest.rows])
         if kind != "ignore":
+            check_column_name(manifest, col)
             kinds[col] = kind
     if not kinds:
         raise DataError(f"manifest {manifest.path} has no modality columns",

@@ -29,7 +29,7 @@ class Pipeline:
 
 @pytest.fixture(scope="session")
 def pipeline(tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
-    """The default pipeline (concat, logreg, seed 0) on 36 rows, built once per session.
+    """The default pipeline (concat, default model, seed 0) on 36 rows, built once per session.
 
     Tests must not modify these directories; copy one first (``shutil.copytree``) to tamper
     with it.

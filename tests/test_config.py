@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from mmcli.config import (
-    EvalConfig,
     ExtractConfig,
     FuseConfig,
+    PredictConfig,
     PreprocessConfig,
     TrainConfig,
     build,
@@ -30,8 +30,8 @@ def test_top_level_label_and_seed():
 
 
 def test_top_level_ignored_by_configs_without_that_field():
-    config = build(EvalConfig, {"label": "y", "seed": 5}, "eval")
-    assert config == EvalConfig(label="y")  # EvalConfig has no seed
+    config = build(PredictConfig, {"label": "y", "seed": 5}, "predict")
+    assert config == PredictConfig(label="y")  # PredictConfig has no seed
 
 
 def test_section_beats_top_level():

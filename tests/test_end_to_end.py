@@ -123,7 +123,7 @@ def test_same_seed_gives_byte_identical_stage_directories(chains):
     different = [rel for rel in hashes_a if hashes_a[rel] != hashes_b[rel]]
     assert different == []
     suffixes = {Path(rel).suffix for rel in hashes_a}
-    assert {".npy", ".npz", ".json", ".jsonl", ".csv", ".md"} <= suffixes
+    assert {".npy", ".npz", ".json", ".jsonl", ".csv", ".md", ".png", ".html"} <= suffixes
     for stage in STAGES:
         assert f"{stage}/meta.json" in hashes_a
     assert not [rel for rel in hashes_a if ".tmp-" in rel or ".old-" in rel]

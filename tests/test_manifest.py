@@ -292,3 +292,166 @@ def test_hash_split_stable_when_rows_reordered(tmp_path):
 def test_hash_split_bad_fractions(tmp_path, fractions):
     with pytest.raises(UsageError):
         hash_splits(tmp_path, 10, fractions=fractions)
+
+
+# --- delimiters, hostile headers, line numbers ------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter", [",", ";", "\t", "|"])
+def test_delimiter_is_detected_from_the_header(tmp_path, delimiter):
+    d = delimiter
+    m = read_manifest(write(tmp_path / "m.csv",
+                            f'id{d}text{d}label\na{d}"x{d} y, z; w"{d}p\nb{d}plain{d}q\n'))
+    assert m.columns == ["id", "text", "label"]
+    assert m.rows[0]["text"] == f"x{d} y, z; w"
+
+
+@pytest.mark.parametrize("header, expected", [
+    ("id,text,label", ","), ("id;text;label", ";"), ("id|a,b|c", "|"), ("a,b;c", ","),
+    ('"x;y;z",b,c', ","), ("single", ","), ("", ","),
+])
+def test_sniff_delimiter(header, expected):
+    from mmcli.manifest import sniff_delimiter
+
+    assert sniff_delimiter(header + "\n1;2;3|4\n") == expected
+
+
+def test_tsv_is_always_tab(tmp_path):
+    m = read_manifest(write(tmp_path / "m.tsv", "id\ttext;with;semicolons\na\tb\n"))
+    assert m.columns == ["id", "text;with;semicolons"]
+
+
+def test_quoted_newlines_and_crlf(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv",
+                            'id,text,label\r\na,"one\r\ntwo\nthree",x\r\nb,plain,y\r\n'))
+    assert m.rows[0]["text"] == "one\r\ntwo\nthree"
+    assert m.rows[1] == {"id": "b", "text": "plain", "label": "y"}
+
+
+def test_field_count_error_names_the_lines_of_a_multiline_row(tmp_path):
+    path = write(tmp_path / "m.csv", 'id,text,label\na,b,c\nb,"open\nquote,c\nd,e,f\n')
+    with pytest.raises(DataError, match=r"the row on lines 3-5 has 2 fields.*close every quote"):
+        read_manifest(path)
+
+
+def test_megabyte_cell_is_read(tmp_path):
+    big = "word " * 400_000
+    m = read_manifest(write(tmp_path / "m.csv", f'id,text\na,"{big}"\n'))
+    assert m.rows[0]["text"] == big
+
+
+def test_non_utf8_names_the_line(tmp_path):
+    path = tmp_path / "m.csv"
+    path.write_bytes(b"\xef\xbb\xbfid,text\na,fine\nb,caf\xe9\n")
+    with pytest.raises(DataError, match="line 3 has the byte 0xe9"):
+        read_manifest(path)
+
+
+def test_unnamed_header_column(tmp_path):
+    with pytest.raises(DataError, match="column 1 of the header has no name"):
+        read_manifest(write(tmp_path / "m.csv", ",id,label\n0,a,x\n"))
+
+
+def test_manifest_that_is_not_a_regular_file(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "m.csv")
+    with pytest.raises(DataError, match="not a regular file"):
+        read_manifest(tmp_path / "m.csv")
+
+
+@pytest.mark.parametrize("line, reason", [
+    ("[" * 50_000, "nested too deeply"), ('{"id": ' + "1" * 5000 + "}", "Exceeds the limit"),
+    ('{"id": NaN, "x": [1, {"a": 2}]}', None),
+])
+def test_jsonl_hostile_lines(tmp_path, line, reason):
+    path = write(tmp_path / "m.jsonl", line + "\n")
+    if reason is None:
+        assert read_manifest(path).rows == [{"id": "nan", "x": '[1, {"a": 2}]'}]
+        return
+    with pytest.raises(DataError, match=f"line 1 is not valid JSON .*{reason}"):
+        read_manifest(path)
+
+
+@pytest.mark.parametrize("name", ["../evil", "a/b", "a\\b", "..", ".", "tab\there", "x" * 101])
+def test_modality_column_names_that_would_be_paths_are_refused(tmp_path, name):
+    m = Manifest(tmp_path / "m.csv", ["id", name, "ok", "label"],
+                 [{"id": "a", name: "some text", "ok": "more text", "label": "x"}])
+    with pytest.raises(DataError, match="cannot be used"):
+        column_kinds(m, "label", {})
+    assert list(column_kinds(m, "label", {name: "ignore"})) == ["ok"]  # ignored: never a file
+
+
+def test_unicode_column_names_are_fine(tmp_path):
+    m = Manifest(tmp_path / "m.csv", ["id", "légende photo", "label"],
+                 [{"id": "a", "légende photo": "un chat", "label": "x"}])
+    assert list(column_kinds(m, "label", {})) == ["légende photo"]
+
+
+# --- property-based --------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+MANIFEST_BYTES = st.one_of(
+    st.binary(max_size=400),
+    st.text(alphabet=st.sampled_from('ab,;|\t"\n\r \ufeff\x00{}[]:é'), max_size=200).map(
+        lambda t: t.encode("utf-8")),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(data=MANIFEST_BYTES, suffix=st.sampled_from([".csv", ".tsv", ".jsonl", ".txt"]))
+def test_reading_arbitrary_bytes_raises_only_data_error(tmp_path, data, suffix):
+    path = tmp_path / f"m{suffix}"
+    path.write_bytes(data)
+    try:
+        m = read_manifest(path)
+    except DataError as exc:
+        assert "\n" not in exc.message.replace("\\n", "")
+        return
+    assert m.rows and all(set(r) == set(m.columns) for r in m.rows)
+    try:
+        m.ids()
+    except DataError:
+        pass
+
+
+CELL = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+               max_size=20)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(rows=st.lists(st.lists(CELL, min_size=3, max_size=3), min_size=1, max_size=6),
+       delimiter=st.sampled_from([",", ";", "\t", "|"]))
+def test_csv_round_trip(tmp_path, rows, delimiter):
+    """Rows written by the csv module (quotes, newlines, delimiters, any unicode) come back."""
+    import csv
+
+    rows = [r for r in rows if any(v.strip() for v in r)]  # blank rows are skipped by design
+    header = ["id", "text", "label"]
+    path = tmp_path / "m.csv"
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, delimiter=delimiter, lineterminator="\r\n")
+        writer.writerow(header)
+        writer.writerows(rows)
+    if not rows:
+        with pytest.raises(DataError):
+            read_manifest(path)
+        return
+    m = read_manifest(path)
+    assert m.columns == header
+    assert m.rows == [dict(zip(header, r)) for r in rows]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(rows=st.lists(st.dictionaries(st.sampled_from(["id", "text", "n"]),
+                                     st.one_of(CELL, st.integers(), st.none()), min_size=1),
+                     min_size=1, max_size=5))
+def test_jsonl_round_trip(tmp_path, rows):
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    m = read_manifest(path)
+    for got, want in zip(m.rows, rows):
+        assert got == {c: ("" if want.get(c) is None else str(want.get(c))) for c in m.columns}

@@ -322,3 +322,172 @@ def test_normalize_keeps_non_latin_scripts():
 
 def test_normalize_empty():
     assert normalize_text(" \n\t ") == ""
+
+
+# --- limits and hostile files ---------------------------------------------------------------
+
+
+def test_image_over_max_pixels_is_refused_before_decoding(tmp_path):
+    from mmcli.testing.badinput import bomb_png
+
+    (tmp_path / "bomb.png").write_bytes(bomb_png(100_000, 100_000))
+    with pytest.raises(MediaError, match=r"too large \(100000x100000\): more than max_image_pix"):
+        load_image(tmp_path / "bomb.png", (8, 8))
+    # between 1x and 2x the limit Pillow only warns; mmcli still refuses, naming the size
+    write_png(tmp_path / "a.png", (1, 2, 3), size=32)
+    with pytest.raises(MediaError, match=r"image too large \(32x32\)"):
+        load_image(tmp_path / "a.png", (8, 8), max_pixels=600)
+    assert load_image(tmp_path / "a.png", (8, 8), max_pixels=32 * 32).shape == (8, 8, 3)
+
+
+def test_animated_gif_gives_the_first_frame(tmp_path):
+    frames = [solid("RGB", (255, 0, 0)), solid("RGB", (0, 0, 255))]
+    frames[0].save(tmp_path / "a.gif", save_all=True, append_images=frames[1:], duration=50)
+    assert (load_image(tmp_path / "a.gif", (4, 4)) == [255, 0, 0]).all()
+
+
+def test_fifo_is_refused_without_blocking(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "a.png")
+    with pytest.raises(MediaError, match="not a regular file"):
+        load_image(tmp_path / "a.png", (8, 8))
+    with pytest.raises(MediaError, match="not a regular file"):
+        load_audio(tmp_path / "a.png", 8000)
+
+
+def test_unreadable_file_is_named(tmp_path, monkeypatch):
+    """chmod does not stop root, so the refusal of the operating system is simulated."""
+    import errno
+    import os
+
+    path = write_png(tmp_path / "a.png", (1, 2, 3))
+    real_open = os.open
+
+    def refuse(p, *args, **kwargs):
+        if str(p) == str(path):
+            raise PermissionError(errno.EACCES, "Permission denied", str(p))
+        return real_open(p, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", refuse)
+    with pytest.raises(MediaError, match="permission denied"):
+        load_image(path, (8, 8))
+
+
+def test_long_audio_is_read_only_up_to_the_limit(tmp_path):
+    import time
+    import tracemalloc
+
+    from mmcli.testing.badinput import write_long_wav
+
+    path = write_long_wav(tmp_path / "a.wav", hours=2.0, rate=8000)  # 115 MB, sparse
+    assert path.stat().st_size > 100_000_000
+    tracemalloc.start()
+    start = time.perf_counter()
+    y = load_audio(path, 8000, 3.0)
+    seconds = time.perf_counter() - start
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert y.shape == (24000,)
+    assert peak < 5_000_000 and seconds < 2.0  # reading 2 h would take 230 MB of float32
+    with pytest.raises(MediaError, match="longer than max_audio_seconds = 3 s"):
+        load_audio(path, 8000, 3.0, long_audio="fail")
+
+
+def test_audio_exactly_at_the_limit_is_kept_whole_with_fail(tmp_path):
+    path = write_wav(tmp_path / "a.wav", 440.0, seconds=1.0, rate=8000)
+    assert load_audio(path, 8000, 1.0, long_audio="fail").shape == (8000,)
+    with pytest.raises(MediaError, match="longer than"):
+        load_audio(path, 8000, 0.5, long_audio="fail")
+
+
+def test_wav_header_claiming_hours_with_a_short_body(tmp_path):
+    from mmcli.testing.badinput import write_long_wav
+
+    data = write_long_wav(tmp_path / "long.wav", hours=2.0).read_bytes()[:44]
+    (tmp_path / "a.wav").write_bytes(data + b"\x10\x00" * 4000)
+    assert load_audio(tmp_path / "a.wav", 8000, 30.0).shape == (4000,)
+
+
+def test_text_limit_cut_and_fail():
+    from mmcli.media import load_text
+
+    assert load_text("  Hello   World ", max_chars=20) == "hello world"
+    assert load_text("abc " * 100, max_chars=10) == "abc abc ab"
+    assert load_text("abc " * 100, max_chars=8) == "abc abc"  # no trailing space
+    with pytest.raises(MediaError, match="text of 399 characters, more than max_text_chars = 8"):
+        load_text("abc " * 100, max_chars=8, long_text="fail")
+    with pytest.raises(MediaError, match="empty text"):
+        load_text(" \n\t ")
+
+
+# --- property-based: arbitrary bytes never crash a loader ---------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+HEADERS = [b"", PNG, b"\xff\xd8\xff", b"GIF89a", b"RIFF\x24\x00\x00\x00WAVEfmt ", b"BM",
+           b"fLaC", b"OggS", b"II*\x00"]
+
+
+def arbitrary_media():
+    """Bytes, often starting with a real format's magic so that decoders get past it."""
+    return st.tuples(st.sampled_from(HEADERS), st.binary(max_size=300)).map(lambda t: t[0] + t[1])
+
+
+def mutated_valid_png():
+    im = Image.new("RGB", (6, 5), (10, 200, 30))
+    import io
+
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    data = buf.getvalue()
+    return st.tuples(st.integers(0, len(data) - 1), st.integers(0, 255),
+                     st.integers(1, len(data))).map(
+        lambda t: (data[:t[0]] + bytes([t[1]]) + data[t[0] + 1:])[:t[2]])
+
+
+# tmp_path is shared by the examples of one test: each example overwrites the same file
+FIXTURE_OK = [HealthCheck.function_scoped_fixture]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(data=st.one_of(arbitrary_media(), mutated_valid_png()))
+def test_load_image_on_arbitrary_bytes_raises_only_media_error(tmp_path, data):
+    path = tmp_path / "x.png"
+    path.write_bytes(data)
+    try:
+        arr = load_image(path, (4, 3))
+    except MediaError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert arr.shape == (3, 4, 3) and arr.dtype == np.uint8
+
+
+@pytest.mark.filterwarnings("ignore")
+@settings(max_examples=40, deadline=None, suppress_health_check=FIXTURE_OK)
+@given(data=arbitrary_media())
+def test_load_audio_on_arbitrary_bytes_raises_only_media_error(tmp_path, data):
+    path = tmp_path / "x.wav"
+    path.write_bytes(data)
+    try:
+        y = load_audio(path, 8000, 1.0)
+    except MediaError as exc:
+        assert str(exc) and "\n" not in str(exc)
+    else:
+        assert y.dtype == np.float32 and y.ndim == 1 and np.isfinite(y).all()
+
+
+@settings(max_examples=50, deadline=None)
+@given(text=st.text(max_size=200), limit=st.integers(1, 50))
+def test_load_text_is_normalised_and_bounded(text, limit):
+    from mmcli.media import load_text
+
+    try:
+        out = load_text(text, max_chars=limit)
+    except MediaError as exc:
+        assert str(exc) == "empty text"
+        return
+    assert 0 < len(out) <= limit
+    assert out == out.strip() and "  " not in out

@@ -13,7 +13,7 @@ from rich.console import Console
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False, soft_wrap=True)
 _state: dict = {"quiet": False, "format": "text", "verbose": False, "strict": False}
-PARTIAL_EXIT_CODE = 6
+PARTIAL_EXIT_CODE = 6  # mmcli.errors.EXIT_CODES
 
 
 def configure(quiet: bool = False, log_format: str = "text", verbose: bool = False,

@@ -9,7 +9,7 @@ import traceback
 import typer
 
 from mmcli.cli import console
-from mmcli.errors import MmcliError
+from mmcli.errors import MmcliError, SystemIOError, from_os_error
 
 
 def handle_errors(fn):
@@ -24,6 +24,11 @@ def handle_errors(fn):
         except MmcliError as exc:
             console.error(str(exc))
             raise typer.Exit(exc.exit_code) from None
+        except OSError as exc:  # disk full, permission denied... (not a bug: exit 5)
+            if os.environ.get("MMCLI_DEBUG"):
+                traceback.print_exc()
+            console.error(str(from_os_error(exc)))
+            raise typer.Exit(SystemIOError.exit_code) from None
         except KeyboardInterrupt:
             console.error("interrupted; no partial output was left behind")
             raise typer.Exit(130) from None

@@ -9,12 +9,35 @@ from mmcli.cli import console, options
 from mmcli.cli.errors import handle_errors
 
 
+def _list(value: bool) -> None:
+    if value:
+        from mmcli.extractors.catalog import format_list
+
+        print(format_list())
+        raise typer.Exit()
+
+
+@handle_errors
+def _show_config(name: str | None) -> None:
+    if name:
+        from mmcli.extractors.catalog import default_config_yaml
+
+        print(default_config_yaml(name), end="")
+        raise typer.Exit()
+
+
 @handle_errors
 def command(
     pre_dir: Annotated[
         Path, typer.Argument(metavar="PRE_DIR", help="Directory written by `mmcli preprocess`.")
     ],
     out: options.Out,
+    list_: Annotated[bool | None, typer.Option(
+        "--list", callback=_list, is_eager=True,
+        help="List every extractor (kind, output dimension, parameters) and exit.")] = None,
+    show_config: Annotated[str | None, typer.Option(
+        "--show-config", metavar="NAME", callback=_show_config, is_eager=True,
+        help="Print an extractor's default parameters as config YAML and exit.")] = None,
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,
@@ -23,12 +46,15 @@ def command(
 ) -> None:
     """Compute per-modality features, fitted on the train split only.
 
-    Defaults: images color_hist + pixels, audio mfcc, text tfidf + word2vec, numeric values,
-    categorical one-hot; choose others in the config's extract section.
+    Defaults: images color_hist + hog, audio frames (log-mel), text tfidf (+ SVD), numeric
+    values, categorical one-hot; choose others in the config's extract section.
+    --list shows every extractor; docs/extractors.md has the details and measurements.
 
     Example:
 
         mmcli extract runs/demo/pre -o runs/demo/feat
+
+        mmcli extract --show-config hog > hog.yaml
     """
     from mmcli.config import ExtractConfig, build, read_config_file
     from mmcli.stages.extract import extract
@@ -39,4 +65,8 @@ def command(
     s = extract(pre_dir, out, cfg, console.progress)
     dims = ", ".join(f"{c} {d}" for c, d in s["blocks"].items())
     console.info(f"extract: {s['items']} items; feature dimensions: {dims}")
+    if s["reused"] or s["resumed_chunks"] or not s["refit"]:
+        fit = "fitted state reused (train split unchanged)" if not s["refit"] else "refitted"
+        console.info(f"incremental: {fit}; computed {s['computed']} item features, reused "
+                     f"{s['reused']}, {s['resumed_chunks']} chunks resumed")
     console.info(f"wrote {out}")

@@ -21,3 +21,10 @@ Jobs = Annotated[
     int | None, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")
 ]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+MediaRoot = Annotated[
+    list[Path] | None,
+    typer.Option("--media-root", metavar="DIR", file_okay=False,
+                 help="Read media only from inside DIR (repeatable); paths leading elsewhere "
+                 "through '..', absolute paths or symlinks are refused per item. Use it for "
+                 "manifests from untrusted sources."),
+]

@@ -32,6 +32,10 @@ def command(
     Example:
 
         mmcli predict runs/demo/model sample_data/unlabeled.csv -o runs/demo/pred
+
+    A manifest from an untrusted source: read media only from inside its folder.
+
+        mmcli predict runs/demo/model upload/manifest.csv -o runs/pred --media-root upload
     """
     from mmcli.config import PredictConfig, build, read_config_file
     from mmcli.stages.predict import predict

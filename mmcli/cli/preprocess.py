@@ -30,6 +30,10 @@ def command(
     Example:
 
         mmcli preprocess sample_data/manifest.csv -o runs/demo/pre
+
+    A manifest from an untrusted source: read media only from inside its folder.
+
+        mmcli preprocess upload/manifest.csv -o runs/pre --media-root upload
     """
     from mmcli.config import PreprocessConfig, build, read_config_file
     from mmcli.stages.preprocess import preprocess
@@ -47,5 +51,8 @@ def command(
     for name, n in s.get("unseen_labels", {}).items():
         console.info(f"note: label {name!r} ({n} item{'s' if n > 1 else ''}) is not in the "
                      "train split; the model cannot predict it")
+    if s["reused"] or s["resumed_chunks"]:
+        console.info(f"incremental: decoded {s['decoded']} items, reused {s['reused']} from "
+                     f"the previous output, {s['resumed_chunks']} chunks resumed")
     console.info(f"wrote {out}")
     console.finish(s["failed"])

@@ -16,7 +16,9 @@ def command(
     ],
     out: options.Out,
     model: Annotated[str | None, typer.Option(
-        "--model", help="logreg or mlp (default: logreg).")] = None,
+        "--model", help="logreg, linear_svm, random_forest, hist_gb, mlp, late_repr, "
+        "late_decision, gmu, lowrank, attention or tensor_layer (default: auto = "
+        "late_decision on a concat fuse directory, else logreg; see docs/models.md).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
     config: options.Config = None,
@@ -26,11 +28,14 @@ def command(
 ) -> None:
     """Train a classifier on the fused features (val split for early stopping).
 
+    Learned-fusion models (late_repr, late_decision, gmu, lowrank, attention,
+    tensor_layer) need a concat fuse directory. Training controls, search
+    (train.search) and extra tasks (train.tasks) go in the config file.
     The output directory is self-contained: predict needs nothing else.
 
     Example:
 
-        mmcli train runs/demo/fused -o runs/demo/model --model mlp
+        mmcli train runs/demo/fused -o runs/demo/model --model gmu --device cpu
     """
     from mmcli.config import TrainConfig, build, read_config_file
     from mmcli.stages.train import train
@@ -42,4 +47,10 @@ def command(
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"
     console.info(f"train: {s['model']} on {s['n_train']} items; train accuracy "
                  f"{s['train_accuracy']:.3f}, val accuracy {val}")
+    if s.get("search"):
+        console.info(f"search: best {s['search']['best_params']} (cv macro-F1 "
+                     f"{s['search']['best_score']:.3f})")
+    for name, m in (s.get("tasks") or {}).items():
+        console.info(f"task {name}: " + ", ".join(
+            f"{k} {v:.3f}" for k, v in m.items() if v is not None))
     console.info(f"wrote {out}")

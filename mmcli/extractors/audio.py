@@ -1,24 +1,98 @@
-"""Audio extractors over :class:`mmcli.dataset.AudioClips` (mono float32 at one rate)."""
+"""Audio extractors over :class:`mmcli.dataset.AudioClips` (mono float32 at one rate).
+
+Preprocess decodes any format and rate to mono at ``preprocess.sample_rate``; frame sizes
+here (``n_fft``, ``hop_length``) are in samples at that rate. Clips shorter than ``n_fft``
+are zero-padded.
+
+The summary extractors (``mfcc``, ``logmel``, ``chroma``, ``spectral``) reduce a
+(features x frames) matrix over time with the statistics in ``stats``: ``mean``, ``std``,
+``min``, ``max``, ``median`` or ``pNN`` (the NN-th percentile, e.g. ``p10``). Their output is
+statistic-major: all features' first statistic, then all features' second one, and so on.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import numpy as np
 
 from mmcli.extractors.base import EXTRACTORS, Extractor
 
+_STAT = re.compile(r"^(mean|std|min|max|median|p(100|[1-9]?[0-9]))$")
+_LOG_EPS = 1e-6  # log(mel power + eps): silence and padding sit at log(eps)
 
-@EXTRACTORS.register("mfcc", kind="audio")
-class MfccStats(Extractor):
-    """Mean and standard deviation over time of MFCCs and their deltas (librosa).
 
-    Output dimension: ``4 * n_mfcc`` (mean and std of the MFCCs, mean and std of the deltas).
-    Frames: ``n_fft`` and ``hop_length`` in samples; clips shorter than ``n_fft`` are
-    zero-padded.
-    """
+def summarize(matrix: np.ndarray, stats: list[str]) -> np.ndarray:
+    """Reduce (features, frames) to (features * len(stats),), statistic-major."""
+    out = []
+    for stat in stats:
+        if stat == "mean":
+            out.append(matrix.mean(axis=1))
+        elif stat == "std":
+            out.append(matrix.std(axis=1))
+        elif stat == "min":
+            out.append(matrix.min(axis=1))
+        elif stat == "max":
+            out.append(matrix.max(axis=1))
+        elif stat == "median":
+            out.append(np.median(matrix, axis=1))
+        else:
+            out.append(np.percentile(matrix, float(stat[1:]), axis=1))
+    return np.concatenate(out)
+
+
+def _padded(clip: np.ndarray, n_fft: int) -> np.ndarray:
+    return np.pad(clip, (0, n_fft - len(clip))) if len(clip) < n_fft else clip
+
+
+def _logmel(clip: np.ndarray, sr: int, n_fft: int, hop: int, n_mels: int) -> np.ndarray:
+    import librosa
+
+    mel = librosa.feature.melspectrogram(y=_padded(clip, n_fft), sr=sr, n_fft=n_fft,
+                                         hop_length=hop, n_mels=n_mels)
+    return np.log(mel + _LOG_EPS)
+
+
+class _Summary(Extractor):
+    """Shared parts of the summary-statistics extractors: ``stats`` checks and the loop."""
 
     needs_fit = False
+    rows: int  # features per frame, set by _fit
+
+    def _check_stats(self) -> None:
+        stats = self.params.stats
+        if not stats or not all(isinstance(s, str) and _STAT.match(s) for s in stats):
+            raise self._bad("stats", stats,
+                            "a non-empty list of mean, std, min, max, median, pNN")
+        self._at_least(16, "n_fft")
+        self._at_least(1, "hop_length")
+
+    def _frames(self, clip: np.ndarray, sr: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _transform(self, audio) -> np.ndarray:
+        out = np.zeros((len(audio), self.dim_), dtype=np.float32)
+        for k, clip in enumerate(audio.clips):
+            out[k] = summarize(self._frames(clip, audio.sample_rate), self.params.stats)
+        return out
+
+
+@EXTRACTORS.register("mfcc", kind="audio")
+class MfccStats(_Summary):
+    """Statistics over time of MFCCs (librosa) and, optionally, their first and second
+    deltas.
+
+    Output dimension: ``n_mfcc * (1 + deltas) * len(stats)``
+
+    Parameters:
+        n_mfcc: cepstral coefficients
+        n_fft: FFT window in samples
+        hop_length: hop between frames in samples
+        n_mels: mel bands the MFCCs are computed from
+        deltas: 0 (none), 1 (add deltas) or 2 (add deltas and delta-deltas)
+        stats: statistics over time (mean, std, min, max, median, pNN)
+    """
 
     @dataclasses.dataclass
     class Params:
@@ -26,22 +100,225 @@ class MfccStats(Extractor):
         n_fft: int = 512
         hop_length: int = 160
         n_mels: int = 40
+        deltas: int = 1
+        stats: list = dataclasses.field(default_factory=lambda: ["mean", "std"])
+
+    def _check(self) -> None:
+        self._check_stats()
+        self._at_least(1, "n_mfcc", "n_mels")
+        self._one_of("deltas", (0, 1, 2))
 
     def _fit(self, data) -> int:
-        return 4 * self.params.n_mfcc
+        return self.params.n_mfcc * (1 + self.params.deltas) * len(self.params.stats)
 
-    def _transform(self, audio) -> np.ndarray:
+    def _frames(self, clip: np.ndarray, sr: int) -> np.ndarray:
         import librosa
 
         p = self.params
+        mfcc = librosa.feature.mfcc(y=_padded(clip, p.n_fft), sr=sr, n_mfcc=p.n_mfcc,
+                                    n_fft=p.n_fft, hop_length=p.hop_length, n_mels=p.n_mels)
+        parts = [mfcc]
+        width = min(9, mfcc.shape[1] - (1 - mfcc.shape[1] % 2))  # odd, <= frames
+        for order in range(1, p.deltas + 1):
+            parts.append(librosa.feature.delta(mfcc, width=width, order=order) if width >= 3
+                         else np.zeros_like(mfcc))
+        return np.concatenate(parts)
+
+    def _transform(self, audio) -> np.ndarray:
+        # keep the historical layout for the default (mfcc stats, then delta stats)
+        out = np.zeros((len(audio), self.dim_), dtype=np.float32)
+        n = self.params.n_mfcc
+        for k, clip in enumerate(audio.clips):
+            frames = self._frames(clip, audio.sample_rate)
+            out[k] = np.concatenate([summarize(frames[a:a + n], self.params.stats)
+                                     for a in range(0, frames.shape[0], n)])
+        return out
+
+
+@EXTRACTORS.register("logmel", kind="audio")
+class LogMelStats(_Summary):
+    """Statistics over time of the log-mel spectrogram, ``log(mel power + 1e-6)``.
+
+    Output dimension: ``n_mels * len(stats)``
+
+    Parameters:
+        n_mels: mel bands
+        n_fft: FFT window in samples
+        hop_length: hop between frames in samples
+        stats: statistics over time (mean, std, min, max, median, pNN)
+    """
+
+    @dataclasses.dataclass
+    class Params:
+        n_mels: int = 40
+        n_fft: int = 512
+        hop_length: int = 160
+        stats: list = dataclasses.field(default_factory=lambda: ["mean", "std"])
+
+    def _check(self) -> None:
+        self._check_stats()
+        self._at_least(1, "n_mels")
+
+    def _fit(self, data) -> int:
+        return self.params.n_mels * len(self.params.stats)
+
+    def _frames(self, clip: np.ndarray, sr: int) -> np.ndarray:
+        p = self.params
+        return _logmel(clip, sr, p.n_fft, p.hop_length, p.n_mels)
+
+
+@EXTRACTORS.register("chroma", kind="audio")
+class ChromaStats(_Summary):
+    """Statistics over time of the 12 pitch-class energies (librosa ``chroma_stft``).
+
+    Output dimension: ``12 * len(stats)``
+
+    Parameters:
+        n_fft: FFT window in samples
+        hop_length: hop between frames in samples
+        stats: statistics over time (mean, std, min, max, median, pNN)
+    """
+
+    @dataclasses.dataclass
+    class Params:
+        n_fft: int = 1024
+        hop_length: int = 160
+        stats: list = dataclasses.field(default_factory=lambda: ["mean", "std"])
+
+    def _check(self) -> None:
+        self._check_stats()
+
+    def _fit(self, data) -> int:
+        return 12 * len(self.params.stats)
+
+    def _frames(self, clip: np.ndarray, sr: int) -> np.ndarray:
+        import librosa
+
+        p = self.params
+        return librosa.feature.chroma_stft(y=_padded(clip, p.n_fft), sr=sr, n_fft=p.n_fft,
+                                           hop_length=p.hop_length, tuning=0.0)
+
+
+@EXTRACTORS.register("spectral", kind="audio")
+class SpectralStats(_Summary):
+    """Statistics over time of spectral shape descriptors (librosa): spectral contrast
+    (``n_bands + 1`` rows), then centroid, bandwidth and roll-off (as fractions of the
+    Nyquist frequency), flatness, zero-crossing rate and log RMS energy.
+
+    Contrast bands start at ``fmin`` Hz, lowered when the sample rate is too low for
+    ``n_bands`` octaves.
+
+    Output dimension: ``(n_bands + 7) * len(stats)``
+
+    Parameters:
+        n_bands: spectral-contrast octave bands
+        fmin: lowest contrast band edge in Hz
+        rolloff: roll-off energy fraction
+        n_fft: FFT window in samples
+        hop_length: hop between frames in samples
+        stats: statistics over time (mean, std, min, max, median, pNN)
+    """
+
+    @dataclasses.dataclass
+    class Params:
+        n_bands: int = 6
+        fmin: float = 200.0
+        rolloff: float = 0.85
+        n_fft: int = 512
+        hop_length: int = 160
+        stats: list = dataclasses.field(default_factory=lambda: ["mean", "std"])
+
+    def _check(self) -> None:
+        self._check_stats()
+        self._at_least(1, "n_bands")
+        if self.params.fmin <= 0:
+            raise self._bad("fmin", self.params.fmin, "> 0")
+        if not 0 < self.params.rolloff < 1:
+            raise self._bad("rolloff", self.params.rolloff, "between 0 and 1")
+
+    def _fit(self, data) -> int:
+        return (self.params.n_bands + 7) * len(self.params.stats)
+
+    def _frames(self, clip: np.ndarray, sr: int) -> np.ndarray:
+        import librosa
+
+        p = self.params
+        y = _padded(clip, p.n_fft)
+        nyquist = sr / 2
+        spec = np.abs(librosa.stft(y, n_fft=p.n_fft, hop_length=p.hop_length))
+        fmin = min(p.fmin, 0.99 * nyquist / 2 ** (p.n_bands - 1))
+        contrast = librosa.feature.spectral_contrast(S=spec, sr=sr, n_fft=p.n_fft,
+                                                     n_bands=p.n_bands, fmin=fmin)
+        rows = [
+            librosa.feature.spectral_centroid(S=spec, sr=sr) / nyquist,
+            librosa.feature.spectral_bandwidth(S=spec, sr=sr) / nyquist,
+            librosa.feature.spectral_rolloff(S=spec, sr=sr, roll_percent=p.rolloff) / nyquist,
+            librosa.feature.spectral_flatness(S=spec),
+            librosa.feature.zero_crossing_rate(y, frame_length=p.n_fft,
+                                               hop_length=p.hop_length),
+            np.log(librosa.feature.rms(S=spec, frame_length=p.n_fft) + _LOG_EPS),
+        ]
+        frames = min(m.shape[1] for m in [contrast, *rows])
+        return np.concatenate([contrast[:, :frames], *(r[:, :frames] for r in rows)])
+
+
+@EXTRACTORS.register("frames", kind="audio")
+class LogMelFrames(Extractor):
+    """A fixed-length sequence of log-mel frames for sequence models (GRU, CNN).
+
+    Each clip's log-mel spectrogram (``log(mel power + 1e-6)``) is brought to ``n_frames``
+    frames: ``resample`` stretches or squeezes it in time (linear interpolation), ``pad``
+    keeps the first ``n_frames`` frames and pads short clips with silence (``log(1e-6)``).
+    The row is frame-major: ``x.reshape(n, n_frames, n_mels)`` gives (batch, time, features)
+    for a GRU.
+
+    Output dimension: ``n_frames * n_mels``
+
+    Parameters:
+        n_frames: frames per clip
+        n_mels: mel bands per frame
+        n_fft: FFT window in samples
+        hop_length: hop between frames in samples
+        mode: resample or pad
+    """
+
+    needs_fit = False
+
+    @dataclasses.dataclass
+    class Params:
+        n_frames: int = 32
+        n_mels: int = 40
+        n_fft: int = 512
+        hop_length: int = 160
+        mode: str = "resample"
+
+    def _check(self) -> None:
+        self._at_least(1, "n_frames", "n_mels", "hop_length")
+        self._at_least(16, "n_fft")
+        self._one_of("mode", ("resample", "pad"))
+
+    def _fit(self, data) -> int:
+        return self.params.n_frames * self.params.n_mels
+
+    def _transform(self, audio) -> np.ndarray:
+        p = self.params
         out = np.zeros((len(audio), self.dim_), dtype=np.float32)
         for k, clip in enumerate(audio.clips):
-            if len(clip) < p.n_fft:
-                clip = np.pad(clip, (0, p.n_fft - len(clip)))
-            mfcc = librosa.feature.mfcc(y=clip, sr=audio.sample_rate, n_mfcc=p.n_mfcc,
-                                        n_fft=p.n_fft, hop_length=p.hop_length, n_mels=p.n_mels)
-            width = min(9, mfcc.shape[1] - (1 - mfcc.shape[1] % 2))
-            delta = (librosa.feature.delta(mfcc, width=width) if width >= 3
-                     else np.zeros_like(mfcc))
-            out[k] = np.concatenate([mfcc.mean(1), mfcc.std(1), delta.mean(1), delta.std(1)])
+            logmel = _logmel(clip, audio.sample_rate, p.n_fft, p.hop_length, p.n_mels)
+            out[k] = self._fixed(logmel).T.ravel()
         return out
+
+    def _fixed(self, logmel: np.ndarray) -> np.ndarray:
+        n = self.params.n_frames
+        frames = logmel.shape[1]
+        if self.params.mode == "pad":
+            fixed = np.full((logmel.shape[0], n), np.log(_LOG_EPS), dtype=np.float64)
+            fixed[:, :min(n, frames)] = logmel[:, :n]
+            return fixed
+        if frames == 1:
+            return np.repeat(logmel, n, axis=1)
+        src = np.linspace(0, frames - 1, n)
+        lo = np.floor(src).astype(int)
+        hi = np.minimum(lo + 1, frames - 1)
+        w = src - lo
+        return logmel[:, lo] * (1 - w) + logmel[:, hi] * w

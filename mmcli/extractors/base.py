@@ -4,7 +4,13 @@
 * ``fit(data)`` learns state from the train split only and returns ``self``; learned state
   ends in ``_``; ``transform`` before ``fit`` raises an error that says what to call;
 * ``transform(data)`` returns a float32 matrix of shape (n_items, ``dim_``);
-* ``get_state()``/``from_state()`` turn the fitted extractor into JSON plus arrays (no pickle).
+* ``get_state()``/``from_state()`` turn the fitted extractor into JSON plus arrays (no pickle);
+  an extractor that needs a file (the ``cnn`` model) lists it in ``state_files()`` and the
+  stage copies it beside the state, so a model directory stays self-contained.
+
+Each docstring has an ``Output dimension:`` line and a ``Parameters:`` section (one
+``name: meaning`` line per field of ``Params``); ``mmcli extract --list`` and
+``--show-config`` read them (:mod:`mmcli.extractors.catalog`).
 
 ``data`` is what :meth:`mmcli.dataset.PreprocessedData.column` returns for the modality: a
 uint8 image batch, :class:`~mmcli.dataset.AudioClips`, a list of strings, or a float vector.
@@ -13,6 +19,7 @@ uint8 image batch, :class:`~mmcli.dataset.AudioClips`, a list of strings, or a f
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -32,6 +39,8 @@ class Extractor:
     name: ClassVar[str]
     #: whether ``fit`` needs the train data (stateless extractors skip reading it)
     needs_fit: ClassVar[bool] = True
+    #: False when transform must run in the main process (a model on a GPU)
+    parallel: ClassVar[bool] = True
 
     @dataclasses.dataclass
     class Params:
@@ -51,7 +60,32 @@ class Extractor:
             raise UsageError(f"bad parameters for extractor {self.name!r}: {exc}",
                              "see docs/extractors.md") from None
         check_types(self.params, f"extractor {self.name!r}")
+        self._check()
         self.dim_: int | None = None
+
+    def _check(self) -> None:
+        """Validate parameter values (raise :class:`UsageError`); types are checked already."""
+
+    def _bad(self, param: str, value: Any, expected: str) -> UsageError:
+        return UsageError(
+            f"the {param!r} parameter of extractor {self.name!r} must be {expected}; "
+            f"got {value!r} instead",
+            f"fix extract.params.{self.name}.{param} in the config (see mmcli extract --list)")
+
+    def _at_least(self, minimum: float, *names: str) -> None:
+        for param in names:
+            value = getattr(self.params, param)
+            if value < minimum:
+                raise self._bad(param, value, f">= {minimum}")
+
+    def _one_of(self, param: str, choices: tuple) -> None:
+        value = getattr(self.params, param)
+        if value not in choices:
+            raise self._bad(param, value, "one of " + ", ".join(map(str, choices)))
+
+    def state_files(self) -> dict[str, Path]:
+        """Files the fitted state needs: suffix -> current path (copied beside the state)."""
+        return {}
 
     def fit(self, data) -> Extractor:
         self.dim_ = self._fit(data)
@@ -60,6 +94,8 @@ class Extractor:
     def transform(self, data) -> np.ndarray:
         if self.dim_ is None:
             raise NotFittedError(f"extractor {self.name!r} is not fitted; call fit() first")
+        if len(data) == 0:
+            return np.zeros((0, self.dim_), dtype=np.float32)
         out = np.asarray(self._transform(data), dtype=np.float32)
         return out.reshape(out.shape[0], self.dim_)
 
@@ -78,13 +114,19 @@ class Extractor:
 
     def get_state(self) -> tuple[dict, dict[str, np.ndarray]]:
         params, arrays = self._state()
-        return {"name": self.name, "params": dataclasses.asdict(self.params),
-                "dim": self.dim_, "fitted": params}, arrays
+        state = {"name": self.name, "params": dataclasses.asdict(self.params),
+                 "dim": self.dim_, "fitted": params}
+        if self.state_files():
+            state["files"] = sorted(self.state_files())
+        return state, arrays
 
     @classmethod
-    def from_state(cls, state: dict, arrays: dict[str, np.ndarray]) -> Extractor:
+    def from_state(cls, state: dict, arrays: dict[str, np.ndarray],
+                   files: dict[str, Path] | None = None) -> Extractor:
+        """Rebuild a fitted extractor; ``files`` maps each ``state_files`` suffix to its copy."""
         obj = cls(**state["params"])
         obj.dim_ = int(state["dim"])
+        obj.files_ = dict(files or {})
         obj._load(state["fitted"], arrays)
         return obj
 

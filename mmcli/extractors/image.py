@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 
+from mmcli.errors import UsageError
 from mmcli.extractors.base import EXTRACTORS, Extractor
 
 
@@ -13,7 +15,11 @@ from mmcli.extractors.base import EXTRACTORS, Extractor
 class ColorHistogram(Extractor):
     """Per-channel colour histogram, normalised to sum to 1 per channel.
 
-    Output dimension: ``3 * bins``. ``space`` is ``rgb`` or ``hsv``.
+    Output dimension: ``3 * bins``
+
+    Parameters:
+        bins: histogram bins per channel (1-256)
+        space: rgb, or hsv (hue, saturation, value; robust to lighting)
     """
 
     needs_fit = False
@@ -23,11 +29,13 @@ class ColorHistogram(Extractor):
         bins: int = 16
         space: str = "rgb"
 
-    def _fit(self, data) -> int:
-        if self.params.space not in ("rgb", "hsv"):
-            from mmcli.errors import UsageError
+    def _check(self) -> None:
+        self._one_of("space", ("rgb", "hsv"))
+        self._at_least(1, "bins")
+        if self.params.bins > 256:
+            raise self._bad("bins", self.params.bins, "<= 256")
 
-            raise UsageError(f"color_hist space is {self.params.space!r}", "use rgb or hsv")
+    def _fit(self, data) -> int:
         return 3 * self.params.bins
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
@@ -52,7 +60,11 @@ class ColorHistogram(Extractor):
 class DownsampledPixels(Extractor):
     """Pixels of the image shrunk to ``size`` x ``size`` (box filter), scaled to [0, 1].
 
-    Output dimension: ``size * size * 3`` (``size * size`` with ``grayscale``).
+    Output dimension: ``size * size * 3`` (``size * size`` with ``grayscale``)
+
+    Parameters:
+        size: side of the shrunk image in pixels
+        grayscale: use luminance only
     """
 
     needs_fit = False
@@ -62,17 +74,343 @@ class DownsampledPixels(Extractor):
         size: int = 8
         grayscale: bool = False
 
+    def _check(self) -> None:
+        self._at_least(1, "size")
+
     def _fit(self, data) -> int:
         return self.params.size ** 2 * (1 if self.params.grayscale else 3)
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
+        return shrink(images, self.params.size, self.params.grayscale).reshape(len(images),
+                                                                               self.dim_)
+
+
+def shrink(images: np.ndarray, size: int, grayscale: bool) -> np.ndarray:
+    """Images resized to ``size`` x ``size`` (box filter), float32 in [0, 1]; (n, s, s[, 3])."""
+    from PIL import Image
+
+    out = []
+    for im in images:
+        pil = Image.fromarray(im)
+        if grayscale:
+            pil = pil.convert("L")
+        if pil.size != (size, size):
+            pil = pil.resize((size, size), Image.Resampling.BOX)
+        out.append(np.asarray(pil, dtype=np.float32))
+    shape = (0, size, size) if grayscale else (0, size, size, 3)
+    return np.stack(out) / 255.0 if out else np.zeros(shape, dtype=np.float32)
+
+
+def _gray(images: np.ndarray, size: int) -> np.ndarray:
+    """Luminance in [0, 1], resized to ``size`` x ``size`` (bilinear) when size > 0."""
+    from PIL import Image
+
+    out = []
+    for im in images:
+        pil = Image.fromarray(im).convert("L")
+        if size and pil.size != (size, size):
+            pil = pil.resize((size, size), Image.Resampling.BILINEAR)
+        out.append(np.asarray(pil, dtype=np.float32) / 255.0)
+    return out
+
+
+@EXTRACTORS.register("hog", kind="image")
+class Hog(Extractor):
+    """Histogram of oriented gradients (scikit-image ``hog``) of the grey image resized to
+    ``size`` x ``size``: shape and edges, insensitive to colour and lighting.
+
+    Output dimension: ``b * b * cells_per_block**2 * orientations`` with
+    ``b = size // pixels_per_cell - cells_per_block + 1``
+
+    Parameters:
+        size: side the image is resized to before HOG
+        orientations: gradient-orientation bins
+        pixels_per_cell: side of a cell in pixels
+        cells_per_block: side of a normalisation block in cells
+    """
+
+    needs_fit = False
+
+    @dataclasses.dataclass
+    class Params:
+        size: int = 64
+        orientations: int = 9
+        pixels_per_cell: int = 8
+        cells_per_block: int = 2
+
+    def _check(self) -> None:
+        p = self.params
+        self._at_least(1, "orientations", "pixels_per_cell", "cells_per_block")
+        if p.size // p.pixels_per_cell < p.cells_per_block:
+            raise self._bad("size", p.size,
+                            f">= pixels_per_cell * cells_per_block "
+                            f"({p.pixels_per_cell * p.cells_per_block})")
+
+    def _fit(self, data) -> int:
+        p = self.params
+        blocks = p.size // p.pixels_per_cell - p.cells_per_block + 1
+        return blocks * blocks * p.cells_per_block ** 2 * p.orientations
+
+    def _transform(self, images: np.ndarray) -> np.ndarray:
+        from skimage.feature import hog
+
+        p = self.params
+        out = np.zeros((len(images), self.dim_), dtype=np.float32)
+        for k, gray in enumerate(_gray(images, p.size)):
+            out[k] = hog(gray, orientations=p.orientations,
+                         pixels_per_cell=(p.pixels_per_cell, p.pixels_per_cell),
+                         cells_per_block=(p.cells_per_block, p.cells_per_block),
+                         block_norm="L2-Hys", feature_vector=True)
+        return out
+
+
+@EXTRACTORS.register("lbp", kind="image")
+class LocalBinaryPatterns(Extractor):
+    """Histograms of uniform local binary patterns (scikit-image ``local_binary_pattern``) of
+    the grey image, one per cell of a ``grid`` x ``grid`` split: texture.
+
+    Output dimension: ``grid * grid * (points + 2)``
+
+    Parameters:
+        points: neighbours on the circle
+        radius: circle radius in pixels
+        grid: the image is split into grid x grid cells, one histogram each
+    """
+
+    needs_fit = False
+
+    @dataclasses.dataclass
+    class Params:
+        points: int = 8
+        radius: float = 1.0
+        grid: int = 2
+
+    def _check(self) -> None:
+        self._at_least(1, "points", "grid")
+        if self.params.radius <= 0:
+            raise self._bad("radius", self.params.radius, "> 0")
+
+    def _fit(self, data) -> int:
+        return self.params.grid ** 2 * (self.params.points + 2)
+
+    def _transform(self, images: np.ndarray) -> np.ndarray:
+        import warnings
+
+        from skimage.feature import local_binary_pattern
+
+        p = self.params
+        bins = p.points + 2
+        out = np.zeros((len(images), self.dim_), dtype=np.float32)
+        for k, gray in enumerate(_gray(images, 0)):
+            with warnings.catch_warnings():  # float input: skimage suggests integers
+                warnings.simplefilter("ignore")
+                codes = local_binary_pattern((gray * 255).astype(np.uint8), p.points,
+                                             p.radius, method="uniform").astype(np.int64)
+            h, w = codes.shape
+            rows = np.linspace(0, h, p.grid + 1).astype(int)
+            cols = np.linspace(0, w, p.grid + 1).astype(int)
+            hists = []
+            for i in range(p.grid):
+                for j in range(p.grid):
+                    cell = codes[rows[i]:rows[i + 1], cols[j]:cols[j + 1]].ravel()
+                    counts = np.bincount(cell, minlength=bins)[:bins].astype(np.float32)
+                    hists.append(counts / max(1, cell.size))
+            out[k] = np.concatenate(hists)
+        return out
+
+
+@EXTRACTORS.register("pixels_pca", kind="image")
+class PixelsPca(Extractor):
+    """Downsampled pixels (as ``pixels``) projected on their principal components, fitted on
+    the train images (scikit-learn ``PCA``).
+
+    Output dimension: ``min(components, n_train_images, size * size * channels)``
+
+    Parameters:
+        size: side of the shrunk image in pixels
+        grayscale: use luminance only
+        components: principal components kept
+        whiten: divide each component by its standard deviation
+    """
+
+    @dataclasses.dataclass
+    class Params:
+        size: int = 16
+        grayscale: bool = False
+        components: int = 32
+        whiten: bool = False
+
+    def _check(self) -> None:
+        self._at_least(1, "size", "components")
+
+    def _pixels(self, images: np.ndarray) -> np.ndarray:
+        p = self.params
+        return shrink(images, p.size, p.grayscale).reshape(
+            len(images), p.size * p.size * (1 if p.grayscale else 3))
+
+    def _fit(self, images: np.ndarray) -> int:
+        from sklearn.decomposition import PCA
+
+        x = self._pixels(images).astype(np.float64)
+        k = min(self.params.components, x.shape[0], x.shape[1])
+        pca = PCA(n_components=k, svd_solver="full").fit(x)
+        self.mean_ = pca.mean_.astype(np.float32)
+        self.components_ = pca.components_.astype(np.float32)
+        scale = np.sqrt(np.maximum(pca.explained_variance_, 1e-12))
+        self.scale_ = (scale if self.params.whiten else np.ones_like(scale)).astype(np.float32)
+        return k
+
+    def _transform(self, images: np.ndarray) -> np.ndarray:
+        return ((self._pixels(images) - self.mean_) @ self.components_.T) / self.scale_
+
+    def _state(self):
+        return {}, {"mean": self.mean_, "components": self.components_, "scale": self.scale_}
+
+    def _load(self, params, arrays):
+        self.mean_, self.components_ = arrays["mean"], arrays["components"]
+        self.scale_ = arrays["scale"]
+
+
+_IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+_IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+@EXTRACTORS.register("cnn", kind="image")
+class TorchScriptEmbedding(Extractor):
+    """Embeddings from your TorchScript model file (for example a pretrained CNN without its
+    classifier, saved with ``torch.jit.save(torch.jit.script(net), "net.pt")``).
+
+    Images are resized to ``input_size`` (bilinear), scaled to [0, 1], normalised with the
+    ImageNet mean and std, and fed as float32 (batch, 3, input_size, input_size) in batches
+    of ``batch_size`` under ``torch.no_grad``, on a GPU when one is present. The output is
+    flattened per image. The model file is copied into the extract state (with its sha256),
+    so the model directory keeps working when the original file moves. ``torch.jit.load``
+    reads TorchScript's own format, not arbitrary pickled Python, but the model's TorchScript
+    code does run: use model files you trust.
+
+    Output dimension: the model's flattened output size (found with one dummy batch)
+
+    Parameters:
+        model: path to the TorchScript file (.pt); required
+        input_size: side of the square input in pixels
+        batch_size: images per forward pass
+        device: auto (cuda when available), cpu or cuda
+    """
+
+    needs_fit = False
+    parallel = False
+
+    @dataclasses.dataclass
+    class Params:
+        model: str = ""
+        input_size: int = 224
+        batch_size: int = 64
+        device: str = "auto"
+
+    def _check(self) -> None:
+        if not self.params.model:
+            raise UsageError(
+                "extractor 'cnn' needs a model file",
+                "set extract.params.cnn.model to a TorchScript file (torch.jit.save)")
+        self._at_least(1, "input_size", "batch_size")
+        self._one_of("device", ("auto", "cpu", "cuda"))
+
+    def __getstate__(self):  # worker processes get the path, not the loaded module
+        return {k: v for k, v in self.__dict__.items() if k != "_module"}
+
+    def _device(self) -> str:
+        import torch
+
+        if self.params.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if self.params.device == "cuda" and not torch.cuda.is_available():
+            raise UsageError("extract.params.cnn.device is cuda but no GPU is available",
+                             "use device: auto or cpu")
+        return self.params.device
+
+    def _load_module(self, path: Path):
+        import warnings
+
+        import torch
+
+        device = self._device()
+        try:
+            with warnings.catch_warnings():  # torch 2.9+ marks TorchScript as deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                module = torch.jit.load(str(path), map_location=device)
+        except Exception as exc:  # noqa: BLE001 - any reason the file is not a TorchScript model
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UsageError(f"cnn model file {path} cannot be loaded: {reason[:200]}",
+                             "give a file written by torch.jit.save") from None
+        module.eval()
+        return module, device
+
+    def _fit(self, data) -> int:
+        path = Path(self.params.model)
+        if not path.is_file():
+            raise UsageError(f"cnn model file {path} does not exist",
+                             "set extract.params.cnn.model to a TorchScript file")
+        from mmcli.artifacts import sha256_file
+
+        self.model_path_ = path
+        self.sha256_ = sha256_file(path)
+        self._module, self._device_name = self._load_module(path)
+        dummy = np.zeros((1, 8, 8, 3), dtype=np.uint8)
+        try:
+            out = self._forward(dummy)
+        except UsageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the model rejects an image batch
+            reason = str(exc).strip().splitlines()[-1][:200]
+            raise UsageError(
+                f"cnn model {path} fails on a (1, 3, {self.params.input_size}, "
+                f"{self.params.input_size}) batch: {reason}",
+                "check input_size and that the model takes an image batch") from None
+        return int(out.shape[1])
+
+    def _forward(self, images: np.ndarray) -> np.ndarray:
+        import torch
         from PIL import Image
 
-        s = self.params.size
-        out = []
-        for im in images:
-            pil = Image.fromarray(im)
-            if self.params.grayscale:
-                pil = pil.convert("L")
-            out.append(np.asarray(pil.resize((s, s), Image.Resampling.BOX), dtype=np.float32))
-        return np.stack(out).reshape(len(out), -1) / 255.0 if out else np.zeros((0, self.dim_))
+        s = self.params.input_size
+        if getattr(self, "_module", None) is None:
+            self._module, self._device_name = self._load_module(self.model_path_)
+        batch = np.stack([
+            np.asarray(Image.fromarray(im).resize((s, s), Image.Resampling.BILINEAR)
+                       if im.shape[:2] != (s, s) else im, dtype=np.float32)
+            for im in images]) / 255.0
+        batch = ((batch - _IMAGENET_MEAN) / _IMAGENET_STD).transpose(0, 3, 1, 2)
+        with torch.no_grad():
+            x = torch.from_numpy(np.ascontiguousarray(batch)).to(self._device_name)
+            y = self._module(x)
+            if isinstance(y, (tuple, list)):
+                y = y[0]
+        return y.reshape(len(images), -1).float().cpu().numpy()
+
+    def _transform(self, images: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(images), self.dim_), dtype=np.float32)
+        step = self.params.batch_size
+        for a in range(0, len(images), step):
+            out[a:a + step] = self._forward(images[a:a + step])
+        return out
+
+    def state_files(self) -> dict[str, Path]:
+        return {"model.pt": self.model_path_} if hasattr(self, "model_path_") else {}
+
+    def _state(self):
+        return {"sha256": self.sha256_}, {}
+
+    def _load(self, params, arrays):
+        from mmcli.artifacts import sha256_file
+        from mmcli.errors import ArtifactError
+
+        self.sha256_ = params["sha256"]
+        path = self.files_.get("model.pt")
+        if path is None or not Path(path).is_file():
+            raise ArtifactError(f"the cnn model copy {path} is missing",
+                                "re-run mmcli extract")
+        if sha256_file(path) != self.sha256_:
+            raise ArtifactError(f"{path} was modified (sha256 differs from the state)",
+                                "re-run mmcli extract")
+        self.model_path_ = Path(path)
+        self._module = None

@@ -1,6 +1,11 @@
-"""Models, one registry keyed by name (``logreg``, ``mlp``); see :mod:`mmcli.models.base`."""
+"""Models, one registry keyed by name; see :mod:`mmcli.models.base` and docs/models.md.
 
-from mmcli.models import linear, mlp  # noqa: F401  (registers them)
+Classic: ``logreg``, ``linear_svm``, ``random_forest``, ``hist_gb``. Torch: ``mlp`` and the
+learned fusions ``late_repr``, ``gmu``, ``lowrank``, ``attention``, ``tensor_layer``.
+Decision-level late fusion: ``late_decision``.
+"""
+
+from mmcli.models import classic, decision, fusion_nets, linear, mlp  # noqa: F401  (registers)
 from mmcli.models.base import MODELS, Model, build_model, load_model, save_model
 
 __all__ = ["MODELS", "Model", "build_model", "load_model", "save_model"]

@@ -1,7 +1,11 @@
 """The model contract.
 
-``fit(X, y, X_val, y_val)`` takes float32 features and integer class indices (0..K-1) and
-returns ``self``; ``predict_proba(X)`` returns (n, K) probabilities. ``get_state`` and
+``fit(X, y, n_classes, X_val, y_val)`` takes float32 features and integer class indices
+(0..K-1) and returns ``self``; ``predict_proba(X)`` returns (n, K) probabilities. Before ``fit``
+the caller may set ``model.blocks`` (the column range of each modality in a concat fusion);
+models with ``needs_blocks`` refuse to fit without them. Models with ``supports_tasks`` also
+have ``fit_tasks`` / ``predict_tasks`` (several label columns, see
+:mod:`mmcli.models.torch_train`). ``get_state`` and
 ``from_state`` give JSON plus arrays, so a model directory never holds a pickle.
 """
 
@@ -23,6 +27,10 @@ MODELS: Registry[type[Model]] = Registry("model")
 
 class Model:
     name: ClassVar[str]
+    #: True for models that need the modality blocks (column ranges of a concat fusion)
+    needs_blocks: ClassVar[bool] = False
+    #: True for models that train several label columns together (see ``fit_tasks``)
+    supports_tasks: ClassVar[bool] = False
 
     @dataclasses.dataclass
     class Params:
@@ -44,6 +52,10 @@ class Model:
         self.device = device
         #: per-epoch records for models trained in epochs
         self.log_: list[dict] = []
+        #: [(start, stop)] column range of each modality block in X (concat fusion), or None
+        self.blocks: list[tuple[int, int]] | None = None
+        #: called with each epoch's record by models trained in epochs (progress display)
+        self.on_epoch = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int,
             X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> Model:

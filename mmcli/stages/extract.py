@@ -60,51 +60,144 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                 extractor.params.seed = config.seed
             plan[col].append(extractor)
 
-    n_fits = sum(len(v) for v in plan.values())
-    with progress("extract: fit", n_fits) as bar:
-        for col, extractors in plan.items():
-            train_data = None
-            for extractor in extractors:
-                if extractor.needs_fit and train_data is None:
-                    train_data = data.column(col, train)
-                extractor.fit(train_data if extractor.needs_fit else None)
-                bar.advance()
+    keys = item_keys(pre.path, data.items, pstate.columns)
+    fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
+                                                    for k in train])
+    previous = _previous(Path(out), fit_signature)
+    if previous is not None:  # train split and config unchanged: the fitted state is reused
+        plan = load_plan(Path(out) / "state" / "extract")
+        old_rows = {key: k for k, key in enumerate(previous)}
+        reuse = {k: old_rows[key] for k, key in enumerate(keys) if key in old_rows}
+    else:
+        reuse = {}
+        n_fits = sum(len(v) for v in plan.values())
+        with progress("extract: fit", n_fits) as bar:
+            for col, extractors in plan.items():
+                train_data = None
+                for extractor in extractors:
+                    if extractor.needs_fit and train_data is None:
+                        train_data = data.column(col, train)
+                    extractor.fit(train_data if extractor.needs_fit else None)
+                    bar.advance()
 
-    with artifacts.StageWriter(out, "extract", (pre.path,)) as writer:
-        blocks = transform(pre.path, pstate, plan, writer.path / "features", config.jobs,
-                           progress)
+    inputs = {str(pre.path): pre.meta_hash()}
+    key = artifacts.fingerprint("extract", to_dict(config), inputs)
+    with artifacts.StageWriter(out, "extract", (pre.path,), resume_key=key) as writer:
+        journal = writer.journal()
+        blocks, work = transform(pre.path, pstate, plan, writer.path / "features", config.jobs,
+                                 progress, journal=journal, reuse=reuse,
+                                 old_features=Path(out) / "features")
+        journal.close()
         artifacts.write_jsonl(writer.path / "items.jsonl",
-                              [{k: it[k] for k in ("id", "row", "split", "label")}
-                               for it in data.items])
+                              [{**{k: it[k] for k in ("id", "row", "split", "label", "labels")
+                                   if k in it}, "key": keys[n]}
+                               for n, it in enumerate(data.items)])
         artifacts.write_json(writer.path / "blocks.json", blocks)
         state_dir = writer.path / "state"
-        state_dir.mkdir()
+        state_dir.mkdir(exist_ok=True)
         shutil.copy2(pre.path / "state" / "preprocess.json", state_dir / "preprocess.json")
         save_plan(plan, pstate.columns, state_dir / "extract")
+        artifacts.write_json(state_dir / "fit.json", {"signature": fit_signature})
         summary = {"items": len(data), "blocks": {b["column"]: b["dim"] for b in blocks}}
-        writer.commit(to_dict(config), config.seed, {str(pre.path): pre.meta_hash()}, summary)
-    return summary
+        writer.commit(to_dict(config), config.seed, inputs, summary)
+    # how much was reused is reported, not recorded: the output is the same either way
+    return {**summary, **work, "refit": previous is None}
+
+
+def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> list[str]:
+    """Per item, a digest of everything its features depend on in the preprocess output:
+    media content hashes, normalised text and categories, scaled numbers."""
+    import hashlib
+    import json
+
+    numeric = {c: artifacts.load_npy(pre_path / "data" / f"{c}.npy", mmap=False)
+               for c, k in columns.items() if k == "numeric"}
+    out = []
+    for n, it in enumerate(items):
+        blob = json.dumps([it.get("hashes", {}), it.get("values", {}),
+                           {c: repr(float(v[n])) for c, v in numeric.items()}],
+                          sort_keys=True, ensure_ascii=False)
+        out.append(hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32])
+    return out
+
+
+def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) -> str:
+    import hashlib
+    import json
+
+    settings = {k: v for k, v in to_dict(config).items() if k != "jobs"}
+    blob = json.dumps([settings, pstate.__dict__, train], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _previous(out: Path, signature: str) -> list[str] | None:
+    """The item keys of an intact earlier output at ``out`` fitted on the same train items
+    with the same config (so its fitted state and feature rows can be reused), else None."""
+    try:
+        if not (out / artifacts.META).is_file():
+            return None
+        artifacts.open_stage(out, "extract", "mmcli extract")
+        if artifacts.read_json(out / "state" / "fit.json").get("signature") != signature:
+            return None
+        return [it["key"] for it in artifacts.read_jsonl(out / "items.jsonl")]
+    except Exception:  # noqa: BLE001 - anything wrong with it: recompute everything
+        return None
 
 
 def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir: Path,
-              jobs: int, progress: ProgressFactory = silent) -> list[dict]:
-    """Write ``features/<col>.npy`` for every column of ``plan`` from a preprocessed dir."""
+              jobs: int, progress: ProgressFactory = silent,
+              journal: artifacts.Journal | None = None, reuse: dict[int, int] | None = None,
+              old_features: Path | None = None) -> tuple[list[dict], dict]:
+    """Write ``features/<col>.npy`` for every column of ``plan`` from a preprocessed dir.
+
+    ``reuse`` maps item positions to rows of ``old_features`` (an earlier output fitted the
+    same way) that are copied instead of computed. With ``journal`` every completed chunk is
+    checkpointed and the chunks an interrupted run completed are skipped. Returns the block
+    descriptions and the work done (items computed and reused, chunks resumed).
+    """
     n = len(artifacts.read_jsonl(pre_path / "items.jsonl"))
-    tasks = [(col, a, b) for col in plan for a, b in chunks(n, CHUNK)]
-    appenders = {col: artifacts.NpyAppender(features_dir / f"{col}.npy", np.float32,
-                                            (sum(e.dim_ for e in plan[col]),)) for col in plan}
+    reuse = reuse or {}
+    done = journal.records if journal is not None else []
+    appenders = {col: artifacts.NpyAppender(
+        features_dir / f"{col}.npy", np.float32, (sum(e.dim_ for e in plan[col]),),
+        resume_rows=done[-1]["rows"][col] if done else None) for col in plan}
+    old = {col: artifacts.load_npy(old_features / f"{col}.npy") for col in plan} if reuse else {}
+    # columns with an extractor that must stay in this process (a model on a GPU) run here
+    local = [col for col in plan if not all(e.parallel for e in plan[col])]
+    groups = [([c for c in plan if c not in local], jobs), (local, 1)]
+    every = [(col, a, b) for cols, _ in groups for col in cols for a, b in chunks(n, CHUNK)]
+    work = {"computed": sum(r["computed"] for r in done), "reused": sum(r["reused"] for r in done),
+            "resumed_chunks": len(done)}
     with progress("extract", n * len(plan)) as bar:
-        for col, block in ordered_map(_transform_chunk, tasks, jobs, _init_worker,
-                                      (str(pre_path), pstate.columns, pstate.sample_rate, plan)):
-            appenders[col].append(block)
-            bar.advance(block.shape[0])
+        bar.advance(sum(b - a for _, a, b in every[:len(done)]))
+        position = 0
+        for cols, workers in groups:
+            tasks = [(col, a, b, [k for k in range(a, b) if k not in reuse])
+                     for col in cols for a, b in chunks(n, CHUNK)]
+            skip = max(0, min(len(tasks), len(done) - position))
+            position += len(tasks)
+            init = (str(pre_path), pstate.columns, pstate.sample_rate, plan)
+            results = ordered_map(_transform_chunk, tasks[skip:], workers, _init_worker, init)
+            for (col, a, b, compute), block in zip(tasks[skip:], results):
+                rows = iter(block)
+                full = np.stack([next(rows) if k not in reuse else old[col][reuse[k]]
+                                 for k in range(a, b)]) if b > a else block
+                appenders[col].append(full)
+                work["computed"] += len(compute)
+                work["reused"] += (b - a) - len(compute)
+                if journal is not None:
+                    appenders[col].flush()
+                    journal.append({"rows": {c: ap.rows for c, ap in appenders.items()},
+                                    "computed": len(compute), "reused": (b - a) - len(compute)})
+                bar.advance(b - a)
     for appender in appenders.values():
         appender.close()
-    return [
+    blocks = [
         {"column": col, "kind": pstate.columns[col], "dim": appenders[col].trailing[0],
          "extractors": [{"name": e.name, "dim": e.dim_} for e in plan[col]]}
         for col in plan
     ]
+    return blocks, work
 
 
 def save_plan(plan: Plan, columns: dict, directory: Path) -> None:
@@ -115,6 +208,10 @@ def save_plan(plan: Plan, columns: dict, directory: Path) -> None:
             stem = f"{col}__{k}__{extractor.name}"
             params, arrays = extractor.get_state()
             artifacts.save_state(directory, stem, params, arrays)
+            for suffix, source in extractor.state_files().items():
+                target = directory / f"{stem}.{suffix}"
+                if Path(source).resolve() != target.resolve():
+                    shutil.copyfile(source, target)
             index[col].append(stem)
     artifacts.write_json(directory / "extract.json", {"columns": columns, "extractors": index},
                         sort_keys=False)
@@ -129,7 +226,8 @@ def load_plan(directory: Path) -> Plan:
         plan[col] = []
         for stem in stems:
             params, arrays = artifacts.load_state(directory, stem)
-            plan[col].append(EXTRACTORS.get(params["name"]).from_state(params, arrays))
+            files = {suffix: directory / f"{stem}.{suffix}" for suffix in params.get("files", [])}
+            plan[col].append(EXTRACTORS.get(params["name"]).from_state(params, arrays, files))
     return plan
 
 
@@ -143,7 +241,12 @@ def _init_worker(pre_path: str, columns: dict, sample_rate: int, plan: Plan) -> 
     _WORKER["plan"] = plan
 
 
-def _transform_chunk(task: tuple[str, int, int]) -> tuple[str, np.ndarray]:
-    col, a, b = task
-    data = _WORKER["data"].column(col, slice(a, b))
-    return col, np.hstack([e.transform(data) for e in _WORKER["plan"][col]])
+def _transform_chunk(task: tuple[str, int, int, list[int]]) -> np.ndarray:
+    """Features of the items ``compute`` (positions in ``a..b``) of one column."""
+    col, a, b, compute = task
+    extractors = _WORKER["plan"][col]
+    if not compute:
+        return np.zeros((0, sum(e.dim_ for e in extractors)), dtype=np.float32)
+    index = slice(a, b) if len(compute) == b - a else np.asarray(compute)
+    data = _WORKER["data"].column(col, index)
+    return np.hstack([e.transform(data) for e in extractors])

@@ -5,7 +5,8 @@ Output directory::
     meta.json
     items.jsonl          id, row, split, label per item
     fused.npy            (n_items, dim) float32
-    fusion.json          method, modalities used, output dimension
+    fusion.json          method, modalities used, output dimension and, for concat, "blocks":
+                         [{column, start, stop}] (each modality's column range in fused.npy)
     state/               preprocess.json, extract/ and fuse/ for the modalities used
 """
 
@@ -59,16 +60,33 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
                 bar.advance(min(CHUNK, len(items) - a))
         dim = appender.trailing[0]
         artifacts.write_jsonl(writer.path / "items.jsonl", items)
-        artifacts.write_json(writer.path / "fusion.json",
-                             {"method": config.method, "modalities": columns, "dim": dim})
+        fusion = {"method": config.method, "modalities": columns, "dim": dim}
+        ranges = block_ranges(method, columns, blocks)
+        if ranges is not None:
+            fusion["blocks"] = ranges
+        artifacts.write_json(writer.path / "fusion.json", fusion)
         carry_state(feat.path / "state", writer.path / "state", columns)
         params, arrays = method.get_state()
+        if ranges is not None:
+            params["blocks"] = ranges
         artifacts.save_state(writer.path / "state" / "fuse", "fuse",
                              {**params, "modalities": columns}, arrays)
         summary = {"items": len(items), "method": config.method, "modalities": columns,
                    "dim": dim}
         writer.commit(to_dict(config), config.seed, {str(feat.path): feat.meta_hash()}, summary)
     return summary
+
+
+def block_ranges(method, columns: list[str], blocks) -> list[dict] | None:
+    """Column range of each modality in the fused matrix (concat only, where blocks stay
+    side by side), for models that learn the fusion themselves."""
+    if method.name != "concat":
+        return None
+    out, start = [], 0
+    for col, b in zip(columns, blocks):
+        out.append({"column": col, "start": start, "stop": start + int(b.shape[1])})
+        start += int(b.shape[1])
+    return out
 
 
 def _out_dim(method, blocks, train) -> int:

@@ -25,7 +25,7 @@ from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.extract import load_plan
 from mmcli.stages.extract import transform as extract_transform
 from mmcli.stages.fuse import load_fusion
-from mmcli.stages.preprocess import PreprocessState
+from mmcli.stages.preprocess import PreprocessState, manifest_inputs, resolve_media_roots
 from mmcli.stages.preprocess import apply as preprocess_apply
 
 CHUNK = 4096
@@ -37,6 +37,7 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     from mmcli.models import load_model
 
     config = config or PredictConfig()
+    resolve_media_roots(config.media_roots)
     model_stage = artifacts.open_stage(model_dir, "train", "mmcli predict")
     state_dir = model_stage.path / "state"
     pstate = PreprocessState.load(state_dir)
@@ -49,7 +50,8 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     with artifacts.StageWriter(out, "predict", (model_stage.path,)) as writer:
         work = writer.path / "work"
         summary = preprocess_apply(manifest, ids, None, ["predict"] * len(ids), pstate, work,
-                                   config.jobs, config.max_failed_fraction, progress)
+                                   config.jobs, config.max_failed_fraction, progress,
+                                   media_roots=config.media_roots)
         extract_transform(work, pstate, plan, work / "features", config.jobs, progress)
         items = artifacts.read_jsonl(work / "items.jsonl")
         blocks = [artifacts.load_npy(work / "features" / f"{c}.npy") for c in columns]
@@ -72,7 +74,7 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
                                          config.label or pstate.label)}
         writer.commit(to_dict(config), None,
                       {str(model_stage.path): model_stage.meta_hash(),
-                       str(manifest.path): artifacts.sha256_file(manifest.path)}, summary)
+                       **manifest_inputs(manifest, pstate.columns)}, summary)
     return summary
 
 

@@ -14,7 +14,10 @@ Output directory::
 from __future__ import annotations
 
 import csv
+import logging
 import math
+import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +27,12 @@ from mmcli import artifacts
 from mmcli.config import PreprocessConfig, to_dict
 from mmcli.errors import DataError, UsageError
 from mmcli.manifest import MISSING_NUMBERS, Manifest, assign_splits, column_kinds, read_manifest
-from mmcli.media import MediaError, load_audio, load_image, normalize_text
+from mmcli.media import LONG_POLICIES, MediaError, load_audio, load_image, load_text
 from mmcli.parallel import chunks, ordered_map
 from mmcli.progress import ProgressFactory, silent
 
 CHUNK = 64
+log = logging.getLogger(__name__)
 MEDIA_KINDS = ("image", "audio")
 
 
@@ -46,6 +50,11 @@ class PreprocessState:
     #: column -> [offset, scale]; scaled = (x - offset) / scale
     numeric: dict = field(default_factory=dict)
     classes: list = field(default_factory=list)
+    # limits (defaults keep state files written before they existed loadable)
+    max_image_pixels: int = PreprocessConfig.max_image_pixels
+    long_audio: str = PreprocessConfig.long_audio
+    max_text_chars: int = PreprocessConfig.max_text_chars
+    long_text: str = PreprocessConfig.long_text
 
     def save(self, directory: Path) -> None:
         # keys keep their order (not sorted) so that modalities stay in manifest order
@@ -83,31 +92,116 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     splits = assign_splits(manifest, ids, labels, config.split, config.seed)
     state = PreprocessState(
         label=config.label,
-        columns=column_kinds(manifest, config.label, config.columns),
+        columns=column_kinds(manifest, config.label,
+                             {**config.columns, **_task_columns(manifest, config)}),
         image_size=[int(v) for v in config.image_size],
         sample_rate=config.sample_rate,
         max_audio_seconds=config.max_audio_seconds,
         lowercase=config.lowercase,
         numeric_scaling=config.numeric_scaling,
+        max_image_pixels=config.max_image_pixels,
+        long_audio=config.long_audio,
+        max_text_chars=config.max_text_chars,
+        long_text=config.long_text,
     )
-    with artifacts.StageWriter(out, "preprocess") as writer:
+    inputs = manifest_inputs(manifest, state.columns)
+    previous = _reusable_output(Path(out), state, config)
+    key = artifacts.fingerprint("preprocess", to_dict(config), inputs)
+    with artifacts.StageWriter(out, "preprocess", resume_key=key) as writer:
+        journal = writer.journal()
         summary = apply(manifest, ids, labels, splits, state, writer.path, config.jobs,
-                        config.max_failed_fraction, progress, fit=True)
+                        config.max_failed_fraction, progress, fit=True,
+                        media_roots=config.media_roots, previous=previous, journal=journal)
+        journal.close()
+        if config.tasks:
+            _keep_task_labels(manifest, config.tasks, writer.path / "items.jsonl")
         state.save(writer.path / "state")
         summary["columns"] = state.columns
         summary["classes"] = state.classes
-        writer.commit(to_dict(config), config.seed,
-                      {str(manifest.path): artifacts.sha256_file(manifest.path)}, summary)
-    return summary
+        # how much was reused is reported, not recorded: the output is the same either way
+        work = {k: summary.pop(k) for k in ("decoded", "reused", "resumed_chunks")}
+        writer.commit(to_dict(config), config.seed, inputs, summary)
+    return {**summary, **work}
+
+
+#: the settings that decide how a media file decodes; equal settings allow reusing old arrays
+_MEDIA_SETTINGS = ("image_size", "sample_rate", "max_audio_seconds", "long_audio",
+                   "max_image_pixels")
+
+
+def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig) -> Path | None:
+    """``out`` when it is an intact preprocess output whose decoded media can be reused:
+    same media columns and decode settings (incremental runs over a growing manifest)."""
+    if not (out / artifacts.META).is_file():
+        return None
+    try:
+        old = artifacts.open_stage(out, "preprocess", "mmcli preprocess")
+        old_state = artifacts.read_json(out / "state" / "preprocess.json")
+    except Exception:  # noqa: BLE001 - anything wrong with it: recompute everything
+        return None
+    media = {c: k for c, k in state.columns.items() if k in MEDIA_KINDS}
+    old_media = {c: k for c, k in old_state.get("columns", {}).items() if k in MEDIA_KINDS}
+    same = media == old_media and all(
+        old_state.get(key) == getattr(state, key) for key in _MEDIA_SETTINGS)
+    roots = old.meta.get("config", {}).get("media_roots", [])
+    return out if same and roots == list(config.media_roots) else None
+
+
+def _task_columns(manifest: Manifest, config: PreprocessConfig) -> dict[str, str]:
+    """``preprocess.tasks``: extra label columns (for train.tasks), kept out of the features."""
+    for col in config.tasks:
+        if col not in manifest.columns or col in (config.label, "id", "split"):
+            raise UsageError(f"config 'preprocess.tasks' names {col!r}, which is not a column "
+                             f"of {manifest.path} besides id, split and the label",
+                             f"columns are: {', '.join(manifest.columns)}")
+    return {col: "ignore" for col in config.tasks}
+
+
+def _keep_task_labels(manifest: Manifest, tasks: list, items_path: Path) -> None:
+    items = artifacts.read_jsonl(items_path)
+    for it in items:
+        row = manifest.rows[it["row"] - 1]
+        it["labels"] = {col: (row.get(col) or "").strip() for col in tasks}
+    artifacts.write_jsonl(items_path, items)
+
+
+def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, str]:
+    """The input record of a stage that reads a manifest: the manifest's sha256, and a digest
+    of every referenced media file's path, size and modification time (like make, so that
+    replacing a file re-runs the stage without hashing every file's content)."""
+    import hashlib
+    import os
+
+    media = hashlib.sha256()
+    for row in manifest.rows:
+        for col, kind in columns.items():
+            if kind not in MEDIA_KINDS or not (row.get(col) or "").strip():
+                continue
+            path = manifest.resolve(row[col].strip())
+            try:
+                st = os.stat(path)
+                media.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+            except (OSError, ValueError):  # ValueError: a NUL byte in the path
+                media.update(f"{path}\0missing\n".encode())
+    return {str(manifest.path): artifacts.sha256_file(manifest.path),
+            "media": media.hexdigest()}
 
 
 def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: list[str],
           state: PreprocessState, directory: Path, jobs: int, max_failed_fraction: float,
-          progress: ProgressFactory = silent, fit: bool = False) -> dict:
+          progress: ProgressFactory = silent, fit: bool = False,
+          media_roots: list | tuple = (), previous: Path | None = None,
+          journal: artifacts.Journal | None = None) -> dict:
     """Decode and normalise every row of ``manifest`` into ``directory``.
 
     With ``fit`` the numeric scaling and the class list are fitted on the kept train items and
-    stored in ``state``; otherwise the fitted ``state`` is applied as it is.
+    stored in ``state``; otherwise the fitted ``state`` is applied as it is. With
+    ``media_roots`` media are read only from inside those folders (see :func:`confine`).
+
+    Incremental: with ``previous`` (an earlier output made with the same decode settings), a
+    media file whose content hash is found there is copied from it instead of decoded.
+    Resumable: with ``journal``, every completed chunk is checkpointed, and the chunks an
+    interrupted earlier run completed (``journal.records``) are not done again.
     """
     missing = [c for c in state.columns if c not in manifest.columns]
     if missing:
@@ -117,49 +211,89 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
         "columns": state.columns, "base_dir": str(manifest.base_dir),
         "image_size": state.image_size, "sample_rate": state.sample_rate,
         "max_audio_seconds": state.max_audio_seconds, "lowercase": state.lowercase,
+        "max_image_pixels": state.max_image_pixels, "long_audio": state.long_audio,
+        "max_text_chars": state.max_text_chars, "long_text": state.long_text,
+        "media_roots": [str(r) for r in resolve_media_roots(media_roots)],
     }
+    media_cols = [c for c, k in state.columns.items() if k in MEDIA_KINDS]
+    old = _Previous(previous, state.columns) if previous is not None else None
+    spec["reuse"] = old.digests if old is not None else {}
     data_dir = directory / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
+    done = journal.records if journal is not None else []
+    items: list[dict] = [it for r in done for it in r["items"]]
+    failures: list[dict] = [f for r in done for f in r["failures"]]
+    numeric_raw: dict[str, list[float]] = {c: [v for r in done for v in r["numeric"][c]]
+                                           for c, k in state.columns.items() if k == "numeric"}
+    offsets: dict[str, list[int]] = {c: [0] for c, k in state.columns.items() if k == "audio"}
+    for col in offsets:
+        for n in (n for r in done for n in r["audio"][col]):
+            offsets[col].append(offsets[col][-1] + n)
     w, h = state.image_size
     appenders = {}
-    offsets: dict[str, list[int]] = {}
     for col, kind in state.columns.items():
-        if kind == "image":
-            appenders[col] = artifacts.NpyAppender(data_dir / f"{col}.npy", np.uint8, (h, w, 3))
-        elif kind == "audio":
-            appenders[col] = artifacts.NpyAppender(data_dir / f"{col}.npy", np.float32)
-            offsets[col] = [0]
-    numeric_raw: dict[str, list[float]] = {c: [] for c, k in state.columns.items()
-                                           if k == "numeric"}
-    items: list[dict] = []
-    failures: list[dict] = []
+        if kind in MEDIA_KINDS:
+            resume = done[-1]["rows"][col] if done else None
+            appenders[col] = artifacts.NpyAppender(
+                data_dir / f"{col}.npy", np.uint8 if kind == "image" else np.float32,
+                (h, w, 3) if kind == "image" else (), resume_rows=resume)
+    counts = {"decoded": sum(r["decoded"] for r in done), "reused": sum(r["reused"] for r in done)}
     tasks = [
         [(i, {c: manifest.rows[i].get(c, "") for c in state.columns}) for i in range(a, b)]
         for a, b in chunks(len(manifest.rows), CHUNK)
-    ]
+    ][len(done):]
     with progress("preprocess", len(manifest.rows)) as bar:
-        for results in ordered_map(_decode_chunk, tasks, jobs, _init_worker, (spec,)):
+        bar.advance(sum(len(r["items"]) + len(r["failures"]) for r in done))
+        for k, results in enumerate(ordered_map(_decode_chunk, tasks, jobs, _init_worker,
+                                                (spec,)), start=len(done)):
+            record = {"chunk": k, "items": [], "failures": [], "audio": {c: [] for c in offsets},
+                      "numeric": {c: [] for c in numeric_raw}, "decoded": 0, "reused": 0}
             for i, error, payload in results:
                 label = labels[i] if labels is not None else ""
                 if error is None and labels is not None and not label:
                     error = (state.label, "no label")
                 if error is not None:
-                    failures.append({"row": i + 1, "id": ids[i], "column": error[0],
-                                     "reason": error[1]})
+                    record["failures"].append({"row": i + 1, "id": ids[i], "column": error[0],
+                                               "reason": error[1]})
+                    log.info("row %d (id %s) left out: column %r: %s", i + 1, ids[i],
+                             error[0], error[1])
                     continue
                 values = {}
+                reused = True  # an item counts as reused when none of its media was decoded
                 for col, kind in state.columns.items():
                     value = payload[col]
                     if kind in MEDIA_KINDS:
+                        if isinstance(value, str):  # a content hash found in the previous output
+                            value = old.array(col, value)
+                        else:
+                            reused = False
                         appenders[col].append(value[None] if kind == "image" else value)
                         if kind == "audio":
-                            offsets[col].append(offsets[col][-1] + len(value))
+                            record["audio"][col].append(len(value))
                     elif kind == "numeric":
-                        numeric_raw[col].append(value)
+                        record["numeric"][col].append(value)
                     else:
                         values[col] = value
-                items.append({"id": ids[i], "row": i + 1, "split": splits[i], "label": label,
-                              "values": values})
+                item = {"id": ids[i], "row": i + 1, "split": splits[i], "label": label,
+                        "values": values}
+                if media_cols:
+                    item["hashes"] = payload["__hashes__"]
+                    record["reused" if reused else "decoded"] += 1
+                record["items"].append(item)
+            items += record["items"]
+            failures += record["failures"]
+            for col in numeric_raw:
+                numeric_raw[col] += record["numeric"][col]
+            for col in offsets:
+                for n in record["audio"][col]:
+                    offsets[col].append(offsets[col][-1] + n)
+            counts["decoded"] += record["decoded"]
+            counts["reused"] += record["reused"]
+            if journal is not None:
+                for appender in appenders.values():
+                    appender.flush()
+                record["rows"] = {c: a.rows for c, a in appenders.items()}
+                journal.append(record)
             bar.advance(len(results))
     for appender in appenders.values():
         appender.close()
@@ -177,7 +311,11 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
             "fix the files, or raise preprocess.max_failed_fraction in the config",
         )
     if not items:
-        raise DataError(f"no usable items in {manifest.path}", "see the reasons above")
+        first = failures[0] if failures else None
+        reason = (f"; first: row {first['row']}, column {first['column']!r}: {first['reason']}"
+                  if first else "")
+        raise DataError(f"no usable items in {manifest.path}: all {total} failed{reason}",
+                        "fix the files, or check the limits in the preprocess config")
 
     train_idx = [k for k, it in enumerate(items) if it["split"] == "train"]
     if fit:
@@ -196,9 +334,17 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     artifacts.write_jsonl(directory / "items.jsonl", items)
     _write_failures(directory / "failures.csv", failures)
     order = ("train", "val", "test", "predict")
+    work = counts
     counts = {s: sum(it["split"] == s for it in items) for s in order
               if any(it["split"] == s for it in items)}
-    return {"rows": total, "kept": len(items), "failed": len(failures), "splits": counts}
+    summary = {"rows": total, "kept": len(items), "failed": len(failures), "splits": counts,
+               **work, "resumed_chunks": len(done)}
+    if fit:
+        # kept, and counted as errors by eval: the model cannot predict a class it never saw
+        known = set(state.classes)
+        unseen = Counter(it["label"] for it in items if it["label"] not in known)
+        summary["unseen_labels"] = dict(sorted(unseen.items()))
+    return summary
 
 
 def _fit_scaling(x: np.ndarray, method: str, col: str) -> list[float]:
@@ -238,6 +384,14 @@ def _check_config(config: PreprocessConfig) -> None:
     if not 0 <= config.max_failed_fraction <= 1:
         raise UsageError(f"preprocess.max_failed_fraction is {config.max_failed_fraction}",
                          "give a fraction between 0 and 1")
+    if config.max_image_pixels <= 0 or config.max_text_chars <= 0:
+        raise UsageError("preprocess.max_image_pixels and max_text_chars must be positive",
+                         "e.g. max_image_pixels: 50000000, max_text_chars: 100000")
+    for key in ("long_audio", "long_text"):
+        if getattr(config, key) not in LONG_POLICIES:
+            raise UsageError(f"preprocess.{key} is {getattr(config, key)!r}",
+                             "use 'cut' or 'fail'")
+    resolve_media_roots(config.media_roots)
 
 
 # --- worker side -------------------------------------------------------------------------
@@ -257,7 +411,9 @@ def _decode_chunk(rows: list[tuple[int, dict]]) -> list[tuple[int, tuple | None,
 def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
     spec = _SPEC
     base = Path(spec["base_dir"])
-    payload = {}
+    roots = [Path(r) for r in spec.get("media_roots", ())]
+    payload: dict = {}
+    hashes: dict[str, str] = {}
     for col, kind in spec["columns"].items():
         raw = (values.get(col) or "").strip()
         try:
@@ -265,23 +421,110 @@ def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
                 if not raw:
                     raise MediaError(f"no {kind} path")
                 path = Path(raw) if Path(raw).is_absolute() else base / raw
-                if kind == "image":
-                    payload[col] = load_image(path, tuple(spec["image_size"]))
+                if roots:
+                    path = confine(path, roots, raw)
+                digest = _content_digest(path)
+                hashes[col] = digest
+                if digest in spec["reuse"].get(col, ()):
+                    payload[col] = digest  # decoded before: the parent copies the old arrays
+                elif kind == "image":
+                    payload[col] = load_image(path, tuple(spec["image_size"]),
+                                              spec["max_image_pixels"])
                 else:
                     payload[col] = load_audio(path, spec["sample_rate"],
-                                              spec["max_audio_seconds"])
+                                              spec["max_audio_seconds"], spec["long_audio"])
             elif kind == "numeric":
                 payload[col] = _parse_number(raw)
             elif kind == "text":
-                text = normalize_text(values.get(col) or "", spec["lowercase"])
-                if not text:
-                    raise MediaError("empty text")
-                payload[col] = text
+                payload[col] = load_text(values.get(col) or "", spec["lowercase"],
+                                         spec["max_text_chars"], spec["long_text"])
             else:
                 payload[col] = raw
         except MediaError as exc:
             return i, (col, str(exc)), {}
+    payload["__hashes__"] = hashes
     return i, None, payload
+
+
+def _content_digest(path: Path) -> str:
+    """sha256 of a media file's bytes (first 32 hex digits): the item's identity for reuse.
+
+    A file that cannot be read gets no digest; the decoder then reports why."""
+    import hashlib
+    import stat
+
+    h = hashlib.sha256()
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe would block; the loader says why
+            return ""
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                h.update(block)
+    except (OSError, ValueError):
+        return ""
+    return h.hexdigest()[:32]
+
+
+class _Previous:
+    """Decoded media of an earlier preprocess output, looked up by content hash."""
+
+    def __init__(self, directory: Path, columns: dict[str, str]):
+        self.directory = directory
+        self.digests: dict[str, dict[str, int]] = {}
+        items = artifacts.read_jsonl(directory / "items.jsonl")
+        for col, kind in columns.items():
+            if kind in MEDIA_KINDS:
+                self.digests[col] = {it["hashes"][col]: k for k, it in enumerate(items)
+                                     if it.get("hashes", {}).get(col)}
+        self._arrays: dict[str, np.ndarray] = {}
+
+    def _load(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = artifacts.load_npy(self.directory / "data" / f"{name}.npy")
+        return self._arrays[name]
+
+    def array(self, col: str, digest: str) -> np.ndarray:
+        k = self.digests[col][digest]
+        data = self._load(col)
+        if data.ndim > 1:  # images
+            return np.asarray(data[k])
+        offsets = self._load(f"{col}.offsets")
+        return np.asarray(data[offsets[k]:offsets[k + 1]])
+
+
+def resolve_media_roots(roots) -> list[Path]:
+    """The media roots as absolute paths with symlinks resolved; each must be a folder."""
+    out = []
+    for root in roots or ():
+        if not isinstance(root, (str, Path)):
+            raise UsageError(f"media root {root!r} is not a path",
+                             "give preprocess.media_roots as a list of folder paths")
+        path = Path(root).expanduser()
+        if not path.is_dir():
+            raise UsageError(f"media root {root} is not a directory",
+                             "pass existing folders to --media-root or to media_roots in "
+                             "the config")
+        out.append(path.resolve())
+    return out
+
+
+def confine(path: Path, roots: list[Path], raw: str) -> Path:
+    """``path`` with ``..`` and symlinks resolved, or :class:`MediaError` when it is not inside
+    one of ``roots`` (already resolved).
+
+    The resolved path is what gets read, so a symlink cannot lead outside after the check
+    unless someone rewrites the folders under the roots while preprocess runs.
+    """
+    try:
+        real = path.resolve()
+    except ValueError:  # a NUL byte
+        raise MediaError(f"invalid path {raw[:200]!r}") from None
+    except (OSError, RuntimeError) as exc:  # a symlink loop, a name too long
+        raise MediaError(f"cannot resolve path {raw[:200]!r}: {exc}") from None
+    if not any(real == root or real.is_relative_to(root) for root in roots):
+        raise MediaError(f"path {raw!r} leads to {real}, outside the media roots "
+                         f"({', '.join(str(r) for r in roots)}); refused")
+    return real
 
 
 def _parse_number(raw: str) -> float:

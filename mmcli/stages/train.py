@@ -6,10 +6,19 @@ Output directory (self-contained: ``predict`` needs nothing else)::
     train_log.jsonl      per-epoch records (models trained in epochs)
     state/               preprocess.json, extract/, fuse/ carried from the fuse directory,
                          and model/ (JSON + npz, no pickle)
+
+Models that learn the fusion (``needs_blocks``) get each modality's column range from the
+``blocks`` of a concat fuse directory's ``fusion.json``. ``train.search`` runs a
+cross-validated hyperparameter search first (:mod:`mmcli.models.search`). ``train.tasks``
+trains extra label columns together with the main label (models with ``supports_tasks``); their
+values come from ``labels`` in ``items.jsonl``, which preprocess writes for its
+``preprocess.tasks`` columns.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import shutil
 from pathlib import Path
 
@@ -17,15 +26,21 @@ import numpy as np
 
 from mmcli import artifacts
 from mmcli.config import TrainConfig, to_dict
-from mmcli.errors import DataError
+from mmcli.errors import DataError, UsageError
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
+
+#: ``train.model: auto`` (the default), chosen by measurement (bench/models_comparison.py,
+#: docs/models.md): decision-level late fusion when the fuse directory keeps the modality
+#: blocks (concat), logistic regression otherwise
+DEFAULT_MODEL = "late_decision"
+FALLBACK_MODEL = "logreg"
 
 
 def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
           progress: ProgressFactory = silent) -> dict:
     """Train ``config.model`` on the fused features; returns a summary with accuracies."""
-    from mmcli.models import build_model, save_model
+    from mmcli.models import MODELS, build_model, save_model
 
     config = config or TrainConfig()
     fused = artifacts.open_stage(fused_dir, "fuse", "mmcli train")
@@ -35,6 +50,13 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if len(classes) < 2:
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",
                         "a classifier needs at least two labels in train")
+    requested = config  # meta.json keeps the config as given ("auto"): mmcli run compares it
+    if config.model == "auto":
+        fusion = artifacts.read_json(fused.path / "fusion.json")
+        config = dataclasses.replace(
+            config, model=DEFAULT_MODEL if fusion.get("blocks") else FALLBACK_MODEL)
+    cls = MODELS.get(config.model, where="--model")
+    blocks = model_blocks(fused.path, cls)
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
     X = artifacts.load_npy(fused.path / "fused.npy")
     index = {c: k for k, c in enumerate(classes)}
@@ -42,12 +64,36 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     va = [k for k, it in enumerate(items) if it["split"] == "val" and it["label"] in index]
     y = np.array([index[items[k]["label"]] for k in tr], dtype=np.int64)
     y_val = np.array([index[items[k]["label"]] for k in va], dtype=np.int64)
+    X_tr = np.asarray(X[tr])
+    X_va = np.asarray(X[va]) if va else None
 
-    model = build_model(config.model, config.params, config.seed, config.device)
-    with progress(f"train {config.model}", 1) as bar:
-        model.fit(np.asarray(X[tr]), y, len(classes), np.asarray(X[va]) if va else None,
-                  y_val if va else None)
-        bar.advance()
+    params = dict(config.params)
+    searched = None
+    if config.search:
+        from mmcli.models.search import search_params
+
+        searched = search_params(config.model, params, config.search, X_tr, y, len(classes),
+                                 config.seed, blocks, config.device)
+        params.update(searched["best_params"])
+    model = build_model(config.model, params, config.seed, config.device)
+    model.blocks = blocks
+    tasks = None
+    if config.tasks:
+        tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
+                                       cls, fused.path)
+    epochs = getattr(model.params, "epochs", None)
+    with progress(f"train {config.model}", epochs or 1) as bar:
+        if epochs:
+            model.on_epoch = lambda record: bar.advance()
+        if tasks:
+            model.fit_tasks(X_tr, Y, tasks, X_va, Y_val)
+        else:
+            model.fit(X_tr, y, len(classes), X_va, y_val if va else None)
+        if epochs and epochs > len(model.log_):
+            bar.advance(epochs - len(model.log_))  # stopped early: complete the bar
+        elif not epochs:
+            bar.advance()
+        model.on_epoch = None
 
     with artifacts.StageWriter(out, "train", (fused.path,)) as writer:
         shutil.copytree(fused.path / "state", writer.path / "state")
@@ -55,12 +101,145 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         artifacts.write_jsonl(writer.path / "train_log.jsonl", model.log_)
         summary = {"model": config.model, "classes": classes, "n_train": len(tr),
                    "n_val": len(va),
-                   "train_accuracy": _accuracy(model, X, tr, y),
-                   "val_accuracy": _accuracy(model, X, va, y_val) if va else None}
-        writer.commit(to_dict(config), config.seed, {str(fused.path): fused.meta_hash()}, summary)
+                   "train_accuracy": _accuracy(model, X_tr, y),
+                   "val_accuracy": _accuracy(model, X_va, y_val) if va else None}
+        if getattr(model, "best_epoch_", None) is not None and model.log_:
+            summary.update(best_epoch=model.best_epoch_, epochs_run=len(model.log_))
+        if searched is not None:
+            summary["search"] = searched
+        if tasks:
+            summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
+        writer.commit(to_dict(requested), config.seed, {str(fused.path): fused.meta_hash()},
+                      summary)
     return summary
 
 
-def _accuracy(model, X, rows, y) -> float:
-    proba = model.predict_proba(np.asarray(X[rows]))
+def model_blocks(fused_path: Path, cls) -> list[tuple[int, int]] | None:
+    """The modality column ranges of a concat fuse directory; None for other methods.
+    Models that need them refuse other fuse directories (exit 2)."""
+    fusion = artifacts.read_json(fused_path / "fusion.json")
+    ranges = fusion.get("blocks")
+    if ranges is None and cls.needs_blocks:
+        raise UsageError(
+            f"model {cls.name!r} learns the fusion itself and needs the modality blocks of a "
+            f"concat fuse directory; {fused_path} was fused with {fusion['method']!r}",
+            f"re-run `mmcli fuse --method concat` and train {cls.name!r} on that")
+    return [(int(b["start"]), int(b["stop"])) for b in ranges] if ranges else None
+
+
+def task_targets(spec: dict, items: list[dict], tr: list[int], va: list[int], y, y_val,
+                 classes: list[str], cls, where: Path):
+    """Tasks and their (n, n_tasks) targets: the main label first, then ``train.tasks``."""
+    if not cls.supports_tasks:
+        raise UsageError(f"model {cls.name!r} trains one label only; train.tasks needs a torch "
+                         "model", "use mlp, late_repr, gmu, lowrank, attention or tensor_layer")
+    tasks = [{"name": "label", "kind": "classification", "n_classes": len(classes),
+              "weight": 1.0}]
+    cols_tr, cols_va = [y.astype(np.float64)], [y_val.astype(np.float64)]
+    for name, opts in spec.items():
+        opts = opts or {}
+        if not isinstance(opts, dict) or set(opts) - {"kind", "weight"}:
+            raise UsageError(f"train.tasks.{name} is {opts!r}",
+                             "give {kind: classification|regression, weight: 1.0}")
+        kind = opts.get("kind", "classification")
+        if kind not in ("classification", "regression"):
+            raise UsageError(f"train.tasks.{name}.kind is {kind!r}",
+                             "use classification or regression")
+        missing = [items[k]["id"] for k in tr if name not in (items[k].get("labels") or {})]
+        if missing:
+            raise DataError(f"task column {name!r} is not in the items of {where} (item "
+                            f"{missing[0]!r})", f"re-run preprocess with tasks: [{name}] in "
+                            "its config section, then extract and fuse")
+
+        def values(rows, _name=name):
+            return [str(items[k]["labels"].get(_name, "")).strip() for k in rows]
+
+        raw_tr, raw_va = values(tr), values(va)
+        if kind == "classification":
+            names = sorted({v for v in raw_tr if v})
+            idx = {v: k for k, v in enumerate(names)}
+            cols_tr.append(np.array([idx.get(v, -1) for v in raw_tr], dtype=np.float64))
+            cols_va.append(np.array([idx.get(v, -1) for v in raw_va], dtype=np.float64))
+            tasks.append({"name": name, "kind": kind, "n_classes": len(names),
+                          "classes": names, "weight": float(opts.get("weight", 1.0))})
+        else:
+            cols_tr.append(_numbers(raw_tr, name, where))
+            cols_va.append(_numbers(raw_va, name, where))
+            tasks.append({"name": name, "kind": kind, "weight": float(opts.get("weight", 1.0))})
+    return tasks, np.stack(cols_tr, 1), (np.stack(cols_va, 1) if va else None)
+
+
+def _numbers(raw: list[str], name: str, where: Path) -> np.ndarray:
+    out = []
+    for v in raw:
+        try:
+            out.append(float(v) if v else math.nan)
+        except ValueError:
+            raise DataError(f"regression task {name!r} has the value {v!r} in {where}",
+                            "regression targets must be numbers") from None
+    return np.array(out, dtype=np.float64)
+
+
+def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
+    """Per task and split: accuracy (classification) or RMSE (regression)."""
+    out: dict = {}
+    for split, X, T in (("train", X_tr, Y), ("val", X_va, Y_val)):
+        if X is None:
+            continue
+        pred = model.predict_tasks(X)
+        for k, t in enumerate(tasks):
+            truth = T[:, k]
+            if t["kind"] == "classification":
+                mask = truth >= 0
+                value = float((pred[t["name"]].argmax(1)[mask] == truth[mask]).mean()) \
+                    if mask.any() else None
+                out.setdefault(t["name"], {})[f"{split}_accuracy"] = value
+            else:
+                mask = ~np.isnan(truth)
+                value = float(np.sqrt(np.mean((pred[t["name"]][mask] - truth[mask]) ** 2))) \
+                    if mask.any() else None
+                out.setdefault(t["name"], {})[f"{split}_rmse"] = value
+    return out
+
+
+def _accuracy(model, X, y) -> float:
+    proba = model.predict_proba(X)
     return float((proba.argmax(1) == y).mean())
+
+
+def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
+    """For ``eval``: metrics of a multi-task model's extra tasks on one split, or None for a
+    single-task model. Classification: accuracy, macro_f1, n; regression: rmse, mae, r2, n
+    (items without a value for a task are left out of that task)."""
+    tasks = getattr(model, "tasks_", None)
+    if not tasks or len(tasks) < 2:
+        return None
+    rows = [k for k, it in enumerate(items) if it["split"] == split]
+    if not rows:
+        return None
+    pred = model.predict_tasks(np.asarray(X[rows]))
+    out = {}
+    for t in tasks[1:]:
+        raw = [str((items[k].get("labels") or {}).get(t["name"], "")).strip() for k in rows]
+        if t["kind"] == "classification":
+            from sklearn.metrics import f1_score
+
+            idx = {c: i for i, c in enumerate(t["classes"])}
+            keep = [i for i, v in enumerate(raw) if v in idx]
+            truth = np.array([idx[raw[i]] for i in keep], dtype=np.int64)
+            guess = pred[t["name"]].argmax(1)[keep]
+            out[t["name"]] = {"n": len(keep), "accuracy": float((guess == truth).mean())
+                              if keep else None,
+                              "macro_f1": float(f1_score(truth, guess, average="macro"))
+                              if keep else None}
+        else:
+            keep = [i for i, v in enumerate(raw) if v]
+            truth = np.array([float(raw[i]) for i in keep])
+            guess = pred[t["name"]][keep]
+            err = guess - truth
+            var = float(truth.var()) if keep else 0.0
+            out[t["name"]] = {"n": len(keep),
+                              "rmse": float(np.sqrt(np.mean(err ** 2))) if keep else None,
+                              "mae": float(np.mean(np.abs(err))) if keep else None,
+                              "r2": float(1 - np.mean(err ** 2) / var) if var > 0 else None}
+    return out

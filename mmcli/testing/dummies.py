@@ -88,3 +88,48 @@ def make_dataset(root: Path, n: int = 36, classes: tuple[str, ...] = CLASSES, se
             writer.writeheader()
             writer.writerows(rows)
     return path
+
+
+_HARD = {  # class -> (colour, tone, keywords, value mean)
+    "red": ((190, 60, 60), 300.0, ["fire", "apple", "brick"], 0.0),
+    "green": ((60, 170, 60), 500.0, ["grass", "leaf", "frog"], 1.0),
+    "blue": ((60, 60, 190), 800.0, ["sea", "sky", "ice"], 2.0),
+    "gold": ((170, 150, 50), 1200.0, ["sun", "coin", "sand"], 3.0),
+}
+
+
+def make_hard_dataset(root: Path, n: int = 400, seed: int = 0, noise: float = 1.0,
+                      confusion: float = 0.35,
+                      proportions: tuple[float, ...] = (0.55, 0.25, 0.12, 0.08)) -> Path:
+    """A harder labelled dataset: four imbalanced classes (``proportions``) and noisy
+    modalities. Each modality of each row shows a random class's signal with probability
+    ``confusion`` (independently per modality, so no single modality is reliable but together
+    they are), and ``noise`` scales the image, audio and value noise. Returns the manifest."""
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    classes = list(_HARD)
+    labels = rng.choice(len(classes), n, p=np.asarray(proportions) / sum(proportions))
+    rows = []
+    for k, c in enumerate(labels):
+        shown = [int(rng.integers(len(classes))) if rng.random() < confusion else int(c)
+                 for _ in range(4)]
+        colour, _, _, _ = _HARD[classes[shown[0]]]
+        _, tone, _, _ = _HARD[classes[shown[1]]]
+        _, _, keywords, _ = _HARD[classes[shown[2]]]
+        _, _, _, mean = _HARD[classes[shown[3]]]
+        item = f"hard{k:04d}"
+        img = write_png(root / "media" / f"{item}.png", colour, noise=40.0 * noise, rng=rng)
+        wav = write_wav(root / "media" / f"{item}.wav", tone * (1 + rng.normal(0, 0.05 * noise)),
+                        rng=rng)
+        words = list(rng.choice(_FILLER, 6)) + [str(rng.choice(keywords))]
+        rng.shuffle(words)
+        rows.append({"id": item, "image": str(img.relative_to(root)),
+                     "audio": str(wav.relative_to(root)), "text": " ".join(words),
+                     "value": f"{mean + rng.normal(0, 0.8 * noise):.4f}",
+                     "label": classes[c]})
+    path = root / "manifest.csv"
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path

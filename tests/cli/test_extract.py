@@ -16,8 +16,9 @@ def test_success_writes_features_per_modality(pipeline, tmp_path):
 
     blocks = {b["column"]: b for b in json.loads((out / "blocks.json").read_text())}
     assert sorted(blocks) == ["audio", "image", "text", "value"]
-    assert [e["name"] for e in blocks["image"]["extractors"]] == ["color_hist", "pixels"]
-    assert [e["name"] for e in blocks["text"]["extractors"]] == ["tfidf", "word2vec"]
+    assert [e["name"] for e in blocks["image"]["extractors"]] == ["color_hist", "hog"]
+    assert [e["name"] for e in blocks["audio"]["extractors"]] == ["frames"]
+    assert [e["name"] for e in blocks["text"]["extractors"]] == ["tfidf"]
     for block in blocks.values():
         features = np.load(out / "features" / f"{block['column']}.npy")
         assert features.shape == (36, block["dim"])
@@ -139,3 +140,58 @@ def test_bad_extractor_parameters_exit_2(pipeline, tmp_path):
 def test_label_different_from_preprocess_exits_3(pipeline, tmp_path):
     line = fails(3, "extract", pipeline.pre, "-o", tmp_path / "feat", "--label", "kind")
     assert "--label 'kind' differs from the label column 'label'" in line
+
+
+def test_list_prints_every_extractor_without_input(tmp_path):
+    from mmcli.extractors import EXTRACTORS
+
+    result = ok("extract", "--list")
+    for name in EXTRACTORS.names():
+        assert f"\n  {name}\n" in result.stdout
+    assert "dimension: grid * grid * (points + 2)" in result.stdout
+    assert result.stderr == ""
+
+
+def test_show_config_prints_yaml_a_config_file_accepts(pipeline, tmp_path):
+    result = ok("extract", "--show-config", "lbp")
+    assert "extract:\n  image: [lbp]\n  params:\n    lbp:\n      points: 8" in result.stdout
+    config = tmp_path / "lbp.yaml"
+    config.write_text(result.stdout.replace("grid: 2", "grid: 1"))
+    out = tmp_path / "feat"
+    ok("extract", pipeline.pre, "-o", out, "-c", config, "-j", "1", "-q")
+    blocks = {b["column"]: b for b in json.loads((out / "blocks.json").read_text())}
+    assert blocks["image"]["extractors"] == [{"name": "lbp", "dim": 10}]
+
+
+def test_show_config_unknown_name_exits_2():
+    line = fails(2, "extract", "--show-config", "hogg")
+    assert "unknown extractor 'hogg'" in line and "did you mean 'hog'?" in line
+
+
+def test_bad_parameters_of_new_extractors_exit_2(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    for section, fragment in [
+        ("{image: [hog], params: {hog: {pixels_per_cell: 0}}}", "'pixels_per_cell' parameter"),
+        ("{image: [cnn]}", "extractor 'cnn' needs a model file"),
+        ("{image: [cnn], params: {cnn: {model: nope.pt}}}", "cnn model file nope.pt does not"),
+        ("{audio: [spectral], params: {spectral: {stats: [mode]}}}", "'stats' parameter"),
+        ("{audio: [frames], params: {frames: {mode: crop}}}", "'mode' parameter"),
+        ("{text: [fasttext], params: {fasttext: {min_n: 4, max_n: 3}}}", "'max_n' parameter"),
+        ("{text: [word2vec], params: {word2vec: {pretrained: none.vec}}}", "none.vec does not"),
+        ("{params: {numeric: {scaling: log}}}", "'scaling' parameter of extractor 'numeric'"),
+    ]:
+        config.write_text(f"extract: {section}\n")
+        line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-j", "1",
+                     "-c", config)
+        assert fragment in line
+    assert not (tmp_path / "feat").exists()
+
+
+def test_unreadable_cnn_model_exits_2(pipeline, tmp_path):
+    model = tmp_path / "model.pt"
+    model.write_text("this is text, not TorchScript")
+    config = tmp_path / "config.yaml"
+    config.write_text(f"extract: {{image: [cnn], params: {{cnn: {{model: '{model}'}}}}}}\n")
+    line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config)
+    assert f"cnn model file {model} cannot be loaded" in line
+    assert "torch.jit.save" in line

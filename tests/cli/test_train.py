@@ -7,7 +7,7 @@ import json
 from .helpers import fails, ok, read_rows, write_rows
 
 
-def test_success_logreg(pipeline, tmp_path):
+def test_success_default_model(pipeline, tmp_path):
     out = tmp_path / "model"
     result = ok("train", pipeline.fused, "-o", out)
     for rel in ("meta.json", "train_log.jsonl", "state/model/model.json",
@@ -15,12 +15,13 @@ def test_success_logreg(pipeline, tmp_path):
         assert (out / rel).is_file(), rel
     meta = json.loads((out / "meta.json").read_text())
     assert meta["stage"] == "train"
-    assert meta["config"]["model"] == "logreg"
+    assert meta["config"]["model"] == "auto"
+    assert meta["summary"]["model"] == "late_decision"  # auto, on a concat fuse directory
     assert meta["summary"]["classes"] == ["blue", "green", "red"]
     assert meta["summary"]["train_accuracy"] > 0.9  # the dummy classes are easy
     n_train = meta["summary"]["n_train"]
-    assert f"train: logreg on {n_train} items; train accuracy " in result.stderr
-    assert "train logreg: 1/1 (100%)" in result.stderr
+    assert f"train: late_decision on {n_train} items; train accuracy " in result.stderr
+    assert "train late_decision: 1/1 (100%)" in result.stderr
     assert f"wrote {out}" in result.stderr
 
 
@@ -46,7 +47,7 @@ def test_unknown_model_exits_2(pipeline, tmp_path):
     assert "unknown model 'lgreg'" in line
     assert "did you mean 'logreg'?" in line
     line = fails(2, "train", pipeline.fused, "-o", tmp_path / "model", "--model", "xgboost")
-    assert "logreg, mlp" in line
+    assert "linear_svm, logreg, lowrank, mlp" in line
     assert not (tmp_path / "model").exists()
 
 
@@ -93,3 +94,88 @@ def test_custom_label_needs_to_be_given_to_preprocess_only(dataset, tmp_path):
     assert meta["summary"]["classes"] == ["blue", "green", "red"]
     ok("eval", runs / "model", runs / "fused", "-o", runs / "eval", "-q")
     assert json.loads((runs / "eval" / "metrics.json").read_text())["test"]["n"] > 0
+
+
+def test_learned_fusion_model_with_epoch_progress(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("train: {model: gmu, params: {embed: 8, head: [8], epochs: 5, "
+                      "modality_dropout: 0.2, schedule: cosine}}\n")
+    out = tmp_path / "model"
+    result = ok("train", pipeline.fused, "-o", out, "-c", config, "--device", "cpu")
+    assert "train gmu: 5/5 (100%)" in result.stderr
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["summary"]["epochs_run"] == len((out / "train_log.jsonl").read_text().splitlines())
+    state = json.loads((out / "state" / "model" / "model.json").read_text())
+    fusion = json.loads((pipeline.fused / "fusion.json").read_text())
+    assert [(b["start"], b["stop"]) for b in fusion["blocks"]] == \
+        [tuple(b) for b in state["fitted"]["blocks"]]
+    assert [b["column"] for b in fusion["blocks"]] == fusion["modalities"]
+    ok("eval", out, pipeline.fused, "-o", tmp_path / "eval", "-q")
+
+
+def test_learned_fusion_refuses_other_fusions(pipeline, tmp_path):
+    ok("fuse", pipeline.feat, "-o", tmp_path / "sum", "--method", "sum", "-q")
+    assert "blocks" not in json.loads((tmp_path / "sum" / "fusion.json").read_text())
+    line = fails(2, "train", tmp_path / "sum", "-o", tmp_path / "model", "--model", "attention")
+    assert "'sum'" in line and "mmcli fuse --method concat" in line
+    ok("train", tmp_path / "sum", "-o", tmp_path / "model", "--model", "random_forest", "-q")
+    ok("train", tmp_path / "sum", "-o", tmp_path / "auto", "-q")  # auto: logreg there
+    meta = json.loads((tmp_path / "auto" / "meta.json").read_text())
+    assert meta["summary"]["model"] == "logreg"
+
+
+def test_search_from_config(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("train: {model: linear_svm, search: {method: grid, cv: 2, "
+                      "params: {C: [0.01, 1.0]}}}\n")
+    result = ok("train", pipeline.fused, "-o", tmp_path / "model", "-c", config)
+    assert "search: best {'C': " in result.stderr
+    summary = json.loads((tmp_path / "model" / "meta.json").read_text())["summary"]
+    assert summary["search"]["best_params"]["C"] in (0.01, 1.0)
+    assert len(summary["search"]["results"]) == 2
+    config.write_text("train: {model: logreg, search: {method: grid, params: {C: 1}}}\n")
+    assert "non-empty lists" in fails(2, "train", pipeline.fused, "-o", tmp_path / "m2",
+                                      "-c", config)
+
+
+def test_tasks_trained_together(dataset, tmp_path):
+    rows = read_rows(dataset)
+    for k, r in enumerate(rows):
+        r["size"] = "big" if k % 2 else "small"
+        r["score"] = f"{float(r['value']) * 2:.3f}" if k % 5 else ""
+    manifest = write_rows(dataset.parent / "tasks.csv", rows)
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "preprocess: {tasks: [size, score], jobs: 1}\nextract: {jobs: 1}\n"
+        "train: {model: mlp, params: {hidden: [16], epochs: 30, lr: 0.01}, "
+        "tasks: {size: {}, score: {kind: regression, weight: 0.5}}}\n")
+    runs = tmp_path / "runs"
+    ok("preprocess", manifest, "-o", runs / "pre", "-c", config, "-q")
+    cols = json.loads((runs / "pre" / "state" / "preprocess.json").read_text())["columns"]
+    assert "size" not in cols and "score" not in cols
+    ok("extract", runs / "pre", "-o", runs / "feat", "-c", config, "-q")
+    ok("fuse", runs / "feat", "-o", runs / "fused", "-q")
+    item = json.loads((runs / "fused" / "items.jsonl").read_text().splitlines()[1])
+    assert set(item["labels"]) == {"size", "score"}
+    result = ok("train", runs / "fused", "-o", runs / "model", "-c", config, "--device", "cpu")
+    assert "task size: train_accuracy" in result.stderr
+    tasks = json.loads((runs / "model" / "meta.json").read_text())["summary"]["tasks"]
+    assert set(tasks) == {"label", "size", "score"}
+    assert tasks["label"]["train_accuracy"] > 0.9
+    assert tasks["score"]["train_rmse"] is not None
+    ok("eval", runs / "model", runs / "fused", "-o", runs / "eval", "-q")
+    metrics = json.loads((runs / "eval" / "metrics.json").read_text())
+    assert set(metrics["train"]["tasks"]) == {"size", "score"}
+    assert metrics["train"]["tasks"]["size"]["accuracy"] is not None
+    assert metrics["test"]["tasks"]["score"]["n"] < metrics["test"]["n"]  # blanks left out
+    assert "rmse" in metrics["test"]["tasks"]["score"]
+    config.write_text("train: {model: logreg, tasks: {size: {}}}\n")
+    line = fails(2, "train", runs / "fused", "-o", runs / "m2", "-c", config)
+    assert "train.tasks needs a torch model" in line
+
+
+def test_tasks_need_preprocess_to_keep_them(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("train: {model: mlp, tasks: {size: {}}}\n")
+    line = fails(3, "train", pipeline.fused, "-o", tmp_path / "model", "-c", config)
+    assert "task column 'size'" in line and "tasks: [size]" in line

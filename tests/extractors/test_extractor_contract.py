@@ -6,6 +6,8 @@ unknown parameters.
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,8 @@ from mmcli.dataset import AudioClips
 from mmcli.errors import UsageError
 from mmcli.extractors import EXTRACTORS, build_extractor
 from mmcli.extractors.base import NotFittedError
+
+from .helpers import write_tiny_cnn, write_word2vec_text
 
 N = 12
 WORDS = ["fire", "apple", "grass", "leaf", "sea", "sky", "the", "a", "small", "photo"]
@@ -42,11 +46,30 @@ CASES = [
     ("color_hist", {"space": "hsv", "bins": 8}),
     ("pixels", {}),
     ("pixels", {"size": 4, "grayscale": True}),
+    ("hog", {"size": 32}),
+    ("lbp", {}),
+    ("lbp", {"points": 16, "radius": 2.0, "grid": 1}),
+    ("pixels_pca", {"size": 8, "components": 5}),
+    ("pixels_pca", {"size": 4, "grayscale": True, "whiten": True}),
+    ("cnn", {"input_size": 16, "batch_size": 5}),
     ("mfcc", {"n_mfcc": 13}),
+    ("mfcc", {"n_mfcc": 8, "deltas": 2, "stats": ["mean", "p10", "p90", "max"]}),
+    ("logmel", {"n_mels": 16}),
+    ("chroma", {}),
+    ("spectral", {"stats": ["median", "std"]}),
+    ("frames", {"n_frames": 10, "n_mels": 8}),
+    ("frames", {"n_frames": 6, "n_mels": 8, "mode": "pad"}),
     ("tfidf", {}),
+    ("tfidf", {"svd_components": 4}),
     ("word2vec", {"vector_size": 16, "epochs": 5}),
+    ("word2vec", {"pretrained": "PRETRAINED"}),
+    ("fasttext", {"vector_size": 8, "epochs": 3, "bucket": 1000}),
+    ("doc2vec", {"vector_size": 8, "epochs": 5}),
     ("numeric", {}),
+    ("numeric", {"scaling": "robust", "impute": "median"}),
+    ("numeric", {"scaling": "minmax", "missing_indicator": "never"}),
     ("onehot", {}),
+    ("onehot", {"max_categories": 2, "unknown": "column"}),
 ]
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in p.items()) or 'default'}" for name, p in CASES]
 
@@ -55,9 +78,33 @@ def kind_of(name: str) -> str:
     return EXTRACTORS.tags(name)["kind"]
 
 
+@pytest.fixture(scope="module")
+def files(tmp_path_factory) -> dict[str, str]:
+    root = tmp_path_factory.mktemp("extractor-files")
+    return {"cnn": str(write_tiny_cnn(root / "tiny.pt")),
+            "pretrained": str(write_word2vec_text(root / "vectors.txt", WORDS[:7] + ["Sea"]))}
+
+
+@pytest.fixture(autouse=True)
+def _files(files):
+    FILES.update(files)
+
+
+FILES: dict[str, str] = {}
+
+
+def with_files(name: str, params: dict) -> dict:
+    params = dict(params)
+    if name == "cnn":
+        params["model"] = FILES["cnn"]
+    if params.get("pretrained") == "PRETRAINED":
+        params["pretrained"] = FILES["pretrained"]
+    return params
+
+
 def fitted(name: str, params: dict):
     data = make_data(kind_of(name))
-    extractor = build_extractor(name, kind_of(name), dict(params))
+    extractor = build_extractor(name, kind_of(name), with_files(name, params))
     return extractor.fit(data if extractor.needs_fit else None), data
 
 
@@ -101,7 +148,12 @@ def test_state_round_trip(name, params, tmp_path):
     assert state["name"] == name and state["dim"] == extractor.dim_
     artifacts.save_state(tmp_path, "x", state, arrays)  # JSON + npz, no pickle
     state2, arrays2 = artifacts.load_state(tmp_path, "x")
-    restored = EXTRACTORS.get(name).from_state(state2, arrays2)
+    files = {}
+    for suffix, source in extractor.state_files().items():  # as the extract stage does
+        files[suffix] = tmp_path / f"x.{suffix}"
+        shutil.copyfile(source, files[suffix])
+    assert sorted(files) == state.get("files", [])
+    restored = EXTRACTORS.get(name).from_state(state2, arrays2, files)
     assert restored.dim_ == extractor.dim_
     other = make_data(kind_of(name), seed=1)  # data the extractor was not fitted on
     np.testing.assert_array_equal(restored.transform(data), extractor.transform(data))
@@ -110,7 +162,7 @@ def test_state_round_trip(name, params, tmp_path):
 
 @pytest.mark.parametrize("name, params", CASES, ids=IDS)
 def test_transform_before_fit(name, params):
-    extractor = build_extractor(name, kind_of(name), dict(params))
+    extractor = build_extractor(name, kind_of(name), with_files(name, params))
     with pytest.raises(NotFittedError, match="fit"):
         extractor.transform(make_data(kind_of(name)))
 
@@ -124,5 +176,12 @@ def test_unknown_param(name):
 
 @pytest.mark.parametrize("name", sorted({name for name, _ in CASES}))
 def test_params_dataclass_has_defaults(name):
-    extractor = build_extractor(name, kind_of(name), None)
+    extractor = build_extractor(name, kind_of(name), with_files(name, {}))
     assert extractor.dim_ is None
+
+
+@pytest.mark.parametrize("name, params", CASES, ids=IDS)
+def test_empty_batch(name, params):
+    extractor, data = fitted(name, params)
+    empty = AudioClips([], data.sample_rate) if isinstance(data, AudioClips) else data[:0]
+    assert extractor.transform(empty).shape == (0, extractor.dim_)

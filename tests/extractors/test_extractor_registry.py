@@ -10,10 +10,12 @@ from mmcli.registry import Registry
 
 
 def test_registered_names_and_kinds():
-    assert EXTRACTORS.names() == ["color_hist", "mfcc", "numeric", "onehot", "pixels", "tfidf",
-                                  "word2vec"]
-    assert EXTRACTORS.names(kind="image") == ["color_hist", "pixels"]
-    assert EXTRACTORS.names(kind="text") == ["tfidf", "word2vec"]
+    assert EXTRACTORS.names(kind="image") == ["cnn", "color_hist", "hog", "lbp", "pixels",
+                                              "pixels_pca"]
+    assert EXTRACTORS.names(kind="audio") == ["chroma", "frames", "logmel", "mfcc", "spectral"]
+    assert EXTRACTORS.names(kind="text") == ["doc2vec", "fasttext", "tfidf", "word2vec"]
+    assert EXTRACTORS.names(kind="numeric") == ["numeric"]
+    assert EXTRACTORS.names(kind="categorical") == ["onehot"]
     assert "mfcc" in EXTRACTORS and "nope" not in EXTRACTORS
 
 

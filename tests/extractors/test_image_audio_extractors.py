@@ -81,3 +81,184 @@ def test_mfcc_short_clips():
     out = build_extractor("mfcc", "audio", {}).fit(None).transform(clips)
     assert out.shape == (3, 80)
     assert np.all(np.isfinite(out))
+
+
+def stripes(vertical: bool, size: int = 32) -> np.ndarray:
+    im = np.zeros((size, size, 3), dtype=np.uint8)
+    if vertical:
+        im[:, ::8] = 255
+        im[:, 1::8] = 255
+    else:
+        im[::8] = 255
+        im[1::8] = 255
+    return im
+
+
+def test_hog_sees_edge_orientation_not_colour():
+    ext = build_extractor("hog", "image", {"size": 32, "pixels_per_cell": 8}).fit(None)
+    assert ext.dim_ == 3 * 3 * 4 * 9
+    v, h = stripes(True), stripes(False)
+    red_v = v.copy()
+    red_v[..., 1:] = 0  # the same edges, in red
+    out = ext.transform(np.stack([v, h, red_v]))
+    orient = out.reshape(3, -1, 9).sum(axis=1)
+    assert orient[0].argmax() != orient[1].argmax()  # different dominant orientation
+    np.testing.assert_allclose(out[0], out[2], atol=0.35)  # colour does not matter much
+    assert np.abs(out[0] - out[1]).max() > 0.3
+
+
+def test_hog_size_too_small_is_a_usage_error():
+    with pytest.raises(UsageError, match="'size' parameter of extractor 'hog'"):
+        build_extractor("hog", "image", {"size": 16, "pixels_per_cell": 16})
+
+
+def test_lbp_flat_image_is_one_code_per_cell():
+    ext = build_extractor("lbp", "image", {"grid": 2}).fit(None)
+    out = ext.transform(solid_images((90, 90, 90), size=12))
+    assert out.shape == (1, 2 * 2 * 10)
+    cells = out.reshape(4, 10)
+    np.testing.assert_allclose(cells.sum(axis=1), 1.0, rtol=1e-6)
+    # a flat image: inside the image every pixel has the "all neighbours >= centre" code
+    assert (cells.argmax(axis=1) == 8).all() and (cells[:, 8] > 0.6).all()
+    noisy = np.random.default_rng(0).integers(0, 256, (1, 12, 12, 3), dtype=np.uint8)
+    assert (ext.transform(noisy).reshape(4, 10)[:, 8] < 0.3).all()
+
+
+def test_pixels_pca_is_fitted_on_train_and_frozen():
+    rng = np.random.default_rng(0)
+    train = rng.integers(0, 256, (20, 8, 8, 3), dtype=np.uint8)
+    ext = build_extractor("pixels_pca", "image", {"size": 4, "components": 50}).fit(train)
+    assert ext.dim_ == 20  # min(components, train images, 4 * 4 * 3)
+    out = ext.transform(train)
+    np.testing.assert_allclose(out.mean(axis=0), 0.0, atol=1e-5)  # centred on train
+    white = np.full((1, 8, 8, 3), 255, np.uint8)
+    expected = (white[0, :4, :4].reshape(-1) / 255.0 - ext.mean_) @ ext.components_.T
+    np.testing.assert_allclose(ext.transform(white)[0], expected, rtol=1e-5, atol=1e-6)
+    whiten = build_extractor("pixels_pca", "image", {"size": 4, "whiten": True}).fit(train)
+    np.testing.assert_allclose(whiten.transform(train).std(axis=0, ddof=1)[:5], 1.0, rtol=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_cnn_batches_normalisation_and_dimension(tmp_path):
+    import torch
+
+    from .helpers import write_tiny_cnn
+
+    model = write_tiny_cnn(tmp_path / "m.pt", channels=5)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
+    small = build_extractor("cnn", "image", {"model": str(model), "input_size": 16,
+                                             "batch_size": 2}).fit(None)
+    big = build_extractor("cnn", "image", {"model": str(model), "input_size": 16,
+                                           "batch_size": 64}).fit(None)
+    assert small.dim_ == 5
+    out = small.transform(images)
+    np.testing.assert_allclose(out, big.transform(images), rtol=1e-5, atol=1e-6)
+    net = torch.jit.load(str(model))
+    x = (images / 255.0 - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    expected = net(torch.tensor(x.transpose(0, 3, 1, 2), dtype=torch.float32)).detach().numpy()
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_cnn_goes_to_worker_processes_without_its_loaded_module(tmp_path):
+    import pickle
+
+    from .helpers import write_tiny_cnn
+
+    model = write_tiny_cnn(tmp_path / "m.pt")
+    ext = build_extractor("cnn", "image", {"model": str(model), "input_size": 16}).fit(None)
+    assert ext._module is not None and not ext.parallel
+    copy = pickle.loads(pickle.dumps(ext))  # what a spawned worker receives
+    assert getattr(copy, "_module", None) is None
+    images = np.zeros((2, 16, 16, 3), np.uint8)
+    np.testing.assert_array_equal(copy.transform(images), ext.transform(images))
+
+
+def test_cnn_bad_model_files(tmp_path):
+    with pytest.raises(UsageError, match="needs a model file"):
+        build_extractor("cnn", "image", {})
+    with pytest.raises(UsageError, match="does not exist"):
+        build_extractor("cnn", "image", {"model": str(tmp_path / "none.pt")}).fit(None)
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a model at all")
+    with pytest.raises(UsageError) as exc:
+        build_extractor("cnn", "image", {"model": str(junk)}).fit(None)
+    assert "junk.pt cannot be loaded" in exc.value.message
+    assert "torch.jit.save" in exc.value.hint
+    with pytest.raises(UsageError, match="device"):
+        build_extractor("cnn", "image", {"model": str(junk), "device": "tpu"})
+
+
+def test_cnn_state_refuses_a_modified_model_copy(tmp_path):
+    from mmcli.errors import ArtifactError
+    from mmcli.extractors import EXTRACTORS
+
+    from .helpers import write_tiny_cnn
+
+    model = write_tiny_cnn(tmp_path / "m.pt")
+    ext = build_extractor("cnn", "image", {"model": str(model), "input_size": 16}).fit(None)
+    state, arrays = ext.get_state()
+    assert state["fitted"]["sha256"] and state["files"] == ["model.pt"]
+    copy = tmp_path / "copy.pt"
+    copy.write_bytes(model.read_bytes() + b"x")
+    with pytest.raises(ArtifactError, match="was modified"):
+        EXTRACTORS.get("cnn").from_state(state, arrays, {"model.pt": copy})
+    with pytest.raises(ArtifactError, match="missing"):
+        EXTRACTORS.get("cnn").from_state(state, arrays, {})
+
+
+def test_mfcc_deltas_and_percentiles():
+    clips = AudioClips([tone(300), tone(1500)], 8000)
+    base = build_extractor("mfcc", "audio", {"n_mfcc": 10}).fit(None).transform(clips)
+    plain = build_extractor("mfcc", "audio", {"n_mfcc": 10, "deltas": 0}).fit(None)
+    assert plain.dim_ == 20
+    np.testing.assert_allclose(plain.transform(clips), base[:, :20], rtol=1e-6)
+    wide = build_extractor("mfcc", "audio", {"n_mfcc": 10, "deltas": 2,
+                                             "stats": ["median", "p10", "p90"]}).fit(None)
+    out = wide.transform(clips)
+    assert wide.dim_ == 10 * 3 * 3 and out.shape == (2, 90)
+    assert (out[:, 20:30] >= out[:, 10:20] - 1e-5).all()  # p90 >= p10 for each coefficient
+
+
+@pytest.mark.parametrize("stats", [[], ["mean", "p200"], ["average"], "mean"])
+def test_bad_stats_are_usage_errors(stats):
+    with pytest.raises(UsageError, match="stats"):
+        build_extractor("logmel", "audio", {"stats": stats})
+
+
+def test_chroma_finds_the_pitch_class():
+    a440 = tone(440, rate=16000, seconds=0.5)
+    out = build_extractor("chroma", "audio", {}).fit(None).transform(AudioClips([a440], 16000))
+    assert out.shape == (1, 24)
+    assert out[0, :12].argmax() == 9  # C C# D D# E F F# G G# A -> A is index 9
+
+
+def test_logmel_louder_band_for_higher_tone():
+    clips = AudioClips([tone(300, 16000), tone(3000, 16000)], 16000)
+    out = build_extractor("logmel", "audio", {"n_mels": 20}).fit(None).transform(clips)
+    means = out[:, :20]
+    assert means[0].argmax() < means[1].argmax()
+
+
+def test_spectral_at_any_sample_rate():
+    ext = build_extractor("spectral", "audio", {}).fit(None)
+    assert ext.dim_ == (6 + 7) * 2
+    for rate in (8000, 16000, 44100):
+        low, high = tone(300, rate), tone(2500, rate)
+        out = ext.transform(AudioClips([low, high], rate))
+        assert np.isfinite(out).all()
+        centroid = 7  # after the 7 contrast rows: the centroid's mean (fraction of Nyquist)
+        assert out[0, centroid] < out[1, centroid]
+        np.testing.assert_allclose(out[:, centroid] * rate / 2, [300, 2500], rtol=0.15)
+
+
+def test_frames_layout_is_time_major():
+    rate = 16000
+    clip = np.concatenate([tone(300, rate, 0.2), tone(3000, rate, 0.2)])
+    ext = build_extractor("frames", "audio", {"n_frames": 8, "n_mels": 16}).fit(None)
+    seq = ext.transform(AudioClips([clip], rate)).reshape(1, 8, 16)
+    assert seq[0, 0].argmax() < seq[0, -1].argmax()  # low tone first, high tone last
+    pad = build_extractor("frames", "audio", {"n_frames": 100, "n_mels": 16, "mode": "pad"})
+    padded = pad.fit(None).transform(AudioClips([tone(300, rate, 0.1)], rate)).reshape(100, 16)
+    np.testing.assert_allclose(padded[-1], np.log(1e-6))  # 0.1 s = 11 frames, then silence
+    assert padded[:5].max() > padded[-1].max()

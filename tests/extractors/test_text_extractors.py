@@ -9,7 +9,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
+from mmcli.errors import UsageError
 from mmcli.extractors import build_extractor
 from mmcli.extractors.text import tokenize
 
@@ -26,7 +28,7 @@ def test_tokenize_unicode():
 
 
 def test_tfidf_vocabulary_from_train_only():
-    ext = build_extractor("tfidf", "text", {}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"svd_components": 0}).fit(TRAIN)
     assert "zebra" not in ext.vocabulary_
     assert not any("zebra" in term for term in ext.vocabulary_)
     assert "red fire" in ext.vocabulary_  # bigrams by default
@@ -36,14 +38,14 @@ def test_tfidf_vocabulary_from_train_only():
 
 
 def test_tfidf_rows_are_l2_normalised():
-    ext = build_extractor("tfidf", "text", {"ngram_max": 1}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"ngram_max": 1, "svd_components": 0}).fit(TRAIN)
     out = ext.transform(TRAIN)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
     assert ext.dim_ == len(ext.vocabulary_) == len({t for s in TRAIN for t in tokenize(s)})
 
 
 def test_tfidf_max_features():
-    ext = build_extractor("tfidf", "text", {"max_features": 5}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"max_features": 5, "svd_components": 0}).fit(TRAIN)
     assert ext.dim_ == 5
     assert ext.transform(OTHER).shape == (2, 5)
 
@@ -81,27 +83,127 @@ def test_word2vec_no_tokens_in_train():
 _SCRIPT = """
 import hashlib, json, sys
 from mmcli.extractors import build_extractor
-params, train, other = json.loads(sys.argv[1])
-ext = build_extractor("word2vec", "text", params).fit(train)
-out = ext.transform(train + other)
-print(hashlib.sha256(out.tobytes()).hexdigest())
+cases, train, other = json.loads(sys.argv[1])
+for name, params in cases:
+    ext = build_extractor(name, "text", params).fit(train)
+    print(hashlib.sha256(ext.transform(train + other).tobytes()).hexdigest())
 """
 
 
-def test_word2vec_reproducible_across_processes():
+def test_reproducible_across_processes():
     """Python's str hash is salted per process; training must not depend on it."""
-    arg = json.dumps([W2V, TRAIN, OTHER])
+    cases = [("word2vec", W2V), ("fasttext", {**W2V, "bucket": 1000}), ("doc2vec", W2V)]
+    arg = json.dumps([cases, TRAIN, OTHER])
     procs = [
         subprocess.Popen([sys.executable, "-c", _SCRIPT, arg], stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True,
                          env={**os.environ, "PYTHONHASHSEED": seed})
         for seed in ("1", "2")
     ]
-    ext = build_extractor("word2vec", "text", W2V).fit(TRAIN)
-    here = hashlib.sha256(ext.transform(TRAIN + OTHER).tobytes()).hexdigest()
+    here = "\n".join(
+        hashlib.sha256(build_extractor(name, "text", params).fit(TRAIN)
+                       .transform(TRAIN + OTHER).tobytes()).hexdigest()
+        for name, params in cases)
     results = []
     for proc in procs:
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr
         results.append(stdout.strip())
     assert results == [here, here]
+
+
+def test_tfidf_svd_is_fitted_on_train():
+    ext = build_extractor("tfidf", "text", {"svd_components": 3}).fit(TRAIN)
+    assert ext.dim_ == 3 and ext.svd_.shape == (3, len(ext.vocabulary_))
+    out = ext.transform(TRAIN + OTHER)
+    assert out.shape == (8, 3)
+    np.testing.assert_array_equal(out[6], 0)  # "zebra": no train n-gram
+    many = build_extractor("tfidf", "text", {"svd_components": 1000}).fit(TRAIN)
+    assert many.dim_ == len(TRAIN)  # at most the rank of the train matrix
+    few = build_extractor("tfidf", "text", {"svd_components": 1000, "ngram_max": 1,
+                                            "max_features": 4}).fit(TRAIN)
+    assert few.dim_ == 3  # TruncatedSVD needs fewer components than features
+
+
+def test_word2vec_pretrained_text_and_binary(tmp_path):
+    from gensim.models import KeyedVectors
+
+    from .helpers import write_word2vec_text
+
+    words = ["Sea", "sea", "red", "zebra", "the"]
+    text_file = write_word2vec_text(tmp_path / "v.txt", words, size=4)
+    kv = KeyedVectors.load_word2vec_format(str(text_file))
+    kv.save_word2vec_format(str(tmp_path / "v.bin"), binary=True)
+    for path in (text_file, tmp_path / "v.bin"):
+        ext = build_extractor("word2vec", "text", {"pretrained": str(path), "max_vocab": 4})
+        assert not ext.needs_fit  # nothing is learned from the train split
+        ext.fit(None)
+        assert ext.dim_ == 4
+        assert ext.words_ == ["sea", "red", "zebra"]  # lower-cased, first "Sea" wins, 4 kept
+        out = ext.transform(["zebra", "SEA red", "unknown"])
+        np.testing.assert_allclose(out[0], kv["zebra"], rtol=1e-5)
+        np.testing.assert_allclose(out[1], (kv["Sea"] + kv["red"]) / 2, rtol=1e-5)
+        np.testing.assert_array_equal(out[2], 0)
+
+
+def test_word2vec_pretrained_errors(tmp_path):
+    from gensim.models import KeyedVectors
+
+    with pytest.raises(UsageError, match="does not exist"):
+        build_extractor("word2vec", "text", {"pretrained": str(tmp_path / "no.txt")}).fit(None)
+    bad = tmp_path / "bad.txt"
+    bad.write_text("this is not\na vector file\n")
+    with pytest.raises(UsageError, match="cannot read pretrained vectors"):
+        build_extractor("word2vec", "text", {"pretrained": str(bad)}).fit(None)
+    kv = KeyedVectors(vector_size=3)
+    kv.add_vectors(["sea"], np.ones((1, 3), np.float32))
+    kv.save(str(tmp_path / "v.kv"))
+    with pytest.raises(UsageError, match="pickle") as exc:
+        build_extractor("word2vec", "text", {"pretrained": str(tmp_path / "v.kv")}).fit(None)
+    assert "trust_pickle" in exc.value.hint
+    trusted = build_extractor("word2vec", "text", {"pretrained": str(tmp_path / "v.kv"),
+                                                   "trust_pickle": True}).fit(None)
+    np.testing.assert_array_equal(trusted.transform(["sea"]), np.ones((1, 3)))
+
+
+def test_fasttext_embeds_unseen_words_from_ngrams():
+    from gensim.models.fasttext import ft_ngram_hashes
+
+    ext = build_extractor("fasttext", "text", {**W2V, "bucket": 5000}).fit(TRAIN)
+    out = ext.transform(["zebra", "grasses", "grass"])
+    assert not np.any(out[1] == 0)  # unseen, shares n-grams with "grass"
+    cos = out[1] @ out[2] / np.linalg.norm(out[1]) / np.linalg.norm(out[2])
+    assert cos > 0.5
+    # an unseen word's vector: the mean of its n-grams' bucket vectors that train words use
+    rows = {int(h): k for k, h in enumerate(ext.buckets_)}
+    used = [rows[h] for h in ft_ngram_hashes("grasses", 3, 5, 5000) if h in rows]
+    np.testing.assert_allclose(out[1], ext.ngram_vectors_[used].mean(axis=0), rtol=1e-5)
+
+
+def topic_texts(n: int, seed: int) -> tuple[list[str], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    topics = [["fire", "apple", "brick", "red", "rose"], ["grass", "leaf", "frog", "moss"],
+              ["sea", "sky", "ice", "blue", "wave"]]
+    filler = ["the", "a", "one", "small", "photo", "of", "some", "thing", "here"]
+    y = np.arange(n) % 3
+    return [" ".join([*rng.choice(topics[c], 4), *rng.choice(filler, 4)]) for c in y], y
+
+
+def test_doc2vec_vectors_separate_topics():
+    train, y = topic_texts(240, 0)
+    test, y_test = topic_texts(30, 1)
+    ext = build_extractor("doc2vec", "text", {"vector_size": 16, "epochs": 100}).fit(train)
+    x, x_test = ext.transform(train), ext.transform(test + ["zebra"])
+    np.testing.assert_array_equal(x_test[-1], 0)  # no known word
+    centroids = np.stack([x[y == c].mean(axis=0) for c in range(3)])
+    dist = ((x_test[:-1, None, :] - centroids[None]) ** 2).sum(axis=2)
+    assert (dist.argmin(axis=1) == y_test).mean() >= 0.8
+
+
+@pytest.mark.parametrize("name, params", [
+    ("tfidf", {"svd_components": -1}), ("word2vec", {"sg": 2}), ("fasttext", {"max_n": 2}),
+    ("doc2vec", {"dm": 3}), ("doc2vec", {"vector_size": 0})])
+def test_bad_text_params(name, params):
+    with pytest.raises(UsageError) as exc:
+        build_extractor(name, "text", params)
+    assert next(iter(params)) in exc.value.message and name in exc.value.message

@@ -30,7 +30,9 @@ def fit(name: str, seed: int = 0, **params):
 
 
 def test_registered():
-    assert MODELS.names() == ["logreg", "mlp"]
+    assert MODELS.names() == ["attention", "gmu", "hist_gb", "late_decision", "late_repr",
+                              "linear_svm", "logreg", "lowrank", "mlp", "random_forest",
+                              "tensor_layer"]
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp"])
@@ -154,3 +156,24 @@ def test_unknown_model():
 def test_unknown_device():
     with pytest.raises(UsageError, match="tpu"):
         build_model("logreg", {}, 0, "tpu")
+
+
+def test_mlp_saved_before_the_shared_loop_still_loads(tmp_path):
+    """An mlp directory as written before the shared training loop (no tasks, no blocks)."""
+    from mmcli import artifacts
+
+    rng = np.random.default_rng(0)
+    arrays = {"0.weight": rng.normal(0, 1, (4, 5)).astype(np.float32),
+              "0.bias": np.zeros(4, np.float32),
+              "3.weight": rng.normal(0, 1, (3, 4)).astype(np.float32),
+              "3.bias": np.zeros(3, np.float32)}
+    params = {"hidden": [4], "dropout": 0.3, "lr": 1e-3, "weight_decay": 1e-3, "l1": 0.0,
+              "epochs": 5, "batch_size": 8, "patience": 2, "class_weight": None}
+    state = {"name": "mlp", "params": params, "seed": 0, "classes": ["a", "b", "c"],
+             "fitted": {"n_features": 5, "n_classes": 3, "best_epoch": 5, "epochs_run": 5}}
+    artifacts.save_state(tmp_path, "model", state, arrays)
+    model, classes = load_model(tmp_path)
+    X = rng.normal(0, 1, (6, 5)).astype(np.float32)
+    h = np.maximum(X @ arrays["0.weight"].T, 0) @ arrays["3.weight"].T
+    expected = np.exp(h) / np.exp(h).sum(1, keepdims=True)
+    np.testing.assert_allclose(model.predict_proba(X), expected, rtol=1e-5)

@@ -105,7 +105,7 @@ def test_extract_outputs(run):
         assert features.shape == (N, b["dim"]) and features.dtype == np.float32
         assert b["dim"] == sum(e["dim"] for e in b["extractors"])
     by_col = {b["column"]: b for b in blocks}
-    assert [e["name"] for e in by_col["text"]["extractors"]] == ["tfidf", "word2vec"]
+    assert [e["name"] for e in by_col["text"]["extractors"]] == ["tfidf"]
     assert by_col["value"]["dim"] == 1
     assert (ext / "state" / "extract" / "extract.json").is_file()
     assert (ext / "state" / "preprocess.json").is_file()

@@ -1,0 +1,90 @@
+"""Which model should be the default? Train every model on the same fused features.
+
+For each dataset (the sample data, and a harder generated set: four imbalanced classes whose
+modalities are each noisy and often misleading, see ``mmcli.testing.dummies.make_hard_dataset``)
+and each seed (a seed changes the train/val/test split), runs preprocess, extract and a concat
+fuse once, then train (default parameters, CPU, one thread) and eval for every registered
+model. Writes a Markdown table of test accuracy, test macro-F1 (mean and standard deviation
+over the seeds) and train time to bench/results/models_comparison.md.
+
+    python bench/models_comparison.py [--seeds 0 1 2] [--work DIR] [--models NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from mmcli.config import ExtractConfig, PreprocessConfig, TrainConfig
+from mmcli.models import MODELS
+from mmcli.stages import evaluate, extract, fuse, preprocess, train
+from mmcli.testing.dummies import make_hard_dataset
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--work", default=str(ROOT / "runs/bench/models"))
+    parser.add_argument("--models", nargs="+", default=MODELS.names())
+    parser.add_argument("--out", default=str(ROOT / "bench/results/models_comparison.md"))
+    args = parser.parse_args()
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    # one thread everywhere: train times compare the models, not how busy the machine is
+    torch.set_num_threads(1)
+    threadpool_limits(1)
+    work = Path(args.work)
+    datasets = {"sample": ROOT / "sample_data/manifest.csv",
+                "hard": make_hard_dataset(work / "hard_data", n=400, seed=0)}
+    results: dict = {}
+    for dname, manifest in datasets.items():
+        for seed in args.seeds:
+            base = work / dname / f"seed{seed}"
+            preprocess(manifest, base / "pre", PreprocessConfig(seed=seed))
+            extract(base / "pre", base / "feat", ExtractConfig(seed=seed))
+            fuse(base / "feat", base / "fused")
+            for model in args.models:
+                t0 = time.perf_counter()
+                train(base / "fused", base / model / "model",
+                      TrainConfig(model=model, seed=seed, device="cpu"))
+                seconds = time.perf_counter() - t0
+                m = evaluate(base / model / "model", base / "fused", base / model / "eval")
+                results.setdefault((dname, model), []).append(
+                    (m["test"]["accuracy"], m["test"]["macro_f1"], seconds, m["test"]["n"]))
+                print(f"{dname} seed {seed} {model}: acc {m['test']['accuracy']:.3f} "
+                      f"macro-F1 {m['test']['macro_f1']:.3f} {seconds:.1f}s", file=sys.stderr)
+    lines = render(results, args.seeds)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+def render(results: dict, seeds: list[int]) -> list[str]:
+    def ms(values):
+        sd = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {sd:.3f}"
+
+    lines = [f"Test split, concat fusion, default parameters, CPU (one thread); mean ± sd "
+             f"over seeds {', '.join(map(str, seeds))} (each seed a different split).", ""]
+    for dname in dict.fromkeys(d for d, _ in results):
+        rows = sorted(((m, r) for (d, m), r in results.items() if d == dname),
+                      key=lambda mr: -statistics.mean(x[1] for x in mr[1]))
+        n = rows[0][1][0][3]
+        lines += [f"### {dname} (test n = {n})", "",
+                  "| model | accuracy | macro F1 | train seconds |", "|---|---:|---:|---:|"]
+        for model, r in rows:
+            lines.append(f"| {model} | {ms([x[0] for x in r])} | {ms([x[1] for x in r])} | "
+                         f"{statistics.mean(x[2] for x in r):.2f} |")
+        lines.append("")
+    return lines
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

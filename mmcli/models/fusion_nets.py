@@ -1,0 +1,151 @@
+"""Learned fusion: networks that see each modality block separately (a concat fuse directory).
+
+Every model encodes each modality block with its own small MLP encoder (``Linear, ReLU,
+Dropout`` to ``embed`` dimensions), fuses the embeddings with a learned operator, and ends in a
+head (``head`` hidden sizes, then one linear output slice per task). All train with the shared
+loop of :mod:`mmcli.models.torch_train`, so every training control applies.
+
+* ``late_repr``: representation-level late fusion: the embeddings side by side.
+* ``gmu``: Gated Multimodal Unit (Arevalo et al., "Gated Multimodal Units for Information
+  Fusion", ICLR workshop 2017): h_m = tanh(W_m x_m), gates z = softmax over modalities of
+  W_z [x_1; ...; x_M] per dimension, fused = sum_m z_m * h_m (the two-modality sigmoid gate
+  generalised to M modalities).
+* ``lowrank``: Low-rank Multimodal Fusion (Liu et al., ACL 2018): the tensor-fusion weight
+  factorised into ``rank`` modality-specific factors, fused = sum_r prod_m ([e_m, 1] W_m^r).
+* ``attention``: attention over modality embeddings: a score v^T tanh(W e_m) per modality,
+  softmax over modalities, fused = the weighted sum of the embeddings.
+* ``tensor_layer``: tensor fusion (Zadeh et al., EMNLP 2017) as a learned layer: the outer
+  product of [1, e_m] over modalities (embeddings of ``tensor_dim`` dimensions), then the head.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from mmcli.errors import UsageError
+from mmcli.models.base import MODELS
+from mmcli.models.torch_train import TorchModel, TrainParams
+
+TENSOR_MAX_FEATURES = 1 << 16
+
+
+def _nn():
+    import torch
+    import torch.nn as nn
+
+    return torch, nn
+
+
+def _mlp(nn, width: int, sizes: list, dropout: float) -> tuple[list, int]:
+    layers: list = []
+    for h in sizes:
+        layers += [nn.Linear(width, int(h)), nn.ReLU(), nn.Dropout(dropout)]
+        width = int(h)
+    return layers, width
+
+
+def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p):
+    """The network of a learned-fusion model; ``p`` holds embed, head, dropout, rank..."""
+    torch, nn = _nn()
+
+    class FusionNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.blocks = [tuple(b) for b in blocks]
+            emb = p.tensor_dim if kind == "tensor_layer" else p.embed
+            if kind == "gmu":  # the GMU's own tanh projections of the raw blocks
+                self.encoders = nn.ModuleList(nn.Linear(b - a, emb) for a, b in self.blocks)
+            else:
+                self.encoders = nn.ModuleList(
+                    nn.Sequential(nn.Linear(b - a, emb), nn.ReLU(), nn.Dropout(p.dropout))
+                    for a, b in self.blocks)
+            m = len(self.blocks)
+            if kind == "late_repr":
+                width = m * emb
+            elif kind == "gmu":
+                self.gate = nn.Linear(blocks[-1][1], m * emb)
+                width = emb
+            elif kind == "lowrank":
+                # each factor starts near [e, 1] -> 1 + small, so the product of M factors
+                # neither vanishes nor explodes at the start (plain Xavier does for M > 2)
+                factors = torch.randn(m, p.rank, emb + 1, emb) / (emb + 1)
+                factors[:, :, emb, :] += 1.0
+                self.factors = nn.Parameter(factors)
+                self.fusion_bias = nn.Parameter(torch.zeros(emb))
+                width = emb
+            elif kind == "attention":
+                self.score = nn.Sequential(nn.Linear(emb, emb), nn.Tanh(),
+                                           nn.Linear(emb, 1, bias=False))
+                width = emb
+            elif kind == "tensor_layer":
+                width = (emb + 1) ** m
+            else:
+                raise ValueError(kind)
+            layers, width = _mlp(nn, width, p.head, p.dropout)
+            self.head = nn.Sequential(*layers, nn.Linear(width, n_outputs))
+
+        def embeddings(self, x):
+            return [enc(x[:, a:b]) for enc, (a, b) in zip(self.encoders, self.blocks)]
+
+        def fuse(self, x):
+            if kind == "gmu":
+                hs = torch.stack([torch.tanh(h) for h in self.embeddings(x)], 1)  # n, m, e
+                z = torch.softmax(self.gate(x).view(x.shape[0], len(self.blocks), -1), 1)
+                return (z * hs).sum(1)
+            es = self.embeddings(x)
+            if kind == "late_repr":
+                return torch.cat(es, 1)
+            if kind == "lowrank":
+                ones = x.new_ones(x.shape[0], 1)
+                prod = None
+                for k, e in enumerate(es):
+                    # (n, e+1) x (rank, e+1, emb) -> (rank, n, emb)
+                    f = torch.matmul(torch.cat([e, ones], 1), self.factors[k])
+                    prod = f if prod is None else prod * f
+                return prod.sum(0) + self.fusion_bias
+            if kind == "attention":
+                stacked = torch.stack(es, 1)  # n, m, e
+                alpha = torch.softmax(self.score(stacked), 1)
+                return (alpha * stacked).sum(1)
+            out = x.new_ones(x.shape[0], 1)
+            for e in es:
+                e1 = torch.cat([x.new_ones(x.shape[0], 1), e], 1)
+                out = (out[:, :, None] * e1[:, None, :]).reshape(x.shape[0], -1)
+            return out
+
+        def forward(self, x):
+            return self.head(self.fuse(x))
+
+    return FusionNet()
+
+
+@dataclasses.dataclass
+class FusionParams(TrainParams):
+    #: embedding size of each modality encoder
+    embed: int = 64
+    #: hidden layer sizes of the head after fusion
+    head: list = dataclasses.field(default_factory=lambda: [64])
+    #: rank of the low-rank factors (lowrank)
+    rank: int = 4
+    #: embedding size per modality for the outer product (tensor_layer)
+    tensor_dim: int = 8
+
+
+class FusionModel(TorchModel):
+    needs_blocks = True
+    Params = FusionParams
+
+    def _network(self, n_features: int, n_outputs: int):
+        if self.name == "tensor_layer":
+            size = (self.params.tensor_dim + 1) ** len(self.blocks)
+            if size > TENSOR_MAX_FEATURES:
+                raise UsageError(
+                    f"tensor_layer of {len(self.blocks)} modalities at tensor_dim "
+                    f"{self.params.tensor_dim} has {size} features",
+                    "lower train.params.tensor_dim or fuse fewer modalities")
+        return build_fusion_net(self.name, self.blocks, n_outputs, self.params)
+
+
+for _name in ("late_repr", "gmu", "lowrank", "attention", "tensor_layer"):
+    MODELS.register(_name)(type(f"{_name.title().replace('_', '')}Model", (FusionModel,),
+                                {"__doc__": f"Learned fusion ``{_name}`` (see module doc)."}))

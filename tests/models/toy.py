@@ -1,0 +1,39 @@
+"""Tiny generated problems for the model tests."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def blobs(n: int = 90, k: int = 3, d: int = 5, seed: int = 0):
+    """``k`` well separated Gaussian blobs."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 4, (k, d))
+    y = np.arange(n) % k
+    X = centres[y] + rng.normal(0, 0.5, (n, d))
+    return X.astype(np.float32), y.astype(np.int64)
+
+
+def two_modalities(n: int, seed: int):
+    """Two 8-dimensional modality blocks: A is clean and strong, B is noisy but still
+    informative alone; centred like a concat fusion's blocks. Returns X, y, blocks."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    ca = np.random.default_rng(100).normal(0, 1, (3, 8))
+    cb = np.random.default_rng(101).normal(0, 1, (3, 8))
+    A = ca[y] * 4 + rng.normal(0, 0.3, (n, 8))
+    B = cb[y] + rng.normal(0, 1.0, (n, 8))
+    X = np.hstack([A, B])
+    return (X - X.mean(0)).astype(np.float32), y.astype(np.int64), [(0, 8), (8, 16)]
+
+
+def three_blocks(n: int = 90, seed: int = 0):
+    """Three modality blocks of different widths, each weakly informative."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    parts = []
+    for width, scale in ((6, 2.0), (3, 1.5), (1, 1.0)):
+        c = rng.normal(0, scale, (3, width))
+        parts.append(c[y] + rng.normal(0, 0.5, (n, width)))
+    X = np.hstack(parts).astype(np.float32)
+    return X, y.astype(np.int64), [(0, 6), (6, 9), (9, 10)]

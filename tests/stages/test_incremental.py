@@ -1,0 +1,191 @@
+"""Incremental and resumable stages: appended rows and changed files are the only work done,
+a killed run continues from its last checkpoint, and the result is byte-identical to a full
+recompute."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from mmcli.config import PreprocessConfig
+from mmcli.stages import preprocess
+from mmcli.testing.dummies import make_dataset, write_png
+
+
+def hashes(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def write_rows(path: Path, rows: list[dict]) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture
+def growing(tmp_path):
+    full = make_dataset(tmp_path / "data", n=48)
+    with open(full, encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    return tmp_path, rows
+
+
+CFG = PreprocessConfig(jobs=1)
+
+
+def test_appended_rows_are_the_only_items_decoded(growing):
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "grow.csv", rows[:30])
+    first = preprocess(manifest, tmp / "inc", CFG)
+    assert (first["decoded"], first["reused"]) == (30, 0)
+    write_rows(manifest, rows)
+    second = preprocess(manifest, tmp / "inc", CFG)
+    assert (second["decoded"], second["reused"]) == (18, 30)
+    full = preprocess(manifest, tmp / "full", CFG)
+    assert full["decoded"] == 48
+    assert hashes(tmp / "inc") == hashes(tmp / "full")
+
+
+def test_a_changed_file_is_decoded_again(growing):
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "m.csv", rows)
+    preprocess(manifest, tmp / "out", CFG)
+    write_png(tmp / "data" / rows[5]["image"], (1, 2, 3))
+    again = preprocess(manifest, tmp / "out", CFG)
+    assert (again["decoded"], again["reused"]) == (1, 47)
+    assert hashes(tmp / "out") == hashes(Path(_full(manifest, tmp / "full")))
+
+
+def _full(manifest, out):
+    preprocess(manifest, out, CFG)
+    return out
+
+
+def test_other_decode_settings_reuse_nothing(growing):
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "m.csv", rows)
+    preprocess(manifest, tmp / "out", CFG)
+    bigger = preprocess(manifest, tmp / "out", PreprocessConfig(jobs=1, image_size=[32, 32]))
+    assert (bigger["decoded"], bigger["reused"]) == (48, 0)
+    # a setting that does not change decoding (the split) still reuses everything
+    split = preprocess(manifest, tmp / "out", PreprocessConfig(
+        jobs=1, image_size=[32, 32], split={"train": 0.5, "val": 0.25, "test": 0.25}))
+    assert split["reused"] == 48
+
+
+def test_killed_preprocess_resumes_from_its_last_chunk(tmp_path):
+    manifest = make_dataset(tmp_path / "data", n=400)
+    out = tmp_path / "runs" / "pre"
+    cmd = [sys.executable, "-m", "mmcli", "preprocess", str(manifest), "-o", str(out),
+           "--jobs", "1"]
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        while line := proc.stderr.readline():
+            if line.startswith("preprocess: ") and "/400" in line:
+                break
+    finally:
+        watchdog.cancel()
+    assert "(100%)" not in line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not out.exists()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    resumed = [ln for ln in again.stderr.splitlines() if ln.startswith("incremental:")]
+    assert resumed and " 0 chunks resumed" not in resumed[0], again.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == ["pre"]
+    preprocess(manifest, tmp_path / "clean", CFG)
+    assert hashes(out) == hashes(tmp_path / "clean")
+
+
+def test_extract_reuses_fit_and_rows_when_train_is_unchanged(growing):
+    from mmcli.config import ExtractConfig
+    from mmcli.stages import extract
+
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "m.csv", rows)
+    preprocess(manifest, tmp / "pre", CFG)
+    first = extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    assert first["refit"] and first["reused"] == 0
+    # unchanged input: everything reused, nothing refitted, output untouched
+    again = extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    assert not again["refit"] and again["computed"] == 0 and again["reused"] == 48 * 4
+
+    # a val/test item's text changes: only that item's text features are computed again
+    k = next(i for i, r in enumerate(rows) if r["id"] == _non_train_id(tmp / "pre"))
+    rows[k]["text"] = "completely new words here"
+    write_rows(manifest, rows)
+    preprocess(manifest, tmp / "pre", CFG)
+    third = extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    assert not third["refit"] and third["computed"] == 4  # its 4 modality rows
+    extract(tmp / "pre", tmp / "full", ExtractConfig(jobs=1))
+    assert hashes(tmp / "feat") == hashes(tmp / "full")
+
+
+def _non_train_id(pre: Path) -> str:
+    from mmcli import artifacts
+
+    return next(it["id"] for it in artifacts.read_jsonl(pre / "items.jsonl")
+                if it["split"] != "train")
+
+
+def test_extract_refits_when_train_changes(growing):
+    from mmcli.config import ExtractConfig
+    from mmcli.stages import extract
+
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "m.csv", rows[:40])
+    preprocess(manifest, tmp / "pre", CFG)
+    extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    write_rows(manifest, rows)
+    preprocess(manifest, tmp / "pre", CFG)
+    again = extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    assert again["refit"] and again["reused"] == 0
+
+
+def test_killed_extract_resumes_and_matches_a_clean_run(tmp_path):
+    manifest = make_dataset(tmp_path / "data", n=300)
+    pre = tmp_path / "pre"
+    preprocess(manifest, pre, CFG)
+    out = tmp_path / "runs" / "feat"
+    cmd = [sys.executable, "-m", "mmcli", "extract", str(pre), "-o", str(out), "--jobs", "1"]
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        while line := proc.stderr.readline():
+            if line.startswith("extract: ") and "/1200" in line:
+                break
+    finally:
+        watchdog.cancel()
+    assert "(100%)" not in line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not out.exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    note = [ln for ln in again.stderr.splitlines() if ln.startswith("incremental:")]
+    assert note and " 0 chunks resumed" not in note[0], again.stderr
+    from mmcli.config import ExtractConfig
+    from mmcli.stages import extract
+
+    extract(pre, tmp_path / "clean", ExtractConfig(jobs=1))
+    assert hashes(out) == hashes(tmp_path / "clean")
