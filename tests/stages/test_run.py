@@ -173,3 +173,21 @@ def test_concurrent_cli_runs_are_serialised(dataset, tmp_path):
         assert "is being written by another mmcli" in second.stderr
         assert "Traceback" not in second.stderr
     artifacts.open_stage(out, "preprocess", "test")
+
+
+@pytest.mark.parametrize("name", ["pipeline.yaml", "pipeline_gmu.yaml"])
+def test_shipped_pipelines_are_valid(name, monkeypatch):
+    root = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(root)
+    plan = run_pipeline(root / "configs" / name, dry_run=True, force=True)
+    assert [r.stage for r in plan] == STAGES
+
+
+def test_shipped_gmu_params_are_accepted():
+    import yaml
+
+    from mmcli.models import build_model
+
+    root = Path(__file__).resolve().parents[2]
+    train = yaml.safe_load((root / "configs" / "pipeline_gmu.yaml").read_text())["train"]
+    build_model(train["model"], train["params"], seed=0, device="cpu")
