@@ -330,7 +330,7 @@ def report_context(runs: list[Run], config: EvalConfig) -> dict:
             rfusion = artifacts.read_json(r.fused.path / "fusion.json")
             compare.append({
                 "name": r.name, "model_path": str(r.model.path), "fused_path": str(r.fused.path),
-                "model": r.model.meta["config"].get("model", "?"), "fusion": rfusion["method"],
+                "model": trained_model(r.model.meta), "fusion": rfusion["method"],
                 "test": {k: v for k, v in r.metrics["test"].items() if k != "robustness"}
                 if "test" in r.metrics else None,
                 "robustness": r.robustness})
@@ -338,7 +338,7 @@ def report_context(runs: list[Run], config: EvalConfig) -> dict:
         "name": main.name,
         "model_path": str(main.model.path),
         "fused_path": str(main.fused.path),
-        "headline": {"model": main.model.meta["config"].get("model", "?"),
+        "headline": {"model": trained_model(main.model.meta),
                      "fusion": fusion["method"], "modalities": fusion["modalities"]},
         "metrics": main.metrics,
         "focus": focus_split(main.metrics),
@@ -370,12 +370,20 @@ def _f(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+def trained_model(model_meta: dict) -> str:
+    """The model a train directory holds: ``auto`` in the config resolves to a real name,
+    recorded in the summary."""
+    name = model_meta.get("summary", {}).get("model") or model_meta["config"].get("model", "?")
+    configured = model_meta["config"].get("model")
+    return f"{name} (auto)" if configured == "auto" and name != "auto" else name
+
+
 def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
     cfg = model_meta["config"]
     lines = [
         "# mmcli evaluation report",
         "",
-        f"- model: `{cfg['model']}` (seed {cfg['seed']})",
+        f"- model: `{trained_model(model_meta)}` (seed {cfg['seed']})",
         f"- fusion: `{fusion['method']}` of {', '.join(f'`{m}`' for m in fusion['modalities'])}"
         f" ({fusion['dim']} features)",
         "- figures, robustness, data summary and configuration: `report.html`",

@@ -256,3 +256,10 @@ def test_bad_eval_settings_exit_2(pipeline, tmp_path, setting, message):
     line = fails(2, "eval", pipeline.model, pipeline.fused, "-o", tmp_path / "eval",
                  "-c", config)
     assert message in line
+
+
+def test_report_names_the_model_auto_resolved_to(pipeline, tmp_path):
+    ok("eval", pipeline.model, pipeline.fused, "-o", tmp_path / "ev", "--no-robustness")
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "- model: `late_decision (auto)`" in report
+    assert "late_decision (auto)" in (tmp_path / "ev" / "report.html").read_text()
