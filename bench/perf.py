@@ -292,7 +292,7 @@ def bench_e2e(args) -> None:
         ("preprocess", ["preprocess", str(manifest), "-o", str(w / "pre")]),
         ("extract", ["extract", str(w / "pre"), "-o", str(w / "feat")]),
         ("fuse", ["fuse", str(w / "feat"), "-o", str(w / "fused")]),
-        ("train (logreg)", ["train", str(w / "fused"), "-o", str(w / "model")]),
+        ("train (default model)", ["train", str(w / "fused"), "-o", str(w / "model")]),
         ("eval", ["eval", str(w / "model"), str(w / "fused"), "-o", str(w / "eval"),
                   "--no-robustness"]),
         ("predict", ["predict", str(w / "model"), str(manifest), "-o", str(w / "pred")]),

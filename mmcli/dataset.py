@@ -42,16 +42,37 @@ class PreprocessedData:
             self._arrays[name] = artifacts.load_npy(self.directory / "data" / f"{name}.npy")
         return self._arrays[name]
 
+    def _rows(self, name: str, start: int, stop: int) -> np.ndarray:
+        """Rows ``start:stop`` of a data array, read from the file (not through the memory
+        map, whose touched pages would stay resident and make memory grow with the data)."""
+        meta = self._array(name)  # the memory map gives dtype, shape and data offset
+        row = meta.dtype.itemsize * int(np.prod(meta.shape[1:], dtype=np.int64))
+        stop = max(start, min(stop, meta.shape[0]))
+        with open(self.directory / "data" / f"{name}.npy", "rb") as f:
+            f.seek(meta.offset + start * row)
+            buf = f.read((stop - start) * row)
+        return np.frombuffer(buf, dtype=meta.dtype).reshape((stop - start, *meta.shape[1:]))
+
     def column(self, col: str, index: slice | np.ndarray):
         """The column's values for ``index`` (a slice or an array of item positions)."""
         kind = self.columns[col]
+        contiguous = isinstance(index, slice) and index.step in (None, 1)
         if kind == "image":
+            if contiguous:
+                start, stop, _ = index.indices(len(self.items))
+                return self._rows(col, start, stop).copy()
             return np.asarray(self._array(col)[index])
         if kind == "numeric":
             return np.asarray(self._array(col)[index], dtype=np.float32)
         positions = np.arange(len(self.items))[index]
         if kind == "audio":
-            samples, offsets = self._array(col), self._array(f"{col}.offsets")
+            offsets = self._array(f"{col}.offsets")
+            if contiguous and len(positions):
+                first, last = int(offsets[positions[0]]), int(offsets[positions[-1] + 1])
+                block = self._rows(col, first, last)
+                return AudioClips([block[offsets[k] - first:offsets[k + 1] - first].copy()
+                                   for k in positions], self.sample_rate)
+            samples = self._array(col)
             return AudioClips([np.asarray(samples[offsets[k]:offsets[k + 1]])
                                for k in positions], self.sample_rate)
         return [self.items[k]["values"][col] for k in positions]

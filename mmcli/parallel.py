@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -35,8 +36,9 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
     from concurrent.futures import ProcessPoolExecutor
 
     ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(jobs, mp_context=ctx, initializer=_init_worker,
-                             initargs=(initializer, initargs)) as pool:
+    with _one_thread_per_worker(), ProcessPoolExecutor(
+            jobs, mp_context=ctx, initializer=_init_worker,
+            initargs=(initializer, initargs)) as pool:
         pending: deque = deque()
         it: Iterable = iter(tasks)
         for task in it:
@@ -48,6 +50,30 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
             pending.append(pool.submit(fn, task))
         while pending:
             yield pending.popleft().result()
+
+
+#: thread pools of numeric libraries; each worker process gets one thread in each, so that
+#: N workers use N cores instead of fighting over them (measured: MFCC extraction with 2
+#: workers took 17 s with default threading and 6.4 s with one thread each)
+_THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                     "NUMBA_NUM_THREADS", "VECLIB_MAXIMUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@contextmanager
+def _one_thread_per_worker():
+    """Spawned workers inherit the environment: set the thread-pool sizes to 1 while the pool
+    starts them (values the user set are kept)."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARIABLES}
+    for key in _THREAD_VARIABLES:
+        os.environ.setdefault(key, "1")
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
