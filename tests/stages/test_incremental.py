@@ -44,6 +44,31 @@ def growing(tmp_path):
 CFG = PreprocessConfig(jobs=1)
 
 
+def kill_halfway_then_rerun(args: list, prefix: str, total: str, out: Path) -> None:
+    """Start ``mmcli ARGS``, SIGKILL it once its progress shows a completed chunk, check that
+    nothing passes for an output, run it again and check that it resumed."""
+    cmd = [sys.executable, "-m", "mmcli", *map(str, args)]
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    watchdog = threading.Timer(120, proc.kill)
+    watchdog.start()
+    try:
+        while line := proc.stderr.readline():
+            if line.startswith(prefix) and total in line:
+                break
+    finally:
+        watchdog.cancel()
+    assert "(100%)" not in line
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert not out.exists()
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert again.returncode == 0, again.stderr
+    note = [ln for ln in again.stderr.splitlines() if ln.startswith("incremental:")]
+    assert note and " 0 chunks resumed" not in note[0], again.stderr
+
+
 def test_appended_rows_are_the_only_items_decoded(growing):
     tmp, rows = growing
     manifest = write_rows(tmp / "data" / "grow.csv", rows[:30])
@@ -87,28 +112,8 @@ def test_other_decode_settings_reuse_nothing(growing):
 def test_killed_preprocess_resumes_from_its_last_chunk(tmp_path):
     manifest = make_dataset(tmp_path / "data", n=400)
     out = tmp_path / "runs" / "pre"
-    cmd = [sys.executable, "-m", "mmcli", "preprocess", str(manifest), "-o", str(out),
-           "--jobs", "1"]
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    watchdog = threading.Timer(120, proc.kill)
-    watchdog.start()
-    try:
-        while line := proc.stderr.readline():
-            if line.startswith("preprocess: ") and "/400" in line:
-                break
-    finally:
-        watchdog.cancel()
-    assert "(100%)" not in line
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert not out.exists()
-
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
-    resumed = [ln for ln in again.stderr.splitlines() if ln.startswith("incremental:")]
-    assert resumed and " 0 chunks resumed" not in resumed[0], again.stderr
+    kill_halfway_then_rerun(["preprocess", manifest, "-o", out, "--jobs", "1"],
+                            "preprocess: ", "/400", out)
     assert sorted(p.name for p in out.parent.iterdir()) == ["pre"]
     preprocess(manifest, tmp_path / "clean", CFG)
     assert hashes(out) == hashes(tmp_path / "clean")
@@ -164,26 +169,8 @@ def test_killed_extract_resumes_and_matches_a_clean_run(tmp_path):
     pre = tmp_path / "pre"
     preprocess(manifest, pre, CFG)
     out = tmp_path / "runs" / "feat"
-    cmd = [sys.executable, "-m", "mmcli", "extract", str(pre), "-o", str(out), "--jobs", "1"]
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
-    watchdog = threading.Timer(120, proc.kill)
-    watchdog.start()
-    try:
-        while line := proc.stderr.readline():
-            if line.startswith("extract: ") and "/1200" in line:
-                break
-    finally:
-        watchdog.cancel()
-    assert "(100%)" not in line
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=60)
-    assert not out.exists()
-    again = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    assert again.returncode == 0, again.stderr
-    note = [ln for ln in again.stderr.splitlines() if ln.startswith("incremental:")]
-    assert note and " 0 chunks resumed" not in note[0], again.stderr
+    kill_halfway_then_rerun(["extract", pre, "-o", out, "--jobs", "1"], "extract: ", "/1200",
+                            out)
     from mmcli.config import ExtractConfig
     from mmcli.stages import extract
 
