@@ -35,8 +35,8 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("spawn")
-    with _one_thread_per_worker(), ProcessPoolExecutor(
+    ctx = _context(multiprocessing)
+    with _one_thread_per_worker(), _without_main(), ProcessPoolExecutor(
             jobs, mp_context=ctx, initializer=_init_worker,
             initargs=(initializer, initargs)) as pool:
         pending: deque = deque()
@@ -50,6 +50,46 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
             pending.append(pool.submit(fn, task))
         while pending:
             yield pending.popleft().result()
+
+
+def _context(multiprocessing):
+    """A fork server where there is one, else spawn.
+
+    Workers never fork the caller itself (its torch, gensim or BLAS threads could leave locks
+    held in the child). The fork server is a clean single-threaded process that imports the
+    stage modules once, so workers start fast, and it does not import the caller's
+    ``__main__``, so a script or notebook without an ``if __name__ == "__main__"`` guard can
+    call the stages (plain spawn would re-run such a script in every worker).
+    """
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        ctx.set_forkserver_preload(["mmcli.stages"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+@contextmanager
+def _without_main():
+    """Keep workers from importing the caller's ``__main__``.
+
+    multiprocessing re-imports the parent's main script in every worker it starts (spawn and
+    fork server alike), which re-runs a script without an ``if __name__ == "__main__"`` guard
+    and fails for code read from stdin. Workers here run only mmcli functions, so while the
+    pool starts them the main module is made to look interactive (no file, no spec).
+    """
+    import sys
+
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__file__", "__spec__") if main and k in main.__dict__}
+    if main is not None:
+        main.__dict__.pop("__file__", None)
+        main.__spec__ = None
+    try:
+        yield
+    finally:
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
 
 
 #: thread pools of numeric libraries; each worker process gets one thread in each, so that

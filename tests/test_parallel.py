@@ -1,0 +1,47 @@
+"""Worker pools: ordered results whatever the number of workers, and library calls from a
+script without a main guard (or from stdin) work: workers never re-run the caller's script."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from mmcli.parallel import chunks, ordered_map
+from mmcli.testing.dummies import make_dataset
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_ordered_map_keeps_order_with_two_workers():
+    tasks = list(range(40))
+    assert list(ordered_map(_square, tasks, 2)) == [x * x for x in tasks]
+    assert list(ordered_map(_square, tasks, 1)) == [x * x for x in tasks]
+
+
+def test_chunks():
+    assert chunks(5, 2) == [(0, 2), (2, 4), (4, 5)]
+    assert chunks(0, 3) == []
+
+
+SCRIPT = """
+from mmcli.config import PreprocessConfig
+from mmcli.stages import preprocess
+preprocess({manifest!r}, {out!r}, PreprocessConfig(jobs=2))
+print("done")
+"""
+
+
+def test_stage_from_a_script_without_main_guard_and_from_stdin(tmp_path):
+    manifest = make_dataset(tmp_path / "data", n=70)  # more than one chunk: a real pool
+    script = tmp_path / "no_guard.py"
+    script.write_text(SCRIPT.format(manifest=str(manifest), out=str(tmp_path / "a")))
+    ran = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=300)
+    assert ran.returncode == 0 and ran.stdout.count("done") == 1, ran.stderr
+    piped = subprocess.run([sys.executable, "-"], capture_output=True, text=True, timeout=300,
+                           input=SCRIPT.format(manifest=str(manifest), out=str(tmp_path / "b")))
+    assert piped.returncode == 0 and piped.stdout.count("done") == 1, piped.stderr
+    a, b = (tmp_path / d / "meta.json" for d in "ab")
+    assert a.read_bytes() == b.read_bytes()
