@@ -34,6 +34,9 @@ MMCLI = [sys.executable, "-m", "mmcli"]
 
 
 def sh(args: list[str], env: dict | None = None) -> float:
+    # a fresh output every time: an existing one would be reused (incremental runs)
+    if "-o" in args:
+        shutil.rmtree(args[args.index("-o") + 1], ignore_errors=True)
     t0 = time.perf_counter()
     subprocess.run(args, check=True, env={**os.environ, **(env or {})},
                    stdout=subprocess.DEVNULL)
@@ -42,6 +45,8 @@ def sh(args: list[str], env: dict | None = None) -> float:
 
 def peak_child_rss_mb(args: list[str]) -> tuple[float, float]:
     """Run ``args`` in a fresh Python that reports the child's own peak RSS (MB)."""
+    if "-o" in args:
+        shutil.rmtree(args[args.index("-o") + 1], ignore_errors=True)
     code = ("import resource, subprocess, sys, time; t=time.perf_counter(); "
             "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL); "
             "print(time.perf_counter()-t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
