@@ -202,13 +202,19 @@ def bench_images(args) -> None:
     ], f"{args.n} JPEGs of 1024x768; target: mmcli at least 3x faster (wall).")
 
 
-def bench_audio(args) -> None:
+def audio_set(args) -> tuple[Path, list[Path], Path, Path]:
+    """The audio benchmarks' data: ``args.n`` clips, their manifest and an mfcc-only config."""
     work = Path(args.work) / "audio"
     clips = make_clips(work / "clips", args.n)
     manifest = write_manifest(work / "manifest.csv",
                               {"speech": [p.relative_to(work) for p in clips]}, args.n)
     cfg = config(work / "cfg.yaml", "preprocess: {split: {train: 1, val: 0, test: 0}}\n"
                  "extract: {audio: [mfcc]}\n")
+    return work, clips, manifest, cfg
+
+
+def bench_audio(args) -> None:
+    work, clips, manifest, cfg = audio_set(args)
 
     def baseline() -> float:
         import librosa
@@ -238,12 +244,7 @@ def bench_audio(args) -> None:
 
 
 def bench_jobs(args) -> None:
-    work = Path(args.work) / "audio"
-    clips = make_clips(work / "clips", args.n)
-    manifest = write_manifest(work / "manifest.csv",
-                              {"speech": [p.relative_to(work) for p in clips]}, args.n)
-    cfg = config(work / "cfg.yaml", "preprocess: {split: {train: 1, val: 0, test: 0}}\n"
-                 "extract: {audio: [mfcc]}\n")
+    work, _, manifest, cfg = audio_set(args)
     sh([*MMCLI, "preprocess", str(manifest), "-o", str(work / "pre"), "-c", str(cfg), "-q"])
     rows, times = [], {}
     for jobs in (1, 2):

@@ -170,7 +170,6 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
     of every referenced media file's path, size and modification time (like make, so that
     replacing a file re-runs the stage without hashing every file's content)."""
     import hashlib
-    import os
 
     media = hashlib.sha256()
     for row in manifest.rows:
