@@ -316,7 +316,7 @@ class StageWriter:
             "schema_version": SCHEMA_VERSION,
             "stage": self.stage,
             "fingerprint": fingerprint(self.stage, config, inputs),
-            "config": config,
+            "config": _without_runtime(config),
             "seed": seed,
             "versions": library_versions(),
             "inputs": inputs,
@@ -353,6 +353,13 @@ class StageWriter:
             self.abort()
 
 
+def _without_runtime(config: dict) -> dict:
+    """``config`` less the keys that never change a stage's output (jobs, executor...)."""
+    from mmcli.config import RUNTIME_KEYS
+
+    return {k: v for k, v in config.items() if k not in RUNTIME_KEYS}
+
+
 def fingerprint(stage: str, config: dict, inputs: dict[str, str]) -> str:
     """What a stage's output depends on: stage, resolved config, input hashes, mmcli version.
 
@@ -360,7 +367,7 @@ def fingerprint(stage: str, config: dict, inputs: dict[str, str]) -> str:
     """
     import mmcli
 
-    config = {k: v for k, v in config.items() if k != "jobs"}  # jobs never changes output
+    config = _without_runtime(config)
     blob = json.dumps({"stage": stage, "config": config, "inputs": inputs,
                        "mmcli": mmcli.__version__, "schema_version": SCHEMA_VERSION},
                       sort_keys=True, ensure_ascii=False)

@@ -26,6 +26,9 @@ from mmcli.errors import UsageError
 KINDS = ("image", "audio", "text", "numeric", "categorical")
 STAGES = ("preprocess", "extract", "fuse", "train", "eval", "predict")
 TOP_LEVEL = ("label", "seed", "pipeline", *STAGES)
+#: keys that say how a stage runs, never what it computes: left out of meta.json and of
+#: fingerprints, so outputs are byte-identical whatever their values (docs/scaling.md)
+RUNTIME_KEYS = ("jobs", "executor", "scheduler")
 
 
 @dataclass
@@ -60,6 +63,10 @@ class PreprocessConfig:
     media_roots: list = field(default_factory=list)
     #: worker processes for decoding; 0 means all cores
     jobs: int = 0
+    #: local (a process pool) or dask (a Dask cluster; see docs/scaling.md)
+    executor: str = "local"
+    #: with executor dask: a scheduler address (tcp://HOST:8786); null starts a local cluster
+    scheduler: Any = None
     #: extra label columns kept as items' ``labels`` (not features) for train.tasks
     tasks: list = field(default_factory=list)
 
@@ -80,6 +87,10 @@ class ExtractConfig:
     params: dict = field(default_factory=dict)
     #: worker processes; 0 means all cores
     jobs: int = 0
+    #: local (a process pool) or dask (a Dask cluster; see docs/scaling.md)
+    executor: str = "local"
+    #: with executor dask: a scheduler address (tcp://HOST:8786); null starts a local cluster
+    scheduler: Any = None
 
 
 @dataclass
@@ -134,6 +145,10 @@ class PredictConfig:
     #: when the new manifest has this column, predict also reports accuracy on it
     label: Any = None
     jobs: int = 0
+    #: local (a process pool) or dask (a Dask cluster; see docs/scaling.md)
+    executor: str = "local"
+    #: with executor dask: a scheduler address (tcp://HOST:8786); null starts a local cluster
+    scheduler: Any = None
     max_failed_fraction: float = 1.0
     #: when non-empty, media are read only from inside these folders (see docs/failures.md)
     media_roots: list = field(default_factory=list)

@@ -1,16 +1,55 @@
-"""Ordered, bounded parallel map over chunks on a process pool.
+"""Ordered, bounded parallel map over chunks, on a local process pool or a Dask cluster.
 
-Results come back in task order, so output is identical whatever the number of workers; at
-most ``4 * jobs`` chunks are in flight, so memory does not grow with the dataset.
+Results come back in task order, so output is identical whatever the number of workers or the
+executor; at most ``4 * workers`` chunks are in flight, so memory does not grow with the
+dataset. The executor is chosen by :class:`Runtime` (``--jobs``, ``--executor``,
+``--scheduler``), which never changes a stage's output (see docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import os
+import threading
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
+
+from mmcli.config import RUNTIME_KEYS  # noqa: F401 - re-exported
+from mmcli.errors import SystemIOError, UsageError
+
+EXECUTORS = ("local", "dask")
+#: how long to try to reach a Dask scheduler
+CONNECT_TIMEOUT = "10s"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How the item-parallel stages run their chunks.
+
+    ``jobs``: worker processes (0: all cores); with ``executor="dask"`` and no ``scheduler``,
+    the size of the local Dask cluster started for the run. ``scheduler``: the address of a
+    running Dask scheduler (``tcp://HOST:8786``).
+    """
+
+    jobs: int = 0
+    executor: str = "local"
+    scheduler: str | None = None
+
+    def __post_init__(self):
+        if self.executor not in EXECUTORS:
+            raise UsageError(f"executor is {self.executor!r}", "use 'local' or 'dask'")
+        if self.scheduler and self.executor != "dask":
+            raise UsageError(f"a scheduler ({self.scheduler}) was given with executor "
+                             f"{self.executor!r}", "add --executor dask")
+
+
+def runtime_of(config: Any) -> Runtime:
+    """The :class:`Runtime` of a stage config (its ``jobs``, ``executor``, ``scheduler``)."""
+    return Runtime(getattr(config, "jobs", 0) or 0, getattr(config, "executor", "local"),
+                   getattr(config, "scheduler", None) or None)
 
 
 def resolve_jobs(jobs: int) -> int:
@@ -22,10 +61,36 @@ def resolve_jobs(jobs: int) -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
-                initializer: Callable | None = None, initargs: tuple = ()) -> Iterator[Any]:
-    """Yield ``fn(task)`` for each task, in order, using ``jobs`` processes when it pays."""
-    jobs = min(resolve_jobs(jobs), len(tasks))
+@dataclass(frozen=True)
+class Isolate:
+    """What to do with a chunk that keeps killing the worker running it (a decoder crash).
+
+    The chunk's items are retried one at a time (``split``); an item that still kills its
+    worker gets ``lost(item_task, reason)`` as its result, and the chunk's result is the
+    concatenation of its items' results (results must be lists).
+    """
+
+    split: Callable[[Any], list]
+    lost: Callable[[Any, str], list]
+
+
+def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
+                initializer: Callable | None = None, initargs: tuple = (), *,
+                ship: Callable[[Any], Any] | None = None,
+                isolate: Isolate | None = None) -> Iterator[Any]:
+    """Yield ``fn(task)`` for each task, in order, on the workers ``jobs`` says.
+
+    ``initializer(*initargs)`` runs once in each worker before its first task. ``ship``, for
+    executors whose workers may not see this machine's files (Dask), turns a task into one
+    that carries its input data; it runs here, just before the task is sent. ``isolate``
+    handles chunks that crash their workers (Dask retries a chunk whose worker died; one that
+    keeps killing workers is retried item by item).
+    """
+    runtime = jobs if isinstance(jobs, Runtime) else Runtime(jobs)
+    if runtime.executor == "dask" and tasks:
+        yield from _dask_map(fn, tasks, runtime, initializer, initargs, ship, isolate)
+        return
+    jobs = min(resolve_jobs(runtime.jobs), len(tasks))
     if jobs <= 1:
         if initializer is not None:
             initializer(*initargs)
@@ -39,17 +104,182 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int,
     with _one_thread_per_worker(), _without_main(), ProcessPoolExecutor(
             jobs, mp_context=ctx, initializer=_init_worker,
             initargs=(initializer, initargs)) as pool:
-        pending: deque = deque()
-        it: Iterable = iter(tasks)
-        for task in it:
-            pending.append(pool.submit(fn, task))
-            if len(pending) >= 4 * jobs:
-                break
-        for task in it:
-            yield pending.popleft().result()
-            pending.append(pool.submit(fn, task))
-        while pending:
-            yield pending.popleft().result()
+        yield from _bounded(lambda task: pool.submit(fn, task), tasks, 4 * jobs,
+                            lambda future, task: future.result())
+
+
+def _bounded(submit: Callable, tasks: Iterable, window: int,
+             result: Callable) -> Iterator[Any]:
+    """Submit ``tasks`` keeping at most ``window`` in flight; yield results in order."""
+    pending: deque = deque()
+    it = iter(tasks)
+    for task in it:
+        pending.append((submit(task), task))
+        if len(pending) >= window:
+            break
+    for task in it:
+        yield result(*pending.popleft())
+        pending.append((submit(task), task))
+    while pending:
+        yield result(*pending.popleft())
+
+
+# --- Dask ------------------------------------------------------------------------------------
+
+#: Dask clients (and the local clusters this process started) by scheduler address or local
+#: cluster size: reused by every stage of the process (``mmcli run``, predict's preprocess +
+#: extract) and closed at exit
+_CLUSTERS: dict[Any, tuple] = {}
+
+
+def _dask_map(fn, tasks, runtime: Runtime, initializer, initargs, ship, isolate):
+    import uuid
+
+    from distributed import KilledWorker
+
+    client = _dask_client(runtime)
+    workers = max(1, sum(client.nthreads().values()))
+    key = uuid.uuid4().hex  # this map's worker set-up, run once per worker process
+    # the set-up as a task (not scattered data): when every worker holding it has died, the
+    # scheduler recomputes it instead of cancelling the chunks that need it
+    with warnings.catch_warnings():  # "large object in the task graph": it is sent once
+        warnings.simplefilter("ignore")
+        setup = client.submit(_identity, (initializer, initargs), pure=False)
+
+    def submit(task):
+        payload = ship(task) if ship is not None else task
+        return client.submit(_dask_call, fn, key, setup, payload, pure=False)
+
+    def result(future, task):
+        try:
+            return future.result()
+        except KilledWorker as exc:
+            if isolate is None:
+                raise SystemIOError(
+                    f"a chunk killed every Dask worker that ran it ({exc})",
+                    "check the workers' logs; a decoder crashing on one item is the usual "
+                    "cause") from None
+            return _isolated(task, submit, isolate)
+
+    with _without_main():
+        yield from _bounded(submit, tasks, 4 * workers, result)
+
+
+def _isolated(task, submit, isolate: Isolate) -> list:
+    """A chunk's result computed item by item; items that kill their worker are lost."""
+    from distributed import KilledWorker
+
+    out: list = []
+    # one at a time: a worker's death counts against every task it held, so an innocent item
+    # must never share a worker with the one that kills it
+    for item in isolate.split(task):
+        try:
+            out += submit(item).result()
+        except KilledWorker:
+            out += isolate.lost(item, "a worker process died while decoding it (a crash in a "
+                                      "decoder); retried on other workers")
+    return out
+
+
+_SETUP_LOCK = threading.Lock()
+_SETUP_DONE: list = [None]
+
+
+def _identity(x):
+    return x
+
+
+def _dask_call(fn, key: str, setup: tuple, task):
+    """Run on a Dask worker: the map's set-up once per process, then ``fn(task)``.
+
+    Set-up state is per process (module globals of the stage), so tasks of one process run one
+    at a time; start workers with one thread each (``--nthreads 1``), as docs/scaling.md says.
+    """
+    with _SETUP_LOCK:
+        if _SETUP_DONE[0] != key:
+            initializer, initargs = setup
+            if initializer is not None:
+                initializer(*initargs)
+            _SETUP_DONE[0] = key
+        return fn(task)
+
+
+def _worker_version() -> str:
+    import mmcli
+
+    return mmcli.__version__
+
+
+def connect(runtime: Runtime) -> None:
+    """Check ``runtime`` and, for Dask, connect now (stages call it before any work, so a
+    wrong scheduler address fails at once, not after fitting)."""
+    if runtime.executor == "dask":
+        _dask_client(runtime)
+
+
+def _dask_client(runtime: Runtime):
+    """A client of the scheduler ``runtime.scheduler``, or of a local cluster of
+    ``runtime.jobs`` worker processes; one per process, closed at exit."""
+    key = runtime.scheduler or resolve_jobs(runtime.jobs)
+    if key in _CLUSTERS:
+        return _CLUSTERS[key][1]
+    import atexit
+
+    try:
+        import distributed
+    except ImportError:
+        raise UsageError("--executor dask needs dask.distributed, which is not installed",
+                         "pip install 'mmcli[dask]' (or dask[distributed])") from None
+    if runtime.scheduler:
+        try:
+            client = distributed.Client(runtime.scheduler, timeout=CONNECT_TIMEOUT,
+                                        set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise SystemIOError(
+                f"cannot reach the Dask scheduler at {runtime.scheduler}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+                "start it with `dask scheduler` and workers with `dask worker ADDRESS "
+                "--nthreads 1`, or drop --scheduler to start a local cluster") from None
+        _check_workers(client, runtime.scheduler)
+        cluster = None
+    else:
+        import logging
+
+        env = {k: os.environ.get(k, "1") for k in _THREAD_VARIABLES}
+        with _without_main():
+            cluster = distributed.LocalCluster(
+                n_workers=key, threads_per_worker=1, processes=True, dashboard_address=":0",
+                silence_logs=logging.ERROR, env=env)
+        client = distributed.Client(cluster, set_as_default=False)
+    _CLUSTERS[key] = (cluster, client)
+    atexit.register(_close, key)
+    return client
+
+
+def _close(key) -> None:
+    cluster, client = _CLUSTERS.pop(key, (None, None))
+    if client is not None:
+        client.close()
+    if cluster is not None:
+        cluster.close()
+
+
+def _check_workers(client, address: str) -> None:
+    import mmcli
+
+    try:
+        versions = client.run(_worker_version)
+    except Exception as exc:  # noqa: BLE001 - e.g. ModuleNotFoundError raised on a worker
+        raise UsageError(f"the Dask workers of {address} cannot run mmcli: {exc}",
+                         "install mmcli (the same version) where the workers run") from None
+    if not versions:
+        raise SystemIOError(f"the Dask scheduler at {address} has no workers",
+                            "start some with `dask worker ADDRESS --nthreads 1`")
+    wrong = {w: v for w, v in versions.items() if v != mmcli.__version__}
+    if wrong:
+        worker, version = next(iter(wrong.items()))
+        raise UsageError(f"Dask worker {worker} runs mmcli {version}, this is "
+                         f"{mmcli.__version__}", "install the same mmcli on every worker")
 
 
 def _context(multiprocessing):

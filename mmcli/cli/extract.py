@@ -42,6 +42,8 @@ def command(
     label: options.Label = None,
     seed: options.Seed = None,
     jobs: options.Jobs = None,
+    executor: options.Executor = None,
+    scheduler: options.Scheduler = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Compute per-modality features, fitted on the train split only.
@@ -61,7 +63,8 @@ def command(
 
     console.set_quiet(quiet)
     cfg = build(ExtractConfig, read_config_file(config), "extract",
-                {"label": label, "seed": seed, "jobs": jobs})
+                {"label": label, "seed": seed, "jobs": jobs,
+                 "executor": executor, "scheduler": scheduler})
     s = extract(pre_dir, out, cfg, console.progress)
     dims = ", ".join(f"{c} {d}" for c, d in s["blocks"].items())
     console.info(f"extract: {s['items']} items; feature dimensions: {dims}")

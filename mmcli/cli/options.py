@@ -20,6 +20,18 @@ Seed = Annotated[int | None, typer.Option("--seed", help="Random seed (default: 
 Jobs = Annotated[
     int | None, typer.Option("--jobs", "-j", help="Worker processes (default: all cores).")
 ]
+Executor = Annotated[
+    str | None,
+    typer.Option("--executor", metavar="local|dask",
+                 help="Where chunks run: local (a process pool; the default) or dask (a Dask "
+                 "cluster: --scheduler, or a local one of --jobs workers). Output is the same "
+                 "byte for byte; see docs/scaling.md."),
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", metavar="ADDRESS",
+                 help="Dask scheduler address, e.g. tcp://HOST:8786 (with --executor dask)."),
+]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
 MediaRoot = Annotated[
     list[Path] | None,

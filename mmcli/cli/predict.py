@@ -21,6 +21,8 @@ def command(
     config: options.Config = None,
     label: options.Label = None,
     jobs: options.Jobs = None,
+    executor: options.Executor = None,
+    scheduler: options.Scheduler = None,
     media_root: options.MediaRoot = None,
     quiet: options.Quiet = False,
 ) -> None:
@@ -43,6 +45,7 @@ def command(
     console.set_quiet(quiet)
     cfg = build(PredictConfig, read_config_file(config), "predict",
                 {"label": label, "jobs": jobs,
+                 "executor": executor, "scheduler": scheduler,
                  "media_roots": [str(p) for p in media_root] if media_root else None})
     s = predict(model_dir, manifest, out, cfg, console.progress)
     console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "

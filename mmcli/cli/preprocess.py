@@ -19,6 +19,8 @@ def command(
     label: options.Label = None,
     seed: options.Seed = None,
     jobs: options.Jobs = None,
+    executor: options.Executor = None,
+    scheduler: options.Scheduler = None,
     media_root: options.MediaRoot = None,
     quiet: options.Quiet = False,
 ) -> None:
@@ -41,6 +43,7 @@ def command(
     console.set_quiet(quiet)
     cfg = build(PreprocessConfig, read_config_file(config), "preprocess",
                 {"label": label, "seed": seed, "jobs": jobs,
+                 "executor": executor, "scheduler": scheduler,
                  "media_roots": [str(p) for p in media_root] if media_root else None})
     s = preprocess(manifest, out, cfg, console.progress)
     splits = ", ".join(f"{k} {v}" for k, v in s["splits"].items())

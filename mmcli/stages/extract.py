@@ -19,10 +19,10 @@ from pathlib import Path
 import numpy as np
 
 from mmcli import artifacts
-from mmcli.config import ExtractConfig, to_dict
+from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, UsageError
-from mmcli.parallel import chunks, ordered_map
+from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
@@ -36,6 +36,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     from mmcli.extractors import build_extractor
 
     config = config or ExtractConfig()
+    connect(runtime_of(config))  # an unknown executor or scheduler fails now
     pre = artifacts.open_stage(pre_dir, "preprocess", "mmcli extract")
     pstate = PreprocessState.load(pre.path / "state")
     check_label(pstate, config.label, pre.path)
@@ -84,7 +85,8 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     key = artifacts.fingerprint("extract", to_dict(config), inputs)
     with artifacts.StageWriter(out, "extract", (pre.path,), resume_key=key) as writer:
         journal = writer.journal()
-        blocks, work = transform(pre.path, pstate, plan, writer.path / "features", config.jobs,
+        blocks, work = transform(pre.path, pstate, plan, writer.path / "features",
+                                 runtime_of(config),
                                  progress, journal=journal, reuse=reuse,
                                  old_features=Path(out) / "features")
         journal.close()
@@ -125,7 +127,7 @@ def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) 
     import hashlib
     import json
 
-    settings = {k: v for k, v in to_dict(config).items() if k != "jobs"}
+    settings = {k: v for k, v in to_dict(config).items() if k not in RUNTIME_KEYS}
     blob = json.dumps([settings, pstate.__dict__, train], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
@@ -145,7 +147,7 @@ def _previous(out: Path, signature: str) -> list[str] | None:
 
 
 def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir: Path,
-              jobs: int, progress: ProgressFactory = silent,
+              jobs: int | Runtime, progress: ProgressFactory = silent,
               journal: artifacts.Journal | None = None, reuse: dict[int, int] | None = None,
               old_features: Path | None = None) -> tuple[list[dict], dict]:
     """Write ``features/<col>.npy`` for every column of ``plan`` from a preprocessed dir.
@@ -177,7 +179,8 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
             skip = max(0, min(len(tasks), len(done) - position))
             position += len(tasks)
             init = (str(pre_path), pstate.columns, pstate.sample_rate, plan)
-            results = ordered_map(_transform_chunk, tasks[skip:], workers, _init_worker, init)
+            results = ordered_map(_transform_chunk, tasks[skip:], workers, _init_worker, init,
+                                  ship=_shipper(pre_path, pstate))
             for (col, a, b, compute), block in zip(tasks[skip:], results):
                 rows = iter(block)
                 full = np.stack([next(rows) if k not in reuse else old[col][reuse[k]]
@@ -241,12 +244,30 @@ def _init_worker(pre_path: str, columns: dict, sample_rate: int, plan: Plan) -> 
     _WORKER["plan"] = plan
 
 
-def _transform_chunk(task: tuple[str, int, int, list[int]]) -> np.ndarray:
-    """Features of the items ``compute`` (positions in ``a..b``) of one column."""
-    col, a, b, compute = task
+def _shipper(pre_path: Path, pstate: PreprocessState):
+    """For executors whose workers may not see this machine's files (Dask): a task that
+    carries its chunk's preprocessed data, read here."""
+    data: list = []
+
+    def ship(task: tuple) -> tuple:
+        col, a, b, compute = task
+        if not data:
+            data.append(PreprocessedData(pre_path, pstate.columns, pstate.sample_rate))
+        return (*task, data[0].column(col, _index(a, b, compute)) if compute else None)
+
+    return ship
+
+
+def _index(a: int, b: int, compute: list[int]):
+    return slice(a, b) if len(compute) == b - a else np.asarray(compute)
+
+
+def _transform_chunk(task: tuple) -> np.ndarray:
+    """Features of the items ``compute`` (positions in ``a..b``) of one column; the data are
+    read here unless the task carries them (see :func:`_shipper`)."""
+    col, a, b, compute = task[:4]
     extractors = _WORKER["plan"][col]
     if not compute:
         return np.zeros((0, sum(e.dim_ for e in extractors)), dtype=np.float32)
-    index = slice(a, b) if len(compute) == b - a else np.asarray(compute)
-    data = _WORKER["data"].column(col, index)
+    data = task[4] if len(task) > 4 else _WORKER["data"].column(col, _index(a, b, compute))
     return np.hstack([e.transform(data) for e in extractors])

@@ -21,6 +21,7 @@ import numpy as np
 from mmcli import artifacts
 from mmcli.config import PredictConfig, to_dict
 from mmcli.manifest import read_manifest
+from mmcli.parallel import connect, runtime_of
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.extract import load_plan
 from mmcli.stages.extract import transform as extract_transform
@@ -37,6 +38,7 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     from mmcli.models import load_model
 
     config = config or PredictConfig()
+    connect(runtime_of(config))  # an unknown executor or scheduler fails now
     resolve_media_roots(config.media_roots)
     model_stage = artifacts.open_stage(model_dir, "train", "mmcli predict")
     state_dir = model_stage.path / "state"
@@ -50,9 +52,9 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     with artifacts.StageWriter(out, "predict", (model_stage.path,)) as writer:
         work = writer.path / "work"
         summary = preprocess_apply(manifest, ids, None, ["predict"] * len(ids), pstate, work,
-                                   config.jobs, config.max_failed_fraction, progress,
+                                   runtime_of(config), config.max_failed_fraction, progress,
                                    media_roots=config.media_roots)
-        extract_transform(work, pstate, plan, work / "features", config.jobs, progress)
+        extract_transform(work, pstate, plan, work / "features", runtime_of(config), progress)
         items = artifacts.read_jsonl(work / "items.jsonl")
         blocks = [artifacts.load_npy(work / "features" / f"{c}.npy") for c in columns]
         proba = np.vstack([

@@ -28,7 +28,7 @@ from mmcli.config import PreprocessConfig, to_dict
 from mmcli.errors import DataError, UsageError
 from mmcli.manifest import MISSING_NUMBERS, Manifest, assign_splits, column_kinds, read_manifest
 from mmcli.media import LONG_POLICIES, MediaError, load_audio, load_image, load_text
-from mmcli.parallel import chunks, ordered_map
+from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of
 from mmcli.progress import ProgressFactory, silent
 
 CHUNK = 64
@@ -109,7 +109,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     key = artifacts.fingerprint("preprocess", to_dict(config), inputs)
     with artifacts.StageWriter(out, "preprocess", resume_key=key) as writer:
         journal = writer.journal()
-        summary = apply(manifest, ids, labels, splits, state, writer.path, config.jobs,
+        summary = apply(manifest, ids, labels, splits, state, writer.path, runtime_of(config),
                         config.max_failed_fraction, progress, fit=True,
                         media_roots=config.media_roots, previous=previous, journal=journal)
         journal.close()
@@ -187,7 +187,8 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
 
 
 def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: list[str],
-          state: PreprocessState, directory: Path, jobs: int, max_failed_fraction: float,
+          state: PreprocessState, directory: Path, jobs: int | Runtime,
+          max_failed_fraction: float,
           progress: ProgressFactory = silent, fit: bool = False,
           media_roots: list | tuple = (), previous: Path | None = None,
           journal: artifacts.Journal | None = None) -> dict:
@@ -241,10 +242,15 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
         [(i, {c: manifest.rows[i].get(c, "") for c in state.columns}) for i in range(a, b)]
         for a, b in chunks(len(manifest.rows), CHUNK)
     ][len(done):]
+    # a row whose decoding kills the worker process (Dask retries it elsewhere first) is left
+    # out like any undecodable item, naming its media columns
+    crashed = "/".join(media_cols)
+    isolate = Isolate(split=lambda rows: [[row] for row in rows],
+                      lost=lambda rows, why: [(i, (crashed, why), None) for i, _ in rows])
     with progress("preprocess", len(manifest.rows)) as bar:
         bar.advance(sum(len(r["items"]) + len(r["failures"]) for r in done))
         for k, results in enumerate(ordered_map(_decode_chunk, tasks, jobs, _init_worker,
-                                                (spec,)), start=len(done)):
+                                                (spec,), isolate=isolate), start=len(done)):
             record = {"chunk": k, "items": [], "failures": [], "audio": {c: [] for c in offsets},
                       "numeric": {c: [] for c in numeric_raw}, "decoded": 0, "reused": 0}
             for i, error, payload in results:
@@ -391,6 +397,7 @@ def _check_config(config: PreprocessConfig) -> None:
             raise UsageError(f"preprocess.{key} is {getattr(config, key)!r}",
                              "use 'cut' or 'fail'")
     resolve_media_roots(config.media_roots)
+    connect(runtime_of(config))  # an unknown executor or scheduler fails now
 
 
 # --- worker side -------------------------------------------------------------------------

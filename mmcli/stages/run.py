@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mmcli import artifacts
 from mmcli.config import (
+    RUNTIME_KEYS,
     EvalConfig,
     ExtractConfig,
     FuseConfig,
@@ -139,9 +140,8 @@ def _why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict]) 
         return None
     if old.meta.get("versions", {}).get("mmcli") != mmcli.__version__:
         return "mmcli version changed"
-    drop = {"jobs"}
-    if {k: v for k, v in old.meta.get("config", {}).items() if k not in drop} != \
-            {k: v for k, v in config.items() if k not in drop}:
+    if {k: v for k, v in old.meta.get("config", {}).items() if k not in RUNTIME_KEYS} != \
+            {k: v for k, v in config.items() if k not in RUNTIME_KEYS}:
         return "config changed"
     return "inputs changed"
 

@@ -25,7 +25,8 @@ def test_success_writes_the_stage_directory(dataset, tmp_path):
         assert (out / rel).is_file(), rel
     meta = json.loads((out / "meta.json").read_text())
     assert meta["stage"] == "preprocess"
-    assert meta["config"]["jobs"] == 1
+    # how it ran (jobs, executor, scheduler) never changes the output: not recorded
+    assert not {"jobs", "executor", "scheduler"} & set(meta["config"])
     assert len(items(out)) == 36
     assert read_rows(out / "failures.csv") == []
     assert result.stdout == ""
@@ -237,3 +238,19 @@ def test_rerun_replaces_the_previous_output(dataset, tmp_path):
     assert result.exit_code == 0
     assert not (out / "stale.txt").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "pre"]
+
+
+def test_executor_settings_are_checked_before_any_work(tmp_path, dataset, monkeypatch):
+    from mmcli import parallel
+
+    out = tmp_path / "pre"
+    assert "use 'local' or 'dask'" in fails(2, "preprocess", dataset, "-o", out,
+                                            "--executor", "spark")
+    assert "add --executor dask" in fails(2, "preprocess", dataset, "-o", out,
+                                          "--scheduler", "tcp://127.0.0.1:9")
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT", "1s")
+    line = fails(5, "preprocess", dataset, "-o", out, "--executor", "dask",
+                 "--scheduler", "tcp://127.0.0.1:9")
+    assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in line
+    assert "dask scheduler" in line
+    assert not out.exists()
