@@ -12,11 +12,13 @@ import csv
 import hashlib
 import io
 import json
+import os
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmcli import storage
 from mmcli.config import KINDS
 from mmcli.errors import DataError, UsageError
 
@@ -31,13 +33,14 @@ SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "
 
 @dataclass
 class Manifest:
-    path: Path
+    #: a local path, or a URL (str) for a manifest on an fsspec filesystem
+    path: Path | str
     columns: list[str]
     rows: list[dict[str, str]]
 
     @property
-    def base_dir(self) -> Path:
-        return self.path.parent
+    def base_dir(self) -> Path | str:
+        return storage.parent(self.path) if storage.is_url(self.path) else self.path.parent
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -61,20 +64,33 @@ class Manifest:
             ids.append(value)
         return ids
 
-    def resolve(self, value: str) -> Path:
-        p = Path(value)
-        return p if p.is_absolute() else self.base_dir / p
+    def resolve(self, value: str) -> Path | str:
+        """A media cell as a local path or a URL (relative cells: against the manifest's
+        folder, a URL's folder for a manifest read from a URL)."""
+        return storage.join(self.base_dir, value)
 
 
-def read_manifest(path: Path) -> Manifest:
+def read_manifest(path: Path | str) -> Manifest:
     """Read a CSV (``.csv``/``.tsv``/anything else) or JSONL (``.jsonl``/``.ndjson``/``.json``)
     manifest. Whatever the file holds, this returns a manifest or raises :class:`DataError`.
 
     CSV: UTF-8 (a byte-order mark is dropped); the delimiter is a tab for ``.tsv`` and
     otherwise whichever of ``,`` ``;`` tab ``|`` occurs most often in the header line (a comma
     on ties); fields may be quoted and hold delimiters and newlines; blank lines are skipped.
+
+    ``path`` may be an fsspec URL (``s3://bucket/m.csv``); see :mod:`mmcli.storage`.
     """
-    path = Path(path)
+    path = storage.local(str(path)) if isinstance(path, str) else path
+    if storage.is_url(path):
+        try:
+            data = storage.read_bytes(path)
+        except FileNotFoundError:
+            raise DataError(f"manifest {path} does not exist", "check the URL") from None
+        except OSError as exc:
+            raise DataError(f"manifest {path} cannot be read: {exc}",
+                            "check the URL, the filesystem's credentials and its fsspec "
+                            "back-end") from None
+        return _parse(path, data)
     if path.is_dir():
         raise DataError(f"manifest {path} is a directory", "pass the CSV or JSONL file in it")
     if not path.exists():
@@ -86,6 +102,10 @@ def read_manifest(path: Path) -> Manifest:
     except OSError as exc:
         raise DataError(f"manifest {path} cannot be read: {exc.strerror or exc}",
                         "check its permissions") from None
+    return _parse(path, data)
+
+
+def _parse(path: Path | str, data: bytes) -> Manifest:
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[bom:].decode("utf-8")
@@ -95,7 +115,7 @@ def read_manifest(path: Path) -> Manifest:
         raise DataError(
             f"manifest {path} is not UTF-8 text: line {line} has the byte 0x{data[at]:02x}",
             "save it as UTF-8, e.g. with `iconv -f latin1 -t utf-8 IN > OUT`") from None
-    suffix = path.suffix.lower()
+    suffix = os.path.splitext(str(path))[1].lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
         columns, rows = _read_jsonl(path, text)
     else:

@@ -15,7 +15,9 @@ def command(
         Path, typer.Argument(metavar="MODEL_DIR", help="Directory written by `mmcli train`.")
     ],
     manifest: Annotated[
-        Path, typer.Argument(metavar="MANIFEST", help="New manifest (CSV/JSONL); no label needed.")
+        str, typer.Argument(metavar="MANIFEST",
+                            help="New manifest (CSV/JSONL; a path or an fsspec URL); no label "
+                            "needed.")
     ],
     out: options.Out,
     config: options.Config = None,

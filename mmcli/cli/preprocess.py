@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,9 @@ from mmcli.cli.errors import handle_errors
 @handle_errors
 def command(
     manifest: Annotated[
-        Path, typer.Argument(metavar="MANIFEST", help="Manifest: CSV (.csv/.tsv) or JSONL.")
+        str, typer.Argument(metavar="MANIFEST",
+                            help="Manifest: CSV (.csv/.tsv) or JSONL; a path or an fsspec URL "
+                            "(s3://..., see docs/scaling.md).")
     ],
     out: options.Out,
     config: options.Config = None,

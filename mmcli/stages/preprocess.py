@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import PreprocessConfig, to_dict
 from mmcli.errors import DataError, UsageError
 from mmcli.manifest import MISSING_NUMBERS, Manifest, assign_splits, column_kinds, read_manifest
@@ -177,12 +177,17 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
             if kind not in MEDIA_KINDS or not (row.get(col) or "").strip():
                 continue
             path = manifest.resolve(row[col].strip())
+            if storage.is_url(path):
+                media.update(f"{path}\0{storage.stamp(path)}\n".encode())
+                continue
             try:
                 st = os.stat(path)
                 media.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
             except (OSError, ValueError):  # ValueError: a NUL byte in the path
                 media.update(f"{path}\0missing\n".encode())
-    return {str(manifest.path): artifacts.sha256_file(manifest.path),
+    digest = (storage.sha256(manifest.path) if storage.is_url(manifest.path)
+              else artifacts.sha256_file(manifest.path))
+    return {str(manifest.path): digest,
             "media": media.hexdigest()}
 
 
@@ -416,7 +421,6 @@ def _decode_chunk(rows: list[tuple[int, dict]]) -> list[tuple[int, tuple | None,
 
 def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
     spec = _SPEC
-    base = Path(spec["base_dir"])
     roots = [Path(r) for r in spec.get("media_roots", ())]
     payload: dict = {}
     hashes: dict[str, str] = {}
@@ -426,19 +430,16 @@ def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
             if kind in MEDIA_KINDS:
                 if not raw:
                     raise MediaError(f"no {kind} path")
-                path = Path(raw) if Path(raw).is_absolute() else base / raw
+                path = storage.join(spec["base_dir"], raw)
+                if storage.is_url(path):
+                    if roots:
+                        raise MediaError(f"{raw!r} is a URL; media roots allow only local "
+                                         "files inside them; refused")
+                    hashes[col], payload[col] = _decode_url(path, kind, col, spec)
+                    continue
                 if roots:
                     path = confine(path, roots, raw)
-                digest = _content_digest(path)
-                hashes[col] = digest
-                if digest in spec["reuse"].get(col, ()):
-                    payload[col] = digest  # decoded before: the parent copies the old arrays
-                elif kind == "image":
-                    payload[col] = load_image(path, tuple(spec["image_size"]),
-                                              spec["max_image_pixels"])
-                else:
-                    payload[col] = load_audio(path, spec["sample_rate"],
-                                              spec["max_audio_seconds"], spec["long_audio"])
+                hashes[col], payload[col] = _decode_media(path, kind, col, spec)
             elif kind == "numeric":
                 payload[col] = _parse_number(raw)
             elif kind == "text":
@@ -450,6 +451,37 @@ def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
             return i, (col, str(exc)), {}
     payload["__hashes__"] = hashes
     return i, None, payload
+
+
+def _decode_media(path: Path, kind: str, col: str, spec: dict) -> tuple[str, object]:
+    """(content digest, decoded array) of a local media file; the digest instead of the
+    array when the previous output has it (the parent copies the old arrays)."""
+    digest = _content_digest(path)
+    if digest in spec["reuse"].get(col, ()):
+        return digest, digest
+    if kind == "image":
+        return digest, load_image(path, tuple(spec["image_size"]), spec["max_image_pixels"])
+    return digest, load_audio(path, spec["sample_rate"], spec["max_audio_seconds"],
+                              spec["long_audio"])
+
+
+def _decode_url(url: str, kind: str, col: str, spec: dict) -> tuple[str, object]:
+    """:func:`_decode_media` of a remote file, fetched into a temporary file; reasons name
+    the URL."""
+    try:
+        with storage.fetched(url) as tmp:
+            try:
+                return _decode_media(tmp, kind, col, spec)
+            except MediaError as exc:
+                raise MediaError(str(exc).replace(str(tmp), url)) from None
+    except FileNotFoundError:
+        raise MediaError(f"file not found: {url}") from None
+    except OSError as exc:
+        raise MediaError(f"cannot read {url}: {_reason(exc)}") from None
+
+
+def _reason(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0][:300]
 
 
 def _content_digest(path: Path) -> str:

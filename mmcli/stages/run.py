@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import (
     RUNTIME_KEYS,
     EvalConfig,
@@ -67,7 +67,7 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
                          "use manifest, workdir and predict")
     work = Path(spec["workdir"])
     d = {stage: work / name for stage, name in DIRS.items()}
-    manifest = Path(spec["manifest"])
+    manifest = storage.local(str(spec["manifest"]))  # a path or an fsspec URL
     configs = {
         "preprocess": build(PreprocessConfig, cfg, "preprocess"),
         "extract": build(ExtractConfig, cfg, "extract"),
@@ -90,7 +90,7 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
          lambda: _dir_inputs(d["train"], d["fuse"])),
     ]
     if spec.get("predict"):
-        new = Path(spec["predict"])
+        new = storage.local(str(spec["predict"]))
         steps.append(("predict", lambda: predict(d["train"], new, d["predict"],
                                                  configs["predict"], progress),
                       lambda: {**_dir_inputs(d["train"]), **_model_manifest_inputs(d["train"],

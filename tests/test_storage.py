@@ -1,0 +1,84 @@
+"""Manifests and media on an fsspec filesystem (the in-memory one; a bucket works the same
+way): preprocess and predict read them through fsspec and produce the same arrays as from
+local files; a missing remote file is one item's failure naming its URL."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import fsspec
+import pytest
+from cli.helpers import fails, ok
+
+from mmcli import storage
+from mmcli.config import PredictConfig, PreprocessConfig
+from mmcli.errors import DataError
+from mmcli.stages import predict, preprocess
+from mmcli.testing.dummies import make_dataset
+
+
+@pytest.fixture
+def remote(tmp_path):
+    """The dataset copied to memory://<unique>/ ; returns (local manifest, manifest URL)."""
+    manifest = make_dataset(tmp_path / "data", n=24)
+    fs = fsspec.filesystem("memory")
+    base = f"memory://{tmp_path.name}"
+    for path in (tmp_path / "data").rglob("*"):
+        if path.is_file():
+            fs.pipe(f"{base}/{path.relative_to(tmp_path / 'data')}", path.read_bytes())
+    yield manifest, f"{base}/manifest.csv"
+    fs.rm(base, recursive=True)
+
+
+def _same_data(a: Path, b: Path) -> None:
+    for rel in ("items.jsonl", "failures.csv", "state/preprocess.json", "data/image.npy",
+                "data/audio.npy", "data/audio.offsets.npy", "data/value.npy"):
+        assert filecmp.cmp(a / rel, b / rel, shallow=False), rel
+
+
+def test_preprocess_reads_a_manifest_and_media_from_a_url(remote, tmp_path):
+    manifest, url = remote
+    preprocess(manifest, tmp_path / "local", PreprocessConfig(jobs=1))
+    summary = preprocess(url, tmp_path / "remote", PreprocessConfig(jobs=1))
+    assert summary["kept"] == 24
+    _same_data(tmp_path / "local", tmp_path / "remote")
+
+
+def test_a_missing_remote_file_fails_alone_naming_its_url(remote, tmp_path):
+    _, url = remote
+    fsspec.filesystem("memory").rm(url.rsplit("/", 1)[0] + "/media/item0003.png")
+    summary = preprocess(url, tmp_path / "pre", PreprocessConfig(jobs=1))
+    assert summary["failed"] == 1
+    failures = (tmp_path / "pre" / "failures.csv").read_text()
+    assert "file not found: memory://" in failures and "item0003.png" in failures
+
+
+def test_file_urls_are_local_paths(tmp_path):
+    manifest = make_dataset(tmp_path / "data", n=12)
+    assert storage.local(manifest.as_uri()) == manifest
+    preprocess(manifest, tmp_path / "a", PreprocessConfig(jobs=1))
+    preprocess(manifest.as_uri(), tmp_path / "b", PreprocessConfig(jobs=1))
+    _same_data(tmp_path / "a", tmp_path / "b")
+
+
+def test_cli_preprocess_and_predict_from_urls(remote, tmp_path, pipeline):
+    _, url = remote
+    ok("preprocess", url, "-o", tmp_path / "pre", "-j", "1", "-q")
+    assert len((tmp_path / "pre" / "items.jsonl").read_text().splitlines()) == 24
+    ok("predict", pipeline.model, url, "-o", tmp_path / "pred", "-j", "1", "-q")
+    local = tmp_path / "pred-local"
+    predict(pipeline.model, remote[0], local, PredictConfig(jobs=1))
+    assert filecmp.cmp(local / "predictions.csv", tmp_path / "pred" / "predictions.csv",
+                       shallow=False)
+    line = fails(3, "preprocess", "memory://nowhere/m.csv", "-o", tmp_path / "x")
+    assert "manifest memory://nowhere/m.csv does not exist" in line
+    line = fails(3, "preprocess", "nosuchproto://b/m.csv", "-o", tmp_path / "x")
+    assert "nosuchproto://" in line
+
+
+def test_media_roots_refuse_urls(remote, tmp_path):
+    _, url = remote
+    with pytest.raises(DataError) as info:
+        preprocess(url, tmp_path / "pre", PreprocessConfig(jobs=1, media_roots=[str(tmp_path)]))
+    assert "is a URL; media roots allow only local files" in str(info.value)
