@@ -81,8 +81,9 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
     """Yield ``fn(task)`` for each task, in order, on the workers ``jobs`` says.
 
     ``initializer(*initargs)`` runs once in each worker before its first task. ``ship``, for
-    executors whose workers may not see this machine's files (Dask), turns a task into one
-    that carries its input data; it runs here, just before the task is sent. ``isolate``
+    workers that may not see this machine's files (a Dask cluster at a scheduler address),
+    turns a task into one that carries its input data; it runs here, just before the task is
+    sent. ``isolate``
     handles chunks that crash their workers (Dask retries a chunk whose worker died; one that
     keeps killing workers is retried item by item).
     """
@@ -146,8 +147,11 @@ def _dask_map(fn, tasks, runtime: Runtime, initializer, initargs, ship, isolate)
         warnings.simplefilter("ignore")
         setup = client.submit(_identity, (initializer, initargs), pure=False)
 
+    # a local cluster's workers see this machine's files: they read their input themselves
+    carry = ship if runtime.scheduler else None
+
     def submit(task):
-        payload = ship(task) if ship is not None else task
+        payload = carry(task) if carry is not None else task
         return client.submit(_dask_call, fn, key, setup, payload, pure=False)
 
     def result(future, task):
@@ -282,7 +286,29 @@ def _check_workers(client, address: str) -> None:
                          f"{mmcli.__version__}", "install the same mmcli on every worker")
 
 
-def _context(multiprocessing):
+def start_workers(runtime: Runtime | int, modules: tuple[str, ...] = ()) -> None:
+    """Start the local executor's fork server now, importing ``modules`` in it.
+
+    Called by a stage before it fits, so that the server imports the heavy libraries its
+    workers need (librosa and scipy.signal take 2.5 s) on the other core while this process
+    fits; workers forked later start with them imported. Nothing happens for one worker, for
+    Dask, or where there is no fork server (then workers import on their own, as before).
+    """
+    runtime = runtime if isinstance(runtime, Runtime) else Runtime(runtime)
+    if runtime.executor != "local" or resolve_jobs(runtime.jobs) <= 1:
+        return
+    import multiprocessing
+
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return
+    from multiprocessing import forkserver
+
+    _context(multiprocessing, modules)
+    with _one_thread_per_worker(), _without_main():
+        forkserver.ensure_running()
+
+
+def _context(multiprocessing, modules: tuple[str, ...] = ()):
     """A fork server where there is one, else spawn.
 
     Workers never fork the caller itself (its torch, gensim or BLAS threads could leave locks
@@ -293,7 +319,7 @@ def _context(multiprocessing):
     """
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["mmcli.stages"])
+        ctx.set_forkserver_preload(["mmcli.stages", *modules])
         return ctx
     return multiprocessing.get_context("spawn")
 

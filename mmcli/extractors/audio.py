@@ -57,6 +57,8 @@ def _logmel(clip: np.ndarray, sr: int, n_fft: int, hop: int, n_mels: int) -> np.
 class _Summary(Extractor):
     """Shared parts of the summary-statistics extractors: ``stats`` checks and the loop."""
 
+    worker_modules = ("librosa.feature.spectral",)
+
     needs_fit = False
     rows: int  # features per frame, set by _fit
 
@@ -281,6 +283,8 @@ class LogMelFrames(Extractor):
         hop_length: hop between frames in samples
         mode: resample or pad
     """
+
+    worker_modules = ("librosa.feature.spectral",)
 
     needs_fit = False
 

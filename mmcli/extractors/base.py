@@ -41,6 +41,9 @@ class Extractor:
     needs_fit: ClassVar[bool] = True
     #: False when transform must run in the main process (a model on a GPU)
     parallel: ClassVar[bool] = True
+    #: heavy modules ``transform`` imports: worker processes get them preloaded (imported once
+    #: in the fork server, while the stage is still fitting) instead of importing each its own
+    worker_modules: ClassVar[tuple[str, ...]] = ()
 
     @dataclasses.dataclass
     class Params:

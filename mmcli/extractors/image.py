@@ -129,6 +129,8 @@ class Hog(Extractor):
         cells_per_block: side of a normalisation block in cells
     """
 
+    worker_modules = ("skimage.feature._hog",)
+
     needs_fit = False
 
     @dataclasses.dataclass
@@ -176,6 +178,8 @@ class LocalBinaryPatterns(Extractor):
         radius: circle radius in pixels
         grid: the image is split into grid x grid cells, one histogram each
     """
+
+    worker_modules = ("skimage.feature.texture",)
 
     needs_fit = False
 
@@ -232,6 +236,8 @@ class PixelsPca(Extractor):
         components: principal components kept
         whiten: divide each component by its standard deviation
     """
+
+    worker_modules = ("sklearn.decomposition",)
 
     @dataclasses.dataclass
     class Params:

@@ -36,6 +36,8 @@ class Tfidf(Extractor):
         seed: random seed of the SVD (defaults to the config seed)
     """
 
+    worker_modules = ("sklearn.feature_extraction.text", "sklearn.decomposition")
+
     @dataclasses.dataclass
     class Params:
         max_features: int = 2000
@@ -154,6 +156,8 @@ class Word2VecMean(Extractor):
         max_vocab: most words kept from pretrained vectors
         trust_pickle: allow loading a pickle-based gensim .kv file
     """
+
+    worker_modules = ("gensim.models",)
 
     @dataclasses.dataclass
     class Params:
@@ -274,6 +278,8 @@ class FastTextMean(Extractor):
         seed: training seed (defaults to the config seed)
     """
 
+    worker_modules = ("gensim.models",)
+
     @dataclasses.dataclass
     class Params:
         vector_size: int = 64
@@ -363,6 +369,8 @@ class Doc2VecInfer(Extractor):
         negative: negative samples
         seed: training seed (defaults to the config seed)
     """
+
+    worker_modules = ("gensim.models",)
 
     @dataclasses.dataclass
     class Params:

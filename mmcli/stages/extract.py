@@ -22,7 +22,7 @@ from mmcli import artifacts
 from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, UsageError
-from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of
+from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of, start_workers
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
@@ -60,6 +60,10 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                     and "seed" not in params:
                 extractor.params.seed = config.seed
             plan[col].append(extractor)
+    # workers start (importing what the extractors need) while this process fits
+    start_workers(runtime_of(config), tuple(sorted({
+        m for extractors in plan.values() for e in extractors if e.parallel
+        for m in e.worker_modules})))
 
     keys = item_keys(pre.path, data.items, pstate.columns)
     fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
