@@ -86,7 +86,11 @@ def load_image(path: Path, size: tuple[int, int],
                 width, height = im.size
                 if width * height > max_pixels:
                     raise MediaError(_too_large(path, max_pixels, f"{width}x{height}"))
-                im.draft("RGB", (size[0] * 2, size[1] * 2))
+                # JPEG: decode at 1/2, 1/4 or 1/8 scale when that still covers the target
+                # (the larger side of it, so an EXIF rotation cannot leave it short);
+                # the resize below then averages over the remaining factor
+                side = max(size)
+                im.draft("RGB", (side, side))
                 im.load()
                 im = ImageOps.exif_transpose(im)
                 im = _to_rgb(im)

@@ -491,3 +491,27 @@ def test_load_text_is_normalised_and_bounded(text, limit):
         return
     assert 0 < len(out) <= limit
     assert out == out.strip() and "  " not in out
+
+
+def test_large_jpegs_are_decoded_at_reduced_scale(tmp_path, monkeypatch):
+    """A 1024x768 JPEG for a 224x224 target is decoded at 512x384 (DCT scaling), not in full:
+    the draft request must not exceed what the target needs (it was 2x the target, which
+    for 1024x768 allowed no reduction at all)."""
+    from PIL import Image, JpegImagePlugin
+
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (768, 1024, 3), dtype=np.uint8)
+                    ).save(path, quality=90)
+    decoded = []
+    draft = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size):
+        result = draft(self, mode, size)
+        decoded.append(self.size)
+        return result
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    assert load_image(path, (224, 224)).shape == (224, 224, 3)
+    assert decoded == [(512, 384)]
+    assert load_image(path, (600, 400)).shape == (400, 600, 3)  # 1/2 would be too small
+    assert decoded[-1] == (1024, 768)
