@@ -12,7 +12,6 @@ import csv
 import hashlib
 import io
 import json
-import os
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
@@ -80,7 +79,10 @@ def read_manifest(path: Path | str) -> Manifest:
 
     ``path`` may be an fsspec URL (``s3://bucket/m.csv``); see :mod:`mmcli.storage`.
     """
-    path = storage.local(str(path)) if isinstance(path, str) else path
+    try:
+        path = storage.local(str(path)) if isinstance(path, str) else path
+    except OSError as exc:
+        raise DataError(f"manifest {exc}", "use file:///absolute/path or a plain path") from None
     if storage.is_url(path):
         try:
             data = storage.read_bytes(path)
@@ -115,7 +117,7 @@ def _parse(path: Path | str, data: bytes) -> Manifest:
         raise DataError(
             f"manifest {path} is not UTF-8 text: line {line} has the byte 0x{data[at]:02x}",
             "save it as UTF-8, e.g. with `iconv -f latin1 -t utf-8 IN > OUT`") from None
-    suffix = os.path.splitext(str(path))[1].lower()
+    suffix = storage.suffix(path).lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
         columns, rows = _read_jsonl(path, text)
     else:

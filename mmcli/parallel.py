@@ -13,6 +13,7 @@ import threading
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -152,11 +153,17 @@ def _dask_map(fn, tasks, runtime: Runtime, initializer, initargs, ship, isolate)
 
     def submit(task):
         payload = carry(task) if carry is not None else task
-        return client.submit(_dask_call, fn, key, setup, payload, pure=False)
+        with warnings.catch_warnings():  # "large graph": a chunk's data travel with its task
+            warnings.simplefilter("ignore")
+            return client.submit(_dask_call, fn, key, setup, payload, pure=False)
 
     def result(future, task):
         try:
             return future.result()
+        except CancelledError as exc:  # e.g. the scheduler restarted or went away
+            raise SystemIOError(f"the Dask cluster dropped a chunk ({exc})",
+                                "check the scheduler; re-run the command: completed chunks "
+                                "are kept and resumed") from None
         except KilledWorker as exc:
             if isolate is None:
                 raise SystemIOError(
@@ -174,14 +181,18 @@ def _isolated(task, submit, isolate: Isolate) -> list:
     from distributed import KilledWorker
 
     out: list = []
-    # one at a time: a worker's death counts against every task it held, so an innocent item
-    # must never share a worker with the one that kills it
+    # one at a time, so that an item does not share a worker with another that kills it; an
+    # item lost once is tried alone again (other chunks still running may have killed its
+    # worker) before it is left out
     for item in isolate.split(task):
-        try:
-            out += submit(item).result()
-        except KilledWorker:
-            out += isolate.lost(item, "a worker process died while decoding it (a crash in a "
-                                      "decoder); retried on other workers")
+        for attempt in (1, 2):
+            try:
+                out += submit(item).result()
+                break
+            except KilledWorker:
+                if attempt == 2:
+                    out += isolate.lost(item, "a worker process died while decoding it (a "
+                                              "crash in a decoder); retried on other workers")
     return out
 
 
@@ -208,10 +219,10 @@ def _dask_call(fn, key: str, setup: tuple, task):
         return fn(task)
 
 
-def _worker_version() -> str:
-    import mmcli
+def _worker_versions() -> dict[str, str]:
+    from mmcli.artifacts import library_versions
 
-    return mmcli.__version__
+    return library_versions()
 
 
 def connect(runtime: Runtime) -> None:
@@ -244,11 +255,17 @@ def _dask_client(runtime: Runtime):
                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
                 "start it with `dask scheduler` and workers with `dask worker ADDRESS "
                 "--nthreads 1`, or drop --scheduler to start a local cluster") from None
-        _check_workers(client, runtime.scheduler)
+        try:
+            _check_workers(client, runtime.scheduler)
+        except BaseException:
+            client.close()
+            raise
         cluster = None
     else:
         import logging
 
+        for other in [k for k, (c, _) in _CLUSTERS.items() if c is not None]:
+            _close(other)  # one local cluster at a time (a stage asked for another size)
         env = {k: os.environ.get(k, "1") for k in _THREAD_VARIABLES}
         with _without_main():
             cluster = distributed.LocalCluster(
@@ -269,21 +286,25 @@ def _close(key) -> None:
 
 
 def _check_workers(client, address: str) -> None:
-    import mmcli
+    from mmcli.artifacts import library_versions
 
     try:
-        versions = client.run(_worker_version)
+        versions = client.run(_worker_versions)
     except Exception as exc:  # noqa: BLE001 - e.g. ModuleNotFoundError raised on a worker
         raise UsageError(f"the Dask workers of {address} cannot run mmcli: {exc}",
                          "install mmcli (the same version) where the workers run") from None
     if not versions:
         raise SystemIOError(f"the Dask scheduler at {address} has no workers",
                             "start some with `dask worker ADDRESS --nthreads 1`")
-    wrong = {w: v for w, v in versions.items() if v != mmcli.__version__}
-    if wrong:
-        worker, version = next(iter(wrong.items()))
-        raise UsageError(f"Dask worker {worker} runs mmcli {version}, this is "
-                         f"{mmcli.__version__}", "install the same mmcli on every worker")
+    # the same libraries everywhere, or decoded pixels and features could differ by worker
+    mine = library_versions()
+    for worker, theirs in sorted(versions.items()):
+        for lib, version in mine.items():
+            if theirs.get(lib) != version:
+                raise UsageError(f"Dask worker {worker} has {lib} {theirs.get(lib)}, this "
+                                 f"machine {version}",
+                                 "install the same versions of mmcli and its libraries on "
+                                 "every worker (e.g. the same image or lock file)")
 
 
 def start_workers(runtime: Runtime | int, modules: tuple[str, ...] = ()) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import tempfile
 from contextlib import contextmanager
@@ -29,14 +30,30 @@ def is_url(location) -> bool:
 def local(location) -> Path | str:
     """A ``file://`` URL as a local path; other URLs as they are; anything else as a Path."""
     if isinstance(location, str) and location.startswith("file://"):
-        from urllib.parse import unquote, urlparse
+        from urllib.parse import unquote, urlsplit
 
-        return Path(unquote(urlparse(location).path))
+        parts = urlsplit(location)
+        if parts.netloc not in ("", "localhost"):
+            raise OSError(f"{location}: a file:// URL must name a local absolute path "
+                          "(file:///abs/path)")
+        return Path(unquote(parts.path))
     return location if is_url(location) else Path(location)
 
 
+def suffix(location) -> str:
+    """The file extension of a path or URL (a URL's query and fragment left out)."""
+    from urllib.parse import urlsplit
+
+    path = urlsplit(location).path if is_url(location) else str(location)
+    return posixpath.splitext(path)[1]
+
+
 def parent(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[0]
+    """The folder of a URL (its query, e.g. a signature for that one file, dropped)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, posixpath.dirname(parts.path), "", ""))
 
 
 def join(base, value: str):
@@ -44,11 +61,34 @@ def join(base, value: str):
     if is_url(value) or value.startswith("file://"):
         return local(value)
     if is_url(base):
-        if value.startswith("/"):
-            return Path(value)
-        return f"{base.rstrip('/')}/{value}"
+        from urllib.parse import urlsplit, urlunsplit
+
+        if value.startswith("/"):  # an absolute path stays on the same filesystem
+            path = value
+        else:
+            path = posixpath.join(urlsplit(base).path or "/", value)
+        parts = urlsplit(base)
+        return urlunsplit((parts.scheme, parts.netloc, posixpath.normpath(path), "", ""))
     p = Path(value)
     return p if p.is_absolute() else Path(base) / p
+
+
+def _plain_errors(fn):
+    """Back-ends raise their own exceptions (HTTP errors, missing credentials); turn every one
+    but a missing file into an :class:`OSError` naming the URL, which callers report."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(url, *args, **kwargs):
+        try:
+            return fn(url, *args, **kwargs)
+        except (FileNotFoundError, OSError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - any back-end failure
+            first = (str(exc).splitlines() or [""])[0][:300]
+            raise OSError(f"{url}: {type(exc).__name__}: {first}") from None
+
+    return wrapper
 
 
 def _fs(url: str):
@@ -63,12 +103,14 @@ def _fs(url: str):
                       "fsspec back-end, e.g. s3fs or gcsfs") from None
 
 
+@_plain_errors
 def read_bytes(url: str) -> bytes:
     fs, path = _fs(url)
     with fs.open(path, "rb") as f:
         return f.read()
 
 
+@_plain_errors
 def sha256(url: str) -> str:
     h = hashlib.sha256()
     fs, path = _fs(url)
@@ -84,7 +126,7 @@ def stamp(url: str) -> str:
     try:
         fs, path = _fs(url)
         info = fs.info(path)
-    except (OSError, FileNotFoundError, ValueError):
+    except Exception:  # noqa: BLE001 - unreachable for any reason: preprocess will say why
         return "missing"
     version = next((str(info[k]) for k in ("ETag", "etag", "md5Hash", "generation", "mtime",
                                            "LastModified", "last_modified", "created")
@@ -92,18 +134,23 @@ def stamp(url: str) -> str:
     return f"{info.get('size')}\0{version}"
 
 
+@_plain_errors
+def _download(url: str, target: str) -> None:
+    fs, path = _fs(url)
+    with open(target, "wb") as out, fs.open(path, "rb") as src:
+        while block := src.read(1 << 20):
+            out.write(block)
+
+
 @contextmanager
 def fetched(url: str):
     """A local temporary copy of the remote file ``url``, removed afterwards.
 
     Raises :class:`FileNotFoundError` or :class:`OSError` naming the URL."""
-    fs, path = _fs(url)
-    suffix = os.path.splitext(path)[1][:16]
-    fd, tmp = tempfile.mkstemp(prefix="mmcli-", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(prefix="mmcli-", suffix=suffix(url)[:16])
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as out, fs.open(path, "rb") as src:
-            while block := src.read(1 << 20):
-                out.write(block)
+        _download(url, tmp)
         yield Path(tmp)
     finally:
         os.unlink(tmp)

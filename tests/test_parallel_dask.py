@@ -18,7 +18,7 @@ from mmcli.config import ExtractConfig, PredictConfig, PreprocessConfig
 from mmcli.parallel import Runtime, ordered_map
 from mmcli.stages import extract, fuse, predict, preprocess, train
 from mmcli.testing.dummies import make_dataset
-from mmcli.testing.faults import KillOnce, PoisonImage
+from mmcli.testing.faults import KillOnce, PoisonImage, RemoteWorker
 
 
 def _cluster(**config):
@@ -73,8 +73,17 @@ def test_ordered_map_on_dask_keeps_order_and_runs_the_setup(cluster):
     assert list(ordered_map(_shifted, [1, 2], runtime, _set_offset, (7,))) == [8, 9]
 
 
-def test_stages_on_dask_match_the_local_executor_byte_for_byte(tmp_path, cluster, small_chunks):
-    manifest = make_dataset(tmp_path / "data", n=40)
+def test_stages_on_dask_match_the_local_executor_byte_for_byte(tmp_path, cluster, small_chunks,
+                                                              monkeypatch):
+    """Workers as on other machines (another working directory, no access to the artifact
+    directories); a manifest path relative to the driver's working directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    with Client(cluster) as client:
+        client.register_plugin(RemoteWorker(str(elsewhere)))
+    make_dataset(tmp_path / "data", n=40)
+    monkeypatch.chdir(tmp_path)
+    manifest = Path("data/manifest.csv")
     new = make_dataset(tmp_path / "new", n=9, with_label=False, id_prefix="new")
     dask = {"executor": "dask", "scheduler": cluster.scheduler_address}
     for name, options in (("local", {"jobs": 1}), ("dask", dask)):

@@ -244,8 +244,17 @@ _WORKER: dict = {}
 
 
 def _init_worker(pre_path: str, columns: dict, sample_rate: int, plan: Plan) -> None:
-    _WORKER["data"] = PreprocessedData(Path(pre_path), columns, sample_rate)
+    # the data are opened on first use: tasks that carry their data (a remote Dask cluster,
+    # whose workers may not see this machine's files) never open them
+    _WORKER["data"] = None
+    _WORKER["open"] = (Path(pre_path), columns, sample_rate)
     _WORKER["plan"] = plan
+
+
+def _data() -> PreprocessedData:
+    if _WORKER["data"] is None:
+        _WORKER["data"] = PreprocessedData(*_WORKER["open"])
+    return _WORKER["data"]
 
 
 def _shipper(pre_path: Path, pstate: PreprocessState):
@@ -273,5 +282,5 @@ def _transform_chunk(task: tuple) -> np.ndarray:
     extractors = _WORKER["plan"][col]
     if not compute:
         return np.zeros((0, sum(e.dim_ for e in extractors)), dtype=np.float32)
-    data = task[4] if len(task) > 4 else _WORKER["data"].column(col, _index(a, b, compute))
+    data = task[4] if len(task) > 4 else _data().column(col, _index(a, b, compute))
     return np.hstack([e.transform(data) for e in extractors])

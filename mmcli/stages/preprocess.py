@@ -213,7 +213,9 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
         raise DataError(f"manifest {manifest.path} lacks column {missing[0]!r}, which the "
                         f"model was trained with", "add the column; its values may be empty")
     spec = {
-        "columns": state.columns, "base_dir": str(manifest.base_dir),
+        # absolute: workers of a Dask cluster do not share this process's working directory
+        "columns": state.columns, "base_dir": (manifest.base_dir if storage.is_url(
+            manifest.base_dir) else os.path.abspath(manifest.base_dir)),
         "image_size": state.image_size, "sample_rate": state.sample_rate,
         "max_audio_seconds": state.max_audio_seconds, "lowercase": state.lowercase,
         "max_image_pixels": state.max_image_pixels, "long_audio": state.long_audio,

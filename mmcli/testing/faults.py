@@ -8,6 +8,8 @@ decoder or the kernel's OOM killer would:
   ``marker`` file (a worker lost mid-stage; the chunk must be retried elsewhere);
 * :class:`PoisonImage` kills any worker that decodes a file whose name contains ``needle``
   (a poison item; it must fail alone, recorded like any bad item).
+
+:class:`RemoteWorker` makes a local worker behave like one on another machine.
 """
 
 from __future__ import annotations
@@ -62,3 +64,22 @@ class PoisonImage(WorkerPlugin):
 
     def setup(self, worker) -> None:
         _patch_decoder(lambda path: self.needle in os.path.basename(path))
+
+
+class RemoteWorker(WorkerPlugin):
+    """A worker as on another machine: another working directory, and no access to the
+    driver's artifact directories (opening a preprocessed directory in extract fails)."""
+
+    def __init__(self, cwd: str):
+        self.cwd = cwd
+
+    def setup(self, worker) -> None:
+        import importlib
+
+        os.chdir(self.cwd)
+        stage = importlib.import_module("mmcli.stages.extract")
+
+        def unreachable(directory, *args, **kwargs):
+            raise OSError(f"{directory} is on the driver's disk, not on this worker")
+
+        stage.PreprocessedData = unreachable
