@@ -82,3 +82,42 @@ def test_media_roots_refuse_urls(remote, tmp_path):
     with pytest.raises(DataError) as info:
         preprocess(url, tmp_path / "pre", PreprocessConfig(jobs=1, media_roots=[str(tmp_path)]))
     assert "is a URL; media roots allow only local files" in str(info.value)
+
+
+def test_urls_join_like_paths():
+    base = storage.parent("https://h/set/m.csv?sig=abc/def")
+    assert base == "https://h/set"
+    assert storage.join(base, "media/x.png") == "https://h/set/media/x.png"
+    assert storage.join("s3://b/set", "../other/x.png") == "s3://b/other/x.png"
+    assert storage.join("s3://b/set", "gs://c/y.png") == "gs://c/y.png"
+    assert storage.join("s3://b/set", "file:///abs/y.png") == Path("/abs/y.png")
+    assert storage.suffix("https://h/m.jsonl?sig=1") == ".jsonl"
+    with pytest.raises(OSError, match="local absolute path"):
+        storage.local("file://relative/x.csv")
+
+
+def test_a_back_end_error_is_one_items_failure(remote, tmp_path, monkeypatch):
+    """fsspec back-ends raise their own exceptions (an HTTP 403, missing credentials)."""
+    _, url = remote
+
+    class Forbidden(Exception):
+        pass
+
+    real = storage._fs
+
+    def flaky(u):
+        fs, path = real(u)
+        if "item0004.wav" not in u:
+            return fs, path
+
+        class Refusing:
+            def open(self, *args, **kwargs):
+                raise Forbidden("403 Forbidden")
+
+        return Refusing(), path
+
+    monkeypatch.setattr(storage, "_fs", flaky)
+    summary = preprocess(url, tmp_path / "pre", PreprocessConfig(jobs=1))
+    assert summary["failed"] == 1
+    failures = (tmp_path / "pre" / "failures.csv").read_text()
+    assert "item0004" in failures and "Forbidden: 403 Forbidden" in failures
