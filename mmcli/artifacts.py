@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from mmcli import storage
 from mmcli.errors import ArtifactError
 
 SCHEMA_VERSION = 1
@@ -307,6 +308,8 @@ class StageWriter:
 
     def commit(self, config: dict, seed: int | None, inputs: dict[str, str], summary: dict) -> Path:
         (self.tmp / Journal.NAME).unlink(missing_ok=True)
+        # an input staged from a URL is recorded as the URL (see mmcli.storage)
+        inputs = {storage.display(k): v for k, v in inputs.items()}
         outputs = {
             str(p.relative_to(self.tmp)): sha256_file(p)
             for p in sorted(self.tmp.rglob("*"))

@@ -154,3 +154,146 @@ def fetched(url: str):
         yield Path(tmp)
     finally:
         os.unlink(tmp)
+
+
+# --- stage directories at URLs ---------------------------------------------------------------
+#
+# A stage reads and writes local directories (atomic rename, locks, memory-mapped reads). A
+# stage directory at a URL is staged through a private local copy: an input is downloaded
+# before the stage runs; an output is built locally and uploaded when the stage has
+# succeeded, meta.json last (it is removed first), so a half-uploaded directory never looks
+# complete: every reader checks meta.json and the hash of every file it lists.
+
+#: local staging copies -> the URL they stand for (meta.json records the URL)
+_ALIASES: dict[str, str] = {}
+
+
+def display(location) -> str:
+    """The URL a local staging path stands for (or a path inside it), else the path."""
+    text = str(location)
+    for local_dir, url in _ALIASES.items():
+        if text == local_dir or text.startswith(local_dir + os.sep):
+            return url + text[len(local_dir):].replace(os.sep, "/")
+    return text
+
+
+def staged(*inputs: str, output: str | None = "out"):
+    """Decorator for a stage function: arguments named in ``inputs`` (stage directories) and
+    ``output`` may be URLs; the function then sees local copies (see the module notes)."""
+    import functools
+    import inspect
+
+    def decorate(fn):
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            bound = signature.bind(*args, **kwargs)
+            names = [n for n in (*inputs, output) if n and is_url(bound.arguments.get(n))]
+            if not names:
+                return fn(*args, **kwargs)
+            from contextlib import ExitStack
+
+            with ExitStack() as stack:
+                for name in inputs:
+                    if is_url(bound.arguments.get(name)):
+                        bound.arguments[name] = stack.enter_context(
+                            downloaded(bound.arguments[name]))
+                if output and is_url(bound.arguments.get(output)):
+                    bound.arguments[output] = stack.enter_context(
+                        uploaded(bound.arguments[output]))
+                return fn(*bound.args, **bound.kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _staging(url: str) -> Path:
+    from urllib.parse import urlsplit
+
+    name = posixpath.basename(urlsplit(url).path.rstrip("/")) or "stage"
+    local_dir = Path(tempfile.mkdtemp(prefix="mmcli-staged-")) / name
+    _ALIASES[str(local_dir)] = url.rstrip("/")
+    return local_dir
+
+
+def _release(local_dir: Path) -> None:
+    import shutil
+
+    _ALIASES.pop(str(local_dir), None)
+    shutil.rmtree(local_dir.parent, ignore_errors=True)
+
+
+@contextmanager
+def downloaded(url: str):
+    """A local copy of the stage directory at ``url`` (removed afterwards)."""
+    from mmcli.errors import ArtifactError, SystemIOError
+
+    local_dir = _staging(url)
+    try:
+        try:
+            _get_dir(url, local_dir)
+        except FileNotFoundError:
+            raise ArtifactError(f"{url}/meta.json does not exist, so {url} is not a complete "
+                                "mmcli stage directory", "check the URL, or re-run the stage "
+                                "that writes it") from None
+        except OSError as exc:
+            raise SystemIOError(f"cannot download {url}: {exc}",
+                                "check the URL, the credentials and the fsspec back-end") from None
+        yield local_dir
+    finally:
+        _release(local_dir)
+
+
+@_plain_errors
+def _get_dir(url: str, local_dir: Path) -> None:
+    fs, root = _fs(url)
+    root = root.rstrip("/")
+    fs.info(f"{root}/meta.json")  # FileNotFoundError: not a (complete) stage directory
+    for path in fs.find(root):
+        rel = path[len(root):].lstrip("/")
+        target = local_dir / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fs.get_file(path, str(target))
+
+
+@contextmanager
+def uploaded(url: str):
+    """A local directory to build the stage output in; uploaded to ``url`` when the block
+    succeeds (nothing is uploaded when it fails, so the old output stays as it was)."""
+    from mmcli.errors import SystemIOError
+
+    local_dir = _staging(url)
+    try:
+        yield local_dir
+        try:
+            _put_dir(local_dir, url)
+        except OSError as exc:
+            raise SystemIOError(f"cannot upload the output to {url}: {exc}",
+                                "check the URL and the credentials, then re-run; the "
+                                "output there is incomplete until then (no meta.json)") from None
+    finally:
+        _release(local_dir)
+
+
+@_plain_errors
+def _put_dir(local_dir: Path, url: str) -> None:
+    fs, root = _fs(url)
+    root = root.rstrip("/")
+    meta = local_dir / "meta.json"
+    remote_meta = f"{root}/meta.json"
+    if fs.exists(remote_meta):
+        if fs.cat_file(remote_meta) == meta.read_bytes():
+            return  # the same output: not rewritten
+        fs.rm(remote_meta)  # from here on the remote directory looks incomplete
+    files = {str(p.relative_to(local_dir)).replace(os.sep, "/"): p
+             for p in sorted(local_dir.rglob("*")) if p.is_file()}
+    if fs.exists(root):
+        for path in fs.find(root):
+            if path[len(root):].lstrip("/") not in files:
+                fs.rm(path)
+    for rel, path in files.items():
+        if rel != "meta.json":
+            fs.put_file(str(path), f"{root}/{rel}")
+    fs.put_file(str(meta), remote_meta)

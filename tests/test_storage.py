@@ -5,6 +5,7 @@ local files; a missing remote file is one item's failure naming its URL."""
 from __future__ import annotations
 
 import filecmp
+import json
 from pathlib import Path
 
 import fsspec
@@ -121,3 +122,43 @@ def test_a_back_end_error_is_one_items_failure(remote, tmp_path, monkeypatch):
     assert summary["failed"] == 1
     failures = (tmp_path / "pre" / "failures.csv").read_text()
     assert "item0004" in failures and "Forbidden: 403 Forbidden" in failures
+
+
+def test_stage_directories_at_urls(tmp_path, pipeline):
+    """Every stage reads and writes stage directories at URLs (staged through local copies):
+    the same files as locally, meta.json naming the URLs; the chain runs from the CLI."""
+    from mmcli.stages import extract, fuse, train
+
+    fs = fsspec.filesystem("memory")
+    base = f"memory://{tmp_path.name}-runs"
+    ok("preprocess", pipeline.manifest, "-o", f"{base}/pre", "-j", "1", "-q")
+    local = tmp_path / "pre"
+    preprocess(pipeline.manifest, local, PreprocessConfig(jobs=1))
+    for rel in ("items.jsonl", "data/image.npy", "data/audio.npy", "state/preprocess.json"):
+        assert fs.cat_file(f"{base}/pre/{rel}") == (local / rel).read_bytes(), rel
+    ok("extract", f"{base}/pre", "-o", f"{base}/feat", "-j", "1", "-q")
+    meta = json.loads(fs.cat_file(f"{base}/feat/meta.json"))
+    assert list(meta["inputs"]) == [f"{base}/pre"]
+    extract(local, tmp_path / "feat")
+    for rel in meta["outputs"]:
+        assert fs.cat_file(f"{base}/feat/{rel}") == (tmp_path / "feat" / rel).read_bytes(), rel
+    fuse(f"{base}/feat", f"{base}/fused")
+    train(f"{base}/fused", tmp_path / "model")
+    ok("eval", tmp_path / "model", f"{base}/fused", "-o", f"{base}/eval", "--no-robustness",
+       "-q")
+    assert fs.exists(f"{base}/eval/report.html")
+    # a run that fails uploads nothing: the old output stays whole
+    before = fs.cat_file(f"{base}/feat/meta.json")
+    fails(2, "extract", f"{base}/pre", "-o", f"{base}/feat", "-c", _config(tmp_path), "-q")
+    assert fs.cat_file(f"{base}/feat/meta.json") == before
+    # a directory whose upload did not finish (no meta.json) is not taken for complete
+    fs.rm(f"{base}/fused/meta.json")
+    line = fails(4, "train", f"{base}/fused", "-o", tmp_path / "m2")
+    assert f"{base}/fused/meta.json does not exist" in line
+    fs.rm(base, recursive=True)
+
+
+def _config(tmp_path: Path) -> Path:
+    path = tmp_path / "bad.yaml"
+    path.write_text("extract: {params: {tfidf: {svd_components: 5, min_df: 1000}}}\n")
+    return path

@@ -12,10 +12,12 @@ from mmcli.cli.errors import handle_errors
 @handle_errors
 def command(
     model_dir: Annotated[
-        Path, typer.Argument(metavar="MODEL_DIR", help="Directory written by `mmcli train`.")
+        str, typer.Argument(metavar="MODEL_DIR", callback=options.location,
+                            help="Directory written by `mmcli train`. A path or an fsspec URL.")
     ],
     fused_dir: Annotated[
-        Path, typer.Argument(metavar="FUSED_DIR", help="Directory written by `mmcli fuse`.")
+        str, typer.Argument(metavar="FUSED_DIR", callback=options.location,
+                            help="Directory written by `mmcli fuse`. A path or an fsspec URL.")
     ],
     out: options.Out,
     compare: Annotated[
@@ -60,5 +62,5 @@ def command(
         lines.append(f"{split:<7} {m['n']:<5} {m['accuracy']:<9.3f} "
                      f"{m['balanced_accuracy']:<13.3f} {m['macro_f1']:.3f}")
     console.result("\n".join(lines))
-    console.info(f"wrote {out} (report: {out / 'report.md'}; open {out / 'report.html'} in a "
+    console.info(f"wrote {out} (report: {out}/report.md; open {out}/report.html in a "
                  "browser)")

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -29,7 +28,8 @@ def _show_config(name: str | None) -> None:
 @handle_errors
 def command(
     pre_dir: Annotated[
-        Path, typer.Argument(metavar="PRE_DIR", help="Directory written by `mmcli preprocess`.")
+        str, typer.Argument(metavar="PRE_DIR", callback=options.location,
+                            help="Directory written by `mmcli preprocess` (a path or URL).")
     ],
     out: options.Out,
     list_: Annotated[bool | None, typer.Option(

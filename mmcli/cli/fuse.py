@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,8 @@ from mmcli.cli.errors import handle_errors
 @handle_errors
 def command(
     feat_dir: Annotated[
-        Path, typer.Argument(metavar="FEAT_DIR", help="Directory written by `mmcli extract`.")
+        str, typer.Argument(metavar="FEAT_DIR", callback=options.location,
+                            help="Directory written by `mmcli extract`. A path or an fsspec URL.")
     ],
     out: options.Out,
     method: Annotated[str | None, typer.Option(

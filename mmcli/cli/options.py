@@ -7,7 +7,23 @@ from typing import Annotated
 
 import typer
 
-Out = Annotated[Path, typer.Option("--out", "-o", help="Output directory (replaced atomically).")]
+
+def location(value: str | None) -> Path | str | None:
+    """A directory or file argument: a local Path, or an fsspec URL kept as text."""
+    from mmcli import storage
+
+    if value is None:
+        return None
+    try:
+        return storage.local(value)
+    except OSError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+Out = Annotated[str, typer.Option(
+    "--out", "-o", callback=location,
+    help="Output directory (replaced atomically), or an fsspec URL (s3://...: built locally, "
+    "then uploaded).")]
 Config = Annotated[
     Path | None,
     typer.Option("--config", "-c", help="YAML config file; flags override it.", dir_okay=False),

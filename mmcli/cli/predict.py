@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,8 @@ from mmcli.cli.errors import handle_errors
 @handle_errors
 def command(
     model_dir: Annotated[
-        Path, typer.Argument(metavar="MODEL_DIR", help="Directory written by `mmcli train`.")
+        str, typer.Argument(metavar="MODEL_DIR", callback=options.location,
+                            help="Directory written by `mmcli train`. A path or an fsspec URL.")
     ],
     manifest: Annotated[
         str, typer.Argument(metavar="MANIFEST",
@@ -51,10 +51,10 @@ def command(
                  "media_roots": [str(p) for p in media_root] if media_root else None})
     s = predict(model_dir, manifest, out, cfg, console.progress)
     console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "
-                 f"{s['failed']} left out (see {out / 'failures.csv'})")
+                 f"{s['failed']} left out (see {out}/failures.csv)")
     if s["accuracy"]:
         a = s["accuracy"]
         console.info(f"accuracy on the {a['n']} rows with a {a['label']!r} value: "
                      f"{a['accuracy']:.3f}")
-    console.info(f"wrote {out / 'predictions.csv'}")
+    console.info(f"wrote {out}/predictions.csv")
     console.finish(s["failed"])

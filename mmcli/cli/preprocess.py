@@ -50,7 +50,7 @@ def command(
     splits = ", ".join(f"{k} {v}" for k, v in s["splits"].items())
     kinds = ", ".join(f"{c} ({k})" for c, k in s["columns"].items())
     console.info(f"preprocess: {s['kept']} of {s['rows']} items kept ({splits}); "
-                 f"{s['failed']} left out (see {out / 'failures.csv'})")
+                 f"{s['failed']} left out (see {out}/failures.csv)")
     console.info(f"modalities: {kinds}; classes: {', '.join(s['classes'])}")
     for name, n in s.get("unseen_labels", {}).items():
         console.info(f"note: label {name!r} ({n} item{'s' if n > 1 else ''}) is not in the "

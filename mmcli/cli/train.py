@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -12,7 +11,8 @@ from mmcli.cli.errors import handle_errors
 @handle_errors
 def command(
     fused_dir: Annotated[
-        Path, typer.Argument(metavar="FUSED_DIR", help="Directory written by `mmcli fuse`.")
+        str, typer.Argument(metavar="FUSED_DIR", callback=options.location,
+                            help="Directory written by `mmcli fuse`. A path or an fsspec URL.")
     ],
     out: options.Out,
     model: Annotated[str | None, typer.Option(

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import EvalConfig, to_dict
 from mmcli.errors import ArtifactError, DataError, UsageError
 from mmcli.progress import ProgressFactory, silent
@@ -58,6 +58,7 @@ class Run:
         return [self.items[k]["label"] for k in rows], self.proba[rows]
 
 
+@storage.staged("model_dir", "fused_dir")
 def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | None = None,
              progress: ProgressFactory = silent,
              compare: list[tuple[Path, Path | None]] = ()) -> dict:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, UsageError
@@ -30,6 +30,7 @@ CHUNK = 128
 Plan = dict[str, list]  # column -> fitted extractors
 
 
+@storage.staged("pre_dir")
 def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
     """Fit the configured extractors on train items and write every item's features."""

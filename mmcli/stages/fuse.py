@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import FuseConfig, to_dict
 from mmcli.errors import ArtifactError, UsageError
 from mmcli.progress import ProgressFactory, silent
@@ -26,6 +26,7 @@ from mmcli.stages.preprocess import PreprocessState, check_label
 CHUNK = 4096
 
 
+@storage.staged("feat_dir")
 def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
          progress: ProgressFactory = silent) -> dict:
     """Fit the fusion method on train rows and write the fused matrix for every item."""

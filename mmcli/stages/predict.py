@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import PredictConfig, to_dict
 from mmcli.manifest import read_manifest
 from mmcli.parallel import connect, runtime_of
@@ -32,6 +32,7 @@ from mmcli.stages.preprocess import apply as preprocess_apply
 CHUNK = 4096
 
 
+@storage.staged("model_dir")
 def predict(model_dir: Path, manifest_path: Path, out: Path,
             config: PredictConfig | None = None, progress: ProgressFactory = silent) -> dict:
     """Predict every row of ``manifest_path``; returns a summary."""

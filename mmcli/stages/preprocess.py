@@ -75,6 +75,7 @@ def check_label(pstate: PreprocessState, label: str | None, where: Path) -> None
         )
 
 
+@storage.staged()
 def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None = None,
                progress: ProgressFactory = silent) -> dict:
     """Run the preprocess stage on a labelled manifest; returns a summary."""

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mmcli import artifacts
+from mmcli import artifacts, storage
 from mmcli.config import TrainConfig, to_dict
 from mmcli.errors import DataError, UsageError
 from mmcli.progress import ProgressFactory, silent
@@ -37,6 +37,7 @@ DEFAULT_MODEL = "late_decision"
 FALLBACK_MODEL = "logreg"
 
 
+@storage.staged("fused_dir")
 def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
           progress: ProgressFactory = silent) -> dict:
     """Train ``config.model`` on the fused features; returns a summary with accuracies."""
