@@ -8,7 +8,9 @@ Output directory (self-contained: ``predict`` needs nothing else)::
                          and model/ (JSON + npz, no pickle)
 
 Models that learn the fusion (``needs_blocks``) get each modality's column range from the
-``blocks`` of a concat fuse directory's ``fusion.json``. ``train.search`` runs a
+``blocks`` of a concat fuse directory's ``fusion.json``, with the block's structure (layout,
+shape) for their encoders and augmentations, and the fusion's normalisation of each block
+(``model.block_norms``: augmentation works in the extractor's units). ``train.search`` runs a
 cross-validated hyperparameter search first (:mod:`mmcli.models.search`). ``train.tasks``
 trains extra label columns together with the main label (models with ``supports_tasks``); their
 values come from ``labels`` in ``items.jsonl``, which preprocess writes for its
@@ -57,6 +59,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
             config, model=DEFAULT_MODEL if fusion.get("blocks") else FALLBACK_MODEL)
     cls = MODELS.get(config.model, where="--model")
     blocks = model_blocks(fused.path, cls)
+    layouts, norms = block_layouts(fused.path)
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
     X = artifacts.load_npy(fused.path / "fused.npy")
     index = {c: k for k, c in enumerate(classes)}
@@ -73,10 +76,10 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         from mmcli.models.search import search_params
 
         searched = search_params(config.model, params, config.search, X_tr, y, len(classes),
-                                 config.seed, blocks, config.device)
+                                 config.seed, blocks, config.device, layouts, norms)
         params.update(searched["best_params"])
     model = build_model(config.model, params, config.seed, config.device)
-    model.blocks = blocks
+    model.blocks, model.layouts, model.block_norms = blocks, layouts, norms
     tasks = None
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
@@ -125,6 +128,18 @@ def model_blocks(fused_path: Path, cls) -> list[tuple[int, int]] | None:
             f"concat fuse directory; {fused_path} was fused with {fusion['method']!r}",
             f"re-run `mmcli fuse --method concat` and train {cls.name!r} on that")
     return [(int(b["start"]), int(b["stop"])) for b in ranges] if ranges else None
+
+
+def block_layouts(fused_path: Path) -> tuple[list[dict] | None, list | None]:
+    """Per block of a concat fuse directory: its column and structure (layout, shape, vocab;
+    from fusion.json) and the fusion's (mean, scale) of it; (None, None) for other methods."""
+    ranges = artifacts.read_json(fused_path / "fusion.json").get("blocks")
+    if not ranges:
+        return None, None
+    layouts = [{k: v for k, v in b.items() if k not in ("start", "stop")} for b in ranges]
+    _, arrays = artifacts.load_state(fused_path / "state" / "fuse", "fuse")
+    norms = [(arrays[f"norm_mean_{k}"], arrays[f"norm_std_{k}"]) for k in range(len(ranges))]
+    return layouts, norms
 
 
 def task_targets(spec: dict, items: list[dict], tr: list[int], va: list[int], y, y_val,
