@@ -222,10 +222,29 @@ def _accuracy(model, X, y) -> float:
     return float((proba.argmax(1) == y).mean())
 
 
+def extra_task_predictions(model, X) -> dict[str, list[str]]:
+    """Per extra task of a multi-task model (none for other models): each row's predicted
+    class name (classification) or value (regression, 6 significant digits), as text for
+    the ``prediction_<task>`` columns of predict's and eval's predictions.csv."""
+    tasks = getattr(model, "tasks_", None) or []
+    if len(tasks) < 2:
+        return {}
+    pred = model.predict_tasks(np.asarray(X))
+    out = {}
+    for t in tasks[1:]:
+        if t["kind"] == "classification":
+            out[t["name"]] = [t["classes"][k] for k in pred[t["name"]].argmax(1)]
+        else:
+            out[t["name"]] = [f"{v:.6g}" for v in pred[t["name"]]]
+    return out
+
+
 def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
     """For ``eval``: metrics of a multi-task model's extra tasks on one split, or None for a
-    single-task model. Classification: accuracy, macro_f1, n; regression: rmse, mae, r2, n
-    (items without a value for a task are left out of that task)."""
+    single-task model. Classification: accuracy, macro_f1, n, and balanced_accuracy,
+    weighted_f1, per_class, confusion_matrix as for the main label; regression: rmse, mae, r2,
+    n (items without a value for a task, or with a class the train split did not have, are
+    left out of that task)."""
     tasks = getattr(model, "tasks_", None)
     if not tasks or len(tasks) < 2:
         return None
@@ -237,16 +256,16 @@ def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
     for t in tasks[1:]:
         raw = [str((items[k].get("labels") or {}).get(t["name"], "")).strip() for k in rows]
         if t["kind"] == "classification":
-            from sklearn.metrics import f1_score
+            from mmcli.report.metrics import classification_metrics
 
             idx = {c: i for i, c in enumerate(t["classes"])}
             keep = [i for i, v in enumerate(raw) if v in idx]
-            truth = np.array([idx[raw[i]] for i in keep], dtype=np.int64)
+            if not keep:
+                out[t["name"]] = {"n": 0, "accuracy": None, "macro_f1": None}
+                continue
             guess = pred[t["name"]].argmax(1)[keep]
-            out[t["name"]] = {"n": len(keep), "accuracy": float((guess == truth).mean())
-                              if keep else None,
-                              "macro_f1": float(f1_score(truth, guess, average="macro"))
-                              if keep else None}
+            out[t["name"]] = classification_metrics(
+                [raw[i] for i in keep], [t["classes"][k] for k in guess], t["classes"])
         else:
             keep = [i for i, v in enumerate(raw) if v]
             truth = np.array([float(raw[i]) for i in keep])
