@@ -113,8 +113,9 @@ class TokenIds(Extractor):
     The vocabulary is fitted on the train split only: the ``max_vocab - 2`` most frequent words
     seen at least ``min_count`` times (ties in alphabetical order) get ids 2, 3, ...; 0 is
     padding and 1 an unknown word. Ids are stored as float32, exact for vocabularies below
-    2^24. The concat fusion keeps this block unnormalised so the ids reach the model intact;
-    the other fusion methods treat the ids as plain numbers (not useful).
+    2^24. Meant for the GRU / Transformer encoders of the learned-fusion models (``encoder:
+    auto``): the concat fusion keeps this block unnormalised so the ids reach them intact;
+    other models and fusion methods see the ids as plain numbers.
 
     Output dimension: ``max_len``
 
