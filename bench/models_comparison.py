@@ -110,8 +110,8 @@ def render(results: dict, seeds: list[int]) -> list[str]:
     for dname in dict.fromkeys(d for d, _ in results):
         rows = sorted(((m, r) for (d, m), r in results.items() if d == dname),
                       key=lambda mr: -statistics.mean(x[1] for x in mr[1]))
-        n = rows[0][1][0][3]
-        lines += [f"### {dname} (test n = {n})", "",
+        n = ", ".join(str(x[3]) for x in rows[0][1])
+        lines += [f"### {dname} (test n = {n} per seed)", "",
                   "| model | accuracy | macro F1 | train seconds |", "|---|---:|---:|---:|"]
         for model, r in rows:
             lines.append(f"| {model} | {ms([x[0] for x in r])} | {ms([x[1] for x in r])} | "
