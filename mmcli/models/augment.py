@@ -133,8 +133,11 @@ class Augmenter:
             angle = np.deg2rad(rng.uniform(-p.rotate, p.rotate, n))
             keep = 1.0 - rng.uniform(0.0, p.crop, n)
             tx, ty = (rng.uniform(-1, 1, n) * (1 - keep) for _ in range(2))
-            theta = np.stack([np.stack([keep * np.cos(angle), -keep * np.sin(angle), tx], 1),
-                              np.stack([keep * np.sin(angle), keep * np.cos(angle), ty], 1)], 1)
+            # a rotation in pixels, written in affine_grid's [-1, 1] coordinates (each axis
+            # scaled by its own side, so non-square images are not sheared)
+            cos, sin = keep * np.cos(angle), keep * np.sin(angle)
+            theta = np.stack([np.stack([cos, -sin * h / w, tx], 1),
+                              np.stack([sin * w / h, cos, ty], 1)], 1)
             theta = torch.as_tensor(theta, dtype=img.dtype, device=raw.device)
             grid = F.affine_grid(theta, list(img.shape), align_corners=False)
             img = F.grid_sample(img, grid, mode="bilinear", padding_mode="border",

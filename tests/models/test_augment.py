@@ -139,3 +139,17 @@ def test_only_training_batches_are_augmented(name):
         np.testing.assert_array_equal(batch, Xv)  # validation: untouched
     model.predict_proba(X)
     np.testing.assert_array_equal(seen["eval"][-1], X)  # predict: untouched
+
+
+def test_rotation_by_90_degrees_turns_a_square_image():
+    img = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)
+    aug = Augmenter(AugmentParams(rotate=90.0), [(0, 16)],
+                    [{"column": "image", "layout": "image", "shape": [4, 4, 1]}], None, "cpu")
+
+    class Fixed:  # every draw at the top of its range: +90 degrees, no crop, centred
+        def uniform(self, low, high, n):
+            return np.full(n, high, dtype=np.float64)
+
+    out = aug(torch.as_tensor(img.reshape(1, -1)), Fixed()).numpy().reshape(4, 4)
+    turned = [np.rot90(img[0, :, :, 0], k) for k in (1, -1)]
+    assert any(np.allclose(out, t, atol=1e-4) for t in turned)
