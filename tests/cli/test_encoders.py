@@ -60,6 +60,18 @@ def test_train_eval_predict_with_encoders(structured):
     ablation = metrics["test"]["robustness"]["ablation"]
     assert set(ablation["removed"]) == {"image", "audio", "text", "value"}
     assert metrics["test"]["robustness"]["noise"]
+    # the text ablation feeds padding (no text), not the mean of the word ids
+    from mmcli import artifacts
+    from mmcli.report.robustness import Fitted
+
+    fitted = Fitted.load(runs / "model")
+    items = artifacts.read_jsonl(runs / "fused" / "items.jsonl")
+    test = [k for k, it in enumerate(items) if it["split"] == "test"]
+    blocks = [artifacts.load_npy(runs / "feat" / "features" / f"{c}.npy")[test]
+              for c in fitted.columns]
+    blocks[fitted.columns.index("text")] = np.zeros_like(blocks[2])
+    labels = [items[k]["label"] for k in test]
+    assert ablation["removed"]["text"] == fitted.accuracy(blocks, labels)
     ok("predict", runs / "model", manifest, "-o", runs / "pred", "-j", "1", "-q")
     predicted = read_rows(runs / "pred" / "predictions.csv")
     evaluated = {r["id"]: r["prediction"] for r in read_rows(runs / "eval" / "predictions.csv")}
