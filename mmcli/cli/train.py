@@ -29,8 +29,10 @@ def command(
     """Train a classifier on the fused features (val split for early stopping).
 
     Learned-fusion models (late_repr, late_decision, gmu, lowrank, attention,
-    tensor_layer) need a concat fuse directory. Training controls, search
-    (train.search) and extra tasks (train.tasks) go in the config file.
+    tensor_layer) need a concat fuse directory. With train.params.encoder:
+    auto they read pixels blocks with a CNN, frames with a GRU and tokens
+    with a Transformer. Training controls, augmentation (train.params.augment),
+    search (train.search) and extra tasks (train.tasks) go in the config file.
     The output directory is self-contained: predict needs nothing else.
 
     Example:

@@ -272,7 +272,8 @@ class LogMelFrames(Extractor):
     frames: ``resample`` stretches or squeezes it in time (linear interpolation), ``pad``
     keeps the first ``n_frames`` frames and pads short clips with silence (``log(1e-6)``).
     The row is frame-major: ``x.reshape(n, n_frames, n_mels)`` gives (batch, time, features)
-    for a GRU.
+    for a GRU or Transformer encoder (``encoder: auto`` of the learned-fusion models), and the
+    training augmentations ``gain_db``, ``time_shift`` and ``noise_snr_db`` act on it.
 
     Output dimension: ``n_frames * n_mels``
 
@@ -311,6 +312,9 @@ class LogMelFrames(Extractor):
             logmel = _logmel(clip, audio.sample_rate, p.n_fft, p.hop_length, p.n_mels)
             out[k] = self._fixed(logmel).T.ravel()
         return out
+
+    def structure(self) -> dict | None:
+        return {"layout": "logmel", "shape": [self.params.n_frames, self.params.n_mels]}
 
     def _fixed(self, logmel: np.ndarray) -> np.ndarray:
         n = self.params.n_frames

@@ -4,6 +4,10 @@
 * ``fit(data)`` learns state from the train split only and returns ``self``; learned state
   ends in ``_``; ``transform`` before ``fit`` raises an error that says what to call;
 * ``transform(data)`` returns a float32 matrix of shape (n_items, ``dim_``);
+* ``structure()`` describes the row's layout when it is a structured array a model can encode
+  (``{"layout": "image", "shape": [h, w, c]}``, ``{"layout": "logmel", "shape": [frames,
+  mels]}``, ``{"layout": "tokens", "shape": [max_len], "vocab": size}``), else ``None``; it
+  flows through ``blocks.json`` and ``fusion.json`` to the learned-fusion models' encoders;
 * ``get_state()``/``from_state()`` turn the fitted extractor into JSON plus arrays (no pickle);
   an extractor that needs a file (the ``cnn`` model) lists it in ``state_files()`` and the
   stage copies it beside the state, so a model directory stays self-contained.
@@ -85,6 +89,10 @@ class Extractor:
         value = getattr(self.params, param)
         if value not in choices:
             raise self._bad(param, value, "one of " + ", ".join(map(str, choices)))
+
+    def structure(self) -> dict | None:
+        """The layout of one output row for structure-aware encoders (see the module doc)."""
+        return None
 
     def state_files(self) -> dict[str, Path]:
         """Files the fitted state needs: suffix -> current path (copied beside the state)."""

@@ -60,44 +60,74 @@ class ColorHistogram(Extractor):
 class DownsampledPixels(Extractor):
     """Pixels of the image shrunk to ``size`` x ``size`` (box filter), scaled to [0, 1].
 
-    Output dimension: ``size * size * 3`` (``size * size`` with ``grayscale``)
+    With ``size: 0`` the image keeps its preprocessed size (``preprocess.image_size``), so a
+    CNN encoder (``encoder: auto`` of the learned-fusion models) sees the whole image. The row
+    is row-major: ``x.reshape(n, height, width, channels)``.
+
+    Output dimension: ``size * size * 3`` (``size * size`` with ``grayscale``); with
+    ``size: 0``, ``height * width * 3`` of the preprocessed images
 
     Parameters:
-        size: side of the shrunk image in pixels
+        size: side of the shrunk image in pixels; 0 keeps the preprocessed size
         grayscale: use luminance only
     """
-
-    needs_fit = False
 
     @dataclasses.dataclass
     class Params:
         size: int = 8
         grayscale: bool = False
 
+    @property
+    def needs_fit(self) -> bool:  # type: ignore[override]
+        return self.params.size == 0  # the preprocessed size is read from the train images
+
     def _check(self) -> None:
-        self._at_least(1, "size")
+        self._at_least(0, "size")
 
     def _fit(self, data) -> int:
-        return self.params.size ** 2 * (1 if self.params.grayscale else 3)
+        if self.params.size:
+            self.hw_ = (self.params.size, self.params.size)
+        else:
+            if len(data) == 0:
+                raise UsageError("extractor 'pixels' with size 0 has no train image to read the "
+                                 "size from", "give the train split images")
+            self.hw_ = (int(data[0].shape[0]), int(data[0].shape[1]))
+        return self.hw_[0] * self.hw_[1] * self._channels()
+
+    def _channels(self) -> int:
+        return 1 if self.params.grayscale else 3
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
-        return shrink(images, self.params.size, self.params.grayscale).reshape(len(images),
-                                                                               self.dim_)
+        h, w = self.hw_
+        return shrink(images, (w, h), self.params.grayscale).reshape(len(images), self.dim_)
+
+    def structure(self) -> dict | None:
+        return {"layout": "image", "shape": [*self.hw_, self._channels()]}
+
+    def _state(self):
+        return {"height": self.hw_[0], "width": self.hw_[1]}, {}
+
+    def _load(self, params, arrays):
+        # states written before ``size: 0`` existed hold no height/width: the square size
+        s = self.params.size
+        self.hw_ = (int(params.get("height", s)), int(params.get("width", s)))
 
 
-def shrink(images: np.ndarray, size: int, grayscale: bool) -> np.ndarray:
-    """Images resized to ``size`` x ``size`` (box filter), float32 in [0, 1]; (n, s, s[, 3])."""
+def shrink(images: np.ndarray, size, grayscale: bool) -> np.ndarray:
+    """Images resized to ``size`` x ``size`` or ``size = (width, height)`` (box filter),
+    float32 in [0, 1]; (n, height, width[, 3])."""
     from PIL import Image
 
+    size = (size, size) if isinstance(size, int) else tuple(size)
     out = []
     for im in images:
         pil = Image.fromarray(im)
         if grayscale:
             pil = pil.convert("L")
-        if pil.size != (size, size):
-            pil = pil.resize((size, size), Image.Resampling.BOX)
+        if pil.size != size:
+            pil = pil.resize(size, Image.Resampling.BOX)
         out.append(np.asarray(pil, dtype=np.float32))
-    shape = (0, size, size) if grayscale else (0, size, size, 3)
+    shape = (0, size[1], size[0]) if grayscale else (0, size[1], size[0], 3)
     return np.stack(out) / 255.0 if out else np.zeros(shape, dtype=np.float32)
 
 

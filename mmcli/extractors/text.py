@@ -107,6 +107,68 @@ class Tfidf(Extractor):
         self._vec = None
 
 
+@EXTRACTORS.register("tokens", kind="text")
+class TokenIds(Extractor):
+    """Word ids for sequence encoders (GRU, Transformer): the first ``max_len`` tokens of each
+    text as vocabulary ids, padded with 0.
+
+    The vocabulary is fitted on the train split only: the ``max_vocab - 2`` most frequent words
+    seen at least ``min_count`` times (ties in alphabetical order) get ids 2, 3, ...; 0 is
+    padding and 1 an unknown word. Ids are stored as float32, exact for vocabularies below
+    2^24. Meant for the GRU / Transformer encoders of the learned-fusion models (``encoder:
+    auto``): the concat fusion keeps this block unnormalised so the ids reach them intact;
+    other models and fusion methods see the ids as plain numbers.
+
+    Output dimension: ``max_len``
+
+    Parameters:
+        max_len: tokens kept per text (longer texts are cut, shorter ones padded with 0)
+        max_vocab: largest vocabulary, padding and unknown ids included
+        min_count: train occurrences a word needs to get its own id
+    """
+
+    @dataclasses.dataclass
+    class Params:
+        max_len: int = 32
+        max_vocab: int = 5000
+        min_count: int = 1
+
+    def _check(self) -> None:
+        self._at_least(1, "max_len", "min_count")
+        self._at_least(3, "max_vocab")
+        if self.params.max_vocab > 1 << 24:
+            raise self._bad("max_vocab", self.params.max_vocab, "<= 16777216 (2^24: float32 "
+                            "ids stay exact)")
+
+    def _fit(self, texts: list[str]) -> int:
+        from collections import Counter
+
+        counts = Counter(w for t in texts for w in tokenize(t))
+        kept = sorted((w for w, c in counts.items() if c >= self.params.min_count),
+                      key=lambda w: (-counts[w], w))[:self.params.max_vocab - 2]
+        self.vocabulary_ = kept
+        self._index = {w: k + 2 for k, w in enumerate(kept)}
+        return self.params.max_len
+
+    def _transform(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self.params.max_len), dtype=np.float32)
+        for k, text in enumerate(texts):
+            ids = [self._index.get(w, 1) for w in tokenize(text)[:self.params.max_len]]
+            out[k, :len(ids)] = ids
+        return out
+
+    def structure(self) -> dict | None:
+        return {"layout": "tokens", "shape": [self.params.max_len],
+                "vocab": len(self.vocabulary_) + 2}
+
+    def _state(self):
+        return {"vocabulary": self.vocabulary_}, {}
+
+    def _load(self, params, arrays):
+        self.vocabulary_ = list(params["vocabulary"])
+        self._index = {w: k + 2 for k, w in enumerate(self.vocabulary_)}
+
+
 def _stable_hash(text: str) -> int:
     # gensim seeds each word's initial vector with hashfxn(word + seed); Python's hash() is
     # salted per process, so a stable hash is what makes training reproducible.

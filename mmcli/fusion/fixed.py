@@ -8,7 +8,8 @@ on its own inflates rare words). Methods that combine blocks element-wise projec
 each block to a common dimension first (PCA fitted on train; a seeded random lift when a block
 has fewer dimensions than that).
 
-* ``concat``: the normalised blocks side by side.
+* ``concat``: the normalised blocks side by side (token-id blocks, ``raw`` in ``fit``, are
+  kept as they are so a model can embed the ids).
 * ``sum``: projected blocks added (divided by sqrt(number of blocks)).
 * ``product``: projected blocks multiplied element-wise.
 * ``tensor``: outer product of the projected blocks, each with a 1 appended (Zadeh et al.,
@@ -56,8 +57,10 @@ class Fusion:
     def default_dim(self, n_blocks: int) -> int:
         return 16
 
-    def fit(self, blocks: list[np.ndarray]) -> Fusion:
-        self.norm_ = [_block_scaler(b.astype(np.float64)) for b in blocks]
+    def fit(self, blocks: list[np.ndarray], raw: list[int] | tuple = ()) -> Fusion:
+        """Fit on the train rows; blocks listed in ``raw`` are left unnormalised (token ids)."""
+        self.norm_ = [(np.zeros(b.shape[1]), np.ones(b.shape[1])) if k in raw
+                      else _block_scaler(b.astype(np.float64)) for k, b in enumerate(blocks)]
         normed = [self._normalize(b, k) for k, b in enumerate(blocks)]
         self.proj_: list[np.ndarray] = []
         if self.projects:
@@ -167,13 +170,13 @@ class Tensor(Fusion):
             dim += 1
         return dim
 
-    def fit(self, blocks):
+    def fit(self, blocks, raw=()):
         dim = self.dim or self.default_dim(len(blocks))
         if (dim + 1) ** len(blocks) > 1 << 20:
             raise UsageError(
                 f"tensor fusion of {len(blocks)} blocks at dim {dim} has "
                 f"{(dim + 1) ** len(blocks)} features", "lower fuse.dim or fuse fewer modalities")
-        return super().fit(blocks)
+        return super().fit(blocks, raw)
 
     def _combine(self, blocks):
         n = blocks[0].shape[0]

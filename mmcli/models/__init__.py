@@ -2,7 +2,9 @@
 
 Classic: ``logreg``, ``linear_svm``, ``random_forest``, ``hist_gb``. Torch: ``mlp`` and the
 learned fusions ``late_repr``, ``gmu``, ``lowrank``, ``attention``, ``tensor_layer``.
-Decision-level late fusion: ``late_decision``.
+Decision-level late fusion: ``late_decision``. The learned fusions read structured blocks
+with a CNN, GRU or Transformer (:mod:`mmcli.models.encoders`); every torch model can augment
+its training batches (:mod:`mmcli.models.augment`).
 """
 
 from mmcli.models import classic, decision, fusion_nets, linear, mlp  # noqa: F401  (registers)

@@ -2,11 +2,14 @@
 
 ``fit(X, y, n_classes, X_val, y_val)`` takes float32 features and integer class indices
 (0..K-1) and returns ``self``; ``predict_proba(X)`` returns (n, K) probabilities. Before ``fit``
-the caller may set ``model.blocks`` (the column range of each modality in a concat fusion);
-models with ``needs_blocks`` refuse to fit without them. Models with ``supports_tasks`` also
-have ``fit_tasks`` / ``predict_tasks`` (several label columns, see
-:mod:`mmcli.models.torch_train`). ``get_state`` and
-``from_state`` give JSON plus arrays, so a model directory never holds a pickle.
+the caller may set ``model.blocks`` (the column range of each modality in a concat fusion),
+``model.layouts`` (per block, its column name and, for a structured block, its ``layout``,
+``shape`` and ``vocab``: what encoders and augmentations need) and ``model.block_norms`` (per
+block, the concat fusion's train mean and scale, used by augmentation to work in the
+extractor's units; not saved); models with ``needs_blocks`` refuse to fit without blocks.
+Models with ``supports_tasks`` also have ``fit_tasks`` / ``predict_tasks`` (several label
+columns, see :mod:`mmcli.models.torch_train`). ``get_state`` and ``from_state`` give JSON
+plus arrays, so a model directory never holds a pickle.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ class Model:
         self.log_: list[dict] = []
         #: [(start, stop)] column range of each modality block in X (concat fusion), or None
         self.blocks: list[tuple[int, int]] | None = None
+        #: per block: {"column", and "layout", "shape", "vocab" for structured blocks}, or None
+        self.layouts: list[dict] | None = None
+        #: per block: (mean, scale) arrays of the fusion's normalisation (training only), or None
+        self.block_norms: list[tuple[np.ndarray, np.ndarray]] | None = None
         #: called with each epoch's record by models trained in epochs (progress display)
         self.on_epoch = None
 

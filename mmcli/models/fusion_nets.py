@@ -1,15 +1,18 @@
 """Learned fusion: networks that see each modality block separately (a concat fuse directory).
 
-Every model encodes each modality block with its own small MLP encoder (``Linear, ReLU,
-Dropout`` to ``embed`` dimensions), fuses the embeddings with a learned operator, and ends in a
-head (``head`` hidden sizes, then one linear output slice per task). All train with the shared
-loop of :mod:`mmcli.models.torch_train`, so every training control applies.
+Every model encodes each modality block with its own encoder (by default a small MLP,
+``Linear, ReLU, Dropout`` to ``embed`` dimensions; with ``encoder: auto`` a CNN for image
+blocks, a GRU for audio frames, a Transformer for text tokens, see :mod:`.encoders`), fuses
+the embeddings with a learned operator, and ends in a head (``head`` hidden sizes, then one
+linear output slice per task). All train with the shared loop of
+:mod:`mmcli.models.torch_train`, so every training control applies.
 
 * ``late_repr``: representation-level late fusion: the embeddings side by side.
 * ``gmu``: Gated Multimodal Unit (Arevalo et al., "Gated Multimodal Units for Information
   Fusion", ICLR workshop 2017): h_m = tanh(W_m x_m), gates z = softmax over modalities of
   W_z [x_1; ...; x_M] per dimension, fused = sum_m z_m * h_m (the two-modality sigmoid gate
-  generalised to M modalities).
+  generalised to M modalities). With a CNN/GRU/Transformer encoder on some block, W_m x_m is
+  that block's encoding and the gates read the encodings instead of the raw blocks.
 * ``lowrank``: Low-rank Multimodal Fusion (Liu et al., ACL 2018): the tensor-fusion weight
   factorised into ``rank`` modality-specific factors, fused = sum_r prod_m ([e_m, 1] W_m^r).
 * ``attention``: attention over modality embeddings: a score v^T tanh(W e_m) per modality,
@@ -44,9 +47,16 @@ def _mlp(nn, width: int, sizes: list, dropout: float) -> tuple[list, int]:
     return layers, width
 
 
-def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p):
-    """The network of a learned-fusion model; ``p`` holds embed, head, dropout, rank..."""
+def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p,
+                     encoders: list[str] | None = None, layouts: list[dict] | None = None):
+    """The network of a learned-fusion model; ``p`` holds embed, head, dropout, rank...;
+    ``encoders`` names each block's encoder (default mlp), ``layouts`` their structures."""
+    from mmcli.models.encoders import build_encoder
+
     torch, nn = _nn()
+    encoders = encoders or ["mlp"] * len(blocks)
+    layouts = layouts or [{} for _ in blocks]
+    plain = all(e == "mlp" for e in encoders)
 
     class FusionNet(nn.Module):
         def __init__(self):
@@ -54,16 +64,19 @@ def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p
             self.blocks = [tuple(b) for b in blocks]
             emb = p.tensor_dim if kind == "tensor_layer" else p.embed
             if kind == "gmu":  # the GMU's own tanh projections of the raw blocks
-                self.encoders = nn.ModuleList(nn.Linear(b - a, emb) for a, b in self.blocks)
+                self.encoders = nn.ModuleList(
+                    nn.Linear(b - a, emb) if e == "mlp" else build_encoder(e, b - a, info, emb, p)
+                    for (a, b), e, info in zip(self.blocks, encoders, layouts))
             else:
                 self.encoders = nn.ModuleList(
-                    nn.Sequential(nn.Linear(b - a, emb), nn.ReLU(), nn.Dropout(p.dropout))
-                    for a, b in self.blocks)
+                    build_encoder(e, b - a, info, emb, p)
+                    for (a, b), e, info in zip(self.blocks, encoders, layouts))
             m = len(self.blocks)
             if kind == "late_repr":
                 width = m * emb
             elif kind == "gmu":
-                self.gate = nn.Linear(blocks[-1][1], m * emb)
+                # gates on the raw blocks (the paper); on the encodings with structured encoders
+                self.gate = nn.Linear(blocks[-1][1] if plain else m * emb, m * emb)
                 width = emb
             elif kind == "lowrank":
                 # each factor starts near [e, 1] -> 1 + small, so the product of M factors
@@ -89,8 +102,10 @@ def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p
 
         def fuse(self, x):
             if kind == "gmu":
-                hs = torch.stack([torch.tanh(h) for h in self.embeddings(x)], 1)  # n, m, e
-                z = torch.softmax(self.gate(x).view(x.shape[0], len(self.blocks), -1), 1)
+                es = self.embeddings(x)
+                hs = torch.stack([torch.tanh(h) for h in es], 1)  # n, m, e
+                gate_in = x if plain else torch.cat(es, 1)
+                z = torch.softmax(self.gate(gate_in).view(x.shape[0], len(self.blocks), -1), 1)
                 return (z * hs).sum(1)
             es = self.embeddings(x)
             if kind == "late_repr":
@@ -129,13 +144,34 @@ class FusionParams(TrainParams):
     rank: int = 4
     #: embedding size per modality for the outer product (tensor_layer)
     tensor_dim: int = 8
+    #: mlp (an MLP encoder per block) or auto (CNN for image blocks, GRU for audio frames,
+    #: Transformer for text tokens, MLP otherwise; see mmcli.models.encoders)
+    encoder: str = "mlp"
+    #: column -> mlp, cnn, gru or transformer, overriding ``encoder`` for single blocks
+    encoders: dict = dataclasses.field(default_factory=dict)
+    #: output channels of the CNN encoder's conv layers
+    cnn_channels: list = dataclasses.field(default_factory=lambda: [16, 32, 64])
+    #: width of the GRU and Transformer encoders (and of their token embeddings)
+    seq_dim: int = 64
+    #: GRU / Transformer layers
+    seq_layers: int = 1
+    #: attention heads of the Transformer encoder (must divide seq_dim)
+    heads: int = 4
 
 
 class FusionModel(TorchModel):
     needs_blocks = True
     Params = FusionParams
 
+    def __init__(self, seed: int = 0, device: str = "auto", **params):
+        super().__init__(seed, device, **params)
+        from mmcli.models.encoders import check_encoder_params
+
+        check_encoder_params(self.params, self.name)
+
     def _network(self, n_features: int, n_outputs: int):
+        from mmcli.models.encoders import choose_encoders
+
         if self.name == "tensor_layer":
             size = (self.params.tensor_dim + 1) ** len(self.blocks)
             if size > TENSOR_MAX_FEATURES:
@@ -143,7 +179,9 @@ class FusionModel(TorchModel):
                     f"tensor_layer of {len(self.blocks)} modalities at tensor_dim "
                     f"{self.params.tensor_dim} has {size} features",
                     "lower train.params.tensor_dim or fuse fewer modalities")
-        return build_fusion_net(self.name, self.blocks, n_outputs, self.params)
+        encoders = choose_encoders(self.params, self.layouts, len(self.blocks), self.name)
+        return build_fusion_net(self.name, self.blocks, n_outputs, self.params, encoders,
+                                self.layouts)
 
 
 for _name in ("late_repr", "gmu", "lowrank", "attention", "tensor_layer"):

@@ -43,7 +43,8 @@ def check_search(search: dict) -> None:
 
 
 def search_params(name: str, base_params: dict, search: dict, X: np.ndarray, y: np.ndarray,
-                  n_classes: int, seed: int, blocks=None, device: str = "cpu") -> dict:
+                  n_classes: int, seed: int, blocks=None, device: str = "cpu",
+                  layouts=None, norms=None) -> dict:
     """Return ``{"best_params", "best_score", "results": [{params, score}]}``."""
     from sklearn.metrics import accuracy_score, f1_score
     from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
@@ -70,7 +71,7 @@ def search_params(name: str, base_params: dict, search: dict, X: np.ndarray, y: 
         scores = []
         for tr, te in splits:
             model = build_model(name, {**base_params, **cand}, seed, device)
-            model.blocks = blocks
+            model.blocks, model.layouts, model.block_norms = blocks, layouts, norms
             pred = model.fit(X[tr], y[tr], n_classes).predict_proba(X[te]).argmax(1)
             scores.append(accuracy_score(y[te], pred) if search.get("scoring") == "accuracy"
                           else f1_score(y[te], pred, average="macro"))

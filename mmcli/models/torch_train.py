@@ -4,7 +4,8 @@ A torch model only says which network to build (:meth:`TorchModel._network`); th
 the rest: losses (cross-entropy, focal, MSE), optimizers (SGD, Adam, AdamW) with a learning-rate
 schedule, initialisation, L1 and L2 penalties, gradient clipping, class weights and
 over/under-sampling, augmentation of feature vectors (Gaussian noise and *modality dropout*,
-which zeroes a whole modality block so the model survives a missing modality at predict time),
+which zeroes a whole modality block so the model survives a missing modality at predict time)
+and of structured blocks (image, audio-frame and token augmentations, :mod:`.augment`),
 several tasks trained together, early stopping on the validation split with best-checkpoint
 restore, a per-epoch log and a per-epoch callback (the stage's progress bar).
 
@@ -68,6 +69,9 @@ class TrainParams:
     sampling: str = "none"
     #: task name -> loss weight (default 1.0 each)
     task_weights: dict = dataclasses.field(default_factory=dict)
+    #: on-the-fly augmentation of structured blocks while training, e.g. {flip: 0.5,
+    #: gain_db: 6, token_drop: 0.1} (see mmcli.models.augment); empty: off
+    augment: dict = dataclasses.field(default_factory=dict)
 
 
 def check_params(p: TrainParams, name: str) -> None:
@@ -83,6 +87,9 @@ def check_params(p: TrainParams, name: str) -> None:
         if not 0.0 <= getattr(p, key) < 1.0:
             raise UsageError(f"the {key!r} parameter of model {name!r} must be in [0, 1); got "
                              f"{getattr(p, key)!r} instead", f"fix train.params.{key}")
+    from mmcli.models.augment import parse_augment
+
+    parse_augment(p.augment, name)
     for key in ("epochs", "batch_size"):
         if getattr(p, key) < 1:
             raise UsageError(f"the {key!r} parameter of model {name!r} must be >= 1; got "
@@ -177,6 +184,8 @@ class TorchModel(Model):
         fitted = {"n_features": self.n_features_, "n_classes": self.n_classes_,
                   "best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_,
                   "tasks": self.tasks_, "blocks": self.blocks}
+        if self.layouts is not None:
+            fitted["layouts"] = self.layouts
         return fitted, arrays
 
     def _load(self, fitted, arrays):
@@ -188,6 +197,7 @@ class TorchModel(Model):
         self.tasks_ = fitted.get("tasks") or single_task(self.n_classes_)
         blocks = fitted.get("blocks")
         self.blocks = [tuple(b) for b in blocks] if blocks else None
+        self.layouts = fitted.get("layouts")
         net = self._network(self.n_features_, sum(task_width(t) for t in self.tasks_))
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
         self.net_ = net.eval()
@@ -303,6 +313,15 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
     if val is not None:
         Xv, Yv = torch.as_tensor(val[0], device=device), torch.as_tensor(val[1], device=device)
     blocks = model.blocks or []
+    from mmcli.models.augment import Augmenter, parse_augment
+
+    augmenter = Augmenter(parse_augment(p.augment, model.name), blocks, model.layouts,
+                          model.block_norms, device)
+    # Gaussian feature noise would turn token ids into other ids: token blocks get none
+    noise_mask = np.ones(X.shape[1], dtype=np.float32)
+    for (a, z), info in zip(blocks, model.layouts or [None] * len(blocks)):
+        if (info or {}).get("layout") == "tokens":
+            noise_mask[a:z] = 0.0
     first_y = Y[:, cls_tasks[0]] if cls_tasks else None
 
     best, best_state, since_best = np.inf, None, 0
@@ -315,8 +334,10 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
         for start in range(0, len(order), p.batch_size):
             idx = torch.as_tensor(order[start:start + p.batch_size], device=device)
             xb = Xt[idx]
+            if augmenter.active:
+                xb = augmenter(xb, rng)
             if p.noise > 0:
-                noise = rng.standard_normal(xb.shape).astype(np.float32) * p.noise
+                noise = rng.standard_normal(xb.shape).astype(np.float32) * p.noise * noise_mask
                 xb = xb + torch.as_tensor(noise, device=device)
             if p.modality_dropout > 0 and len(blocks) > 1:
                 drop = rng.random((len(idx), len(blocks))) < p.modality_dropout

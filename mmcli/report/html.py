@@ -156,6 +156,14 @@ def _metrics(ctx: dict) -> str:
         html += table(["true \\ predicted", *cm["labels"]],
                       [[label, *row] for label, row in zip(cm["labels"], cm["matrix"])])
         html += "</details>"
+    from mmcli.report.metrics import task_tables
+
+    tables = task_tables(metrics)
+    if tables:
+        html += ("<h3>Extra tasks</h3><p class='muted'>Trained together with the label "
+                 "(train.tasks); items without a value for a task are left out of it.</p>")
+    for name, header, rows in tables:
+        html += f"<h4>{escape(name)}</h4>" + table(header, rows)
     return html
 
 

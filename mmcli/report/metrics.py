@@ -237,3 +237,22 @@ def bootstrap_regression_ci(y_true, y_pred, resamples: int = 1000, seed: int = 0
     return {"level": level, "resamples": resamples,
             "mae": [float(v) for v in np.percentile(mae, [tail, 100 - tail])],
             "rmse": [float(v) for v in np.percentile(rmse, [tail, 100 - tail])]}
+
+
+def task_tables(metrics: dict) -> list[tuple[str, list[str], list[list]]]:
+    """The extra tasks of a multi-task model (``tasks`` in each split of metrics.json) as
+    tables for the reports: one (task name, header, rows per split) per task."""
+    names = list(dict.fromkeys(t for m in metrics.values() for t in (m.get("tasks") or {})))
+    out = []
+    for name in names:
+        per_split = [(s, m["tasks"][name]) for s, m in metrics.items()
+                     if name in (m.get("tasks") or {})]
+        if "rmse" in per_split[0][1]:
+            header = ["split", "n", "MAE", "RMSE", "R2"]
+            rows = [[s, t["n"], t["mae"], t["rmse"], t["r2"]] for s, t in per_split]
+        else:
+            header = ["split", "n", "accuracy", "balanced accuracy", "macro F1"]
+            rows = [[s, t["n"], t["accuracy"], t.get("balanced_accuracy"), t["macro_f1"]]
+                    for s, t in per_split]
+        out.append((name, header, rows))
+    return out

@@ -1,7 +1,8 @@
 """Robustness on the test split, as MultiBench measures it (Liang et al., NeurIPS 2021).
 
 * Modality ablation: accuracy with one modality's feature block replaced by its train mean
-  (which the fusion's normalisation maps to zero), run through the fitted fusion and model.
+  (which the fusion's normalisation maps to zero), run through the fitted fusion and model; a
+  ``tokens`` block (word ids) is replaced by padding (no text) instead.
 * Noise: the *preprocessed* test data of one modality is corrupted at increasing severities
   ``s`` in [0, 1], then the fitted extractors, fusion and model run on it; the other modalities
   stay clean. Per modality kind:
@@ -101,10 +102,18 @@ def modality_ablation(fitted: Fitted, feat_path: Path, items: list[dict]) -> dic
     out = {"clean": fitted.accuracy(clean, labels), "removed": {}}
     for k, col in enumerate(fitted.columns):
         replaced = list(clean)
+        if _is_tokens(fitted.plan[col]):  # the mean of ids is no text: all padding is
+            replaced[k] = np.zeros_like(clean[k])
+            out["removed"][col] = fitted.accuracy(replaced, labels)
+            continue
         replaced[k] = np.broadcast_to(blocks[k][train].mean(0, dtype=np.float64),
                                       clean[k].shape).astype(np.float32)
         out["removed"][col] = fitted.accuracy(replaced, labels)
     return out
+
+
+def _is_tokens(extractors: list) -> bool:
+    return len(extractors) == 1 and (extractors[0].structure() or {}).get("layout") == "tokens"
 
 
 def perturb(kind: str, name: str, data, severity: float, rng: np.random.Generator):

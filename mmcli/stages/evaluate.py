@@ -13,7 +13,11 @@ Output directory::
     report.md           the headline numbers as tables
     report.html         everything, figures embedded: open it in a browser
     figures/*.png       the figures of the report
-    predictions.csv     id, split, label, prediction, prob_<class>... for every item
+    predictions.csv     id, split, label, prediction, prob_<class>... for every item, and
+                        prediction_<task> per extra task of a multi-task model
+    metrics.json        each split also has "tasks": {<task>: metrics} for the extra tasks of
+                        a multi-task model (as above for a classification task; n, mae,
+                        rmse, r2 for a regression task)
     comparison.json     with --compare: each run's test metrics and robustness
 
 See docs/evaluation.md for every definition.
@@ -48,6 +52,8 @@ class Run:
     proba: np.ndarray
     metrics: dict
     robustness: dict | None = None
+    #: extra task name -> predicted class or value per item (multi-task models)
+    task_pred: dict | None = None
 
     @property
     def pred(self) -> list[str]:
@@ -81,7 +87,7 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
                                                    for p in (r.model.path, r.fused.path))) as w:
         artifacts.write_json(w.path / "metrics.json", main.metrics)
         _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,
-                           main.classes)
+                           main.classes, main.task_pred or {})
         fusion = artifacts.read_json(main.fused.path / "fusion.json")
         (w.path / "report.md").write_text(
             render_report(main.metrics, main.model.meta, fusion), encoding="utf-8")
@@ -149,8 +155,10 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
     with progress("eval", len(items)) as bar:
         proba = np.asarray(model.predict_proba(np.asarray(X)), dtype=np.float64)
         bar.advance(len(items))
+    from mmcli.stages.train import extra_task_predictions
+
     run = Run(model_stage.path.name, model_stage, fused, find_chain(fused), items, classes,
-              proba, {})
+              proba, {}, task_pred=extra_task_predictions(model, X))
 
     for split in config.splits:
         y_true, p = run.split(split)
@@ -359,12 +367,14 @@ def report_context(runs: list[Run], config: EvalConfig) -> dict:
     }
 
 
-def _write_predictions(path: Path, items, pred, proba, classes) -> None:
+def _write_predictions(path: Path, items, pred, proba, classes, tasks: dict) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
-        writer.writerow(["id", "split", "label", "prediction", *(f"prob_{c}" for c in classes)])
-        for it, p, row in zip(items, pred, proba):
-            writer.writerow([it["id"], it["split"], it["label"], p, *(f"{v:.6f}" for v in row)])
+        writer.writerow(["id", "split", "label", "prediction", *(f"prob_{c}" for c in classes),
+                         *(f"prediction_{t}" for t in tasks)])
+        for k, (it, p, row) in enumerate(zip(items, pred, proba)):
+            writer.writerow([it["id"], it["split"], it["label"], p, *(f"{v:.6f}" for v in row),
+                             *(v[k] for v in tasks.values())])
 
 
 def _f(value) -> str:
@@ -439,4 +449,11 @@ def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
                          + f" | {_f(c['relative_robustness'])} |")
     for note in rob.get("notes", []):
         lines += ["", f"- note: {note}"]
+    from mmcli.report.metrics import task_tables
+
+    for name, header, rows in task_tables(metrics):
+        lines += ["", f"## Extra task `{name}`", "", "| " + " | ".join(header) + " |",
+                  "|---|" + "---:|" * (len(header) - 1)]
+        lines += ["| " + " | ".join(str(v) if isinstance(v, (int, str)) else _f(v)
+                                    for v in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"

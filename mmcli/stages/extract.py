@@ -4,7 +4,9 @@ Output directory::
 
     meta.json
     items.jsonl             id, row, split, label per item (same order as preprocess)
-    blocks.json             one entry per modality column: kind, extractors, dimensions
+    blocks.json             one entry per modality column: kind, extractors, dimensions (and
+                            each extractor's row ``structure`` when it has one: image, logmel
+                            or tokens layout and shape, for the models' encoders)
     features/<col>.npy      (n_items, dim) float32 per modality column
     state/preprocess.json   carried over from preprocess
     state/extract/          the fitted extractors (JSON + npz, no pickle)
@@ -202,7 +204,9 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         appender.close()
     blocks = [
         {"column": col, "kind": pstate.columns[col], "dim": appenders[col].trailing[0],
-         "extractors": [{"name": e.name, "dim": e.dim_} for e in plan[col]]}
+         "extractors": [{"name": e.name, "dim": e.dim_,
+                         **({"structure": e.structure()} if e.structure() else {})}
+                        for e in plan[col]]}
         for col in plan
     ]
     return blocks, work

@@ -6,7 +6,10 @@ Output directory::
     items.jsonl          id, row, split, label per item
     fused.npy            (n_items, dim) float32
     fusion.json          method, modalities used, output dimension and, for concat, "blocks":
-                         [{column, start, stop}] (each modality's column range in fused.npy)
+                         [{column, start, stop}] (each modality's column range in fused.npy),
+                         with "layout", "shape" (and "vocab") when the column's one extractor
+                         gives a structured row (pixels, frames, tokens; see
+                         Extractor.structure) that the models' encoders can use
     state/               preprocess.json, extract/ and fuse/ for the modalities used
 """
 
@@ -50,7 +53,11 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
                             "re-run preprocess with a train split")
 
     method = FUSIONS.get(config.method, where="--method")(config.dim, config.seed)
-    method.fit([np.asarray(b[train]) for b in blocks])
+    structures = [block_structure(blocks_info, c) for c in columns]
+    # token ids must reach the model as ids: concat leaves those blocks unnormalised
+    raw = [k for k, st in enumerate(structures)
+           if method.name == "concat" and st and st["layout"] == "tokens"]
+    method.fit([np.asarray(b[train]) for b in blocks], raw=raw)
 
     with artifacts.StageWriter(out, "fuse", (feat.path,)) as writer:
         with progress("fuse", len(items)) as bar, \
@@ -62,7 +69,7 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
         dim = appender.trailing[0]
         artifacts.write_jsonl(writer.path / "items.jsonl", items)
         fusion = {"method": config.method, "modalities": columns, "dim": dim}
-        ranges = block_ranges(method, columns, blocks)
+        ranges = block_ranges(method, columns, blocks, structures)
         if ranges is not None:
             fusion["blocks"] = ranges
         artifacts.write_json(writer.path / "fusion.json", fusion)
@@ -78,16 +85,29 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
     return summary
 
 
-def block_ranges(method, columns: list[str], blocks) -> list[dict] | None:
+def block_ranges(method, columns: list[str], blocks,
+                 structures: list[dict | None] | None = None) -> list[dict] | None:
     """Column range of each modality in the fused matrix (concat only, where blocks stay
-    side by side), for models that learn the fusion themselves."""
+    side by side), for models that learn the fusion themselves, with the block's structure
+    (layout, shape) when it has one."""
     if method.name != "concat":
         return None
     out, start = [], 0
-    for col, b in zip(columns, blocks):
-        out.append({"column": col, "start": start, "stop": start + int(b.shape[1])})
+    for k, (col, b) in enumerate(zip(columns, blocks)):
+        out.append({"column": col, "start": start, "stop": start + int(b.shape[1]),
+                    **((structures or [None] * len(columns))[k] or {})})
         start += int(b.shape[1])
     return out
+
+
+def block_structure(blocks_info: list[dict], column: str) -> dict | None:
+    """The row structure of a column's block: that of its extractor when it has exactly one
+    with a structure (a block mixing extractors is a plain vector)."""
+    info = next(b for b in blocks_info if b["column"] == column)
+    extractors = info.get("extractors") or []
+    if len(extractors) == 1 and extractors[0].get("structure"):
+        return dict(extractors[0]["structure"])
+    return None
 
 
 def _out_dim(method, blocks, train) -> int:

@@ -6,7 +6,8 @@ exactly as fitted during training, then the model.
 Output directory::
 
     meta.json
-    predictions.csv     id, prediction, prob_<class>... per usable item, in manifest order
+    predictions.csv     id, prediction, prob_<class>... per usable item, in manifest order,
+                        and prediction_<task> per extra task of a multi-task model
     failures.csv        row, id, column, reason for every item left out
 """
 
@@ -28,6 +29,7 @@ from mmcli.stages.extract import transform as extract_transform
 from mmcli.stages.fuse import load_fusion
 from mmcli.stages.preprocess import PreprocessState, manifest_inputs, resolve_media_roots
 from mmcli.stages.preprocess import apply as preprocess_apply
+from mmcli.stages.train import extra_task_predictions
 
 CHUNK = 4096
 
@@ -58,16 +60,21 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
         extract_transform(work, pstate, plan, work / "features", runtime_of(config), progress)
         items = artifacts.read_jsonl(work / "items.jsonl")
         blocks = [artifacts.load_npy(work / "features" / f"{c}.npy") for c in columns]
-        proba = np.vstack([
-            model.predict_proba(fusion.transform([np.asarray(b[a:a + CHUNK]) for b in blocks]))
-            for a in range(0, len(items), CHUNK)
-        ]) if items else np.zeros((0, len(classes)))
+        parts, tasks = [], {}
+        for a in range(0, len(items), CHUNK):
+            fused = fusion.transform([np.asarray(b[a:a + CHUNK]) for b in blocks])
+            parts.append(model.predict_proba(fused))
+            for name, values in extra_task_predictions(model, fused).items():
+                tasks.setdefault(name, []).extend(values)
+        proba = np.vstack(parts) if items else np.zeros((0, len(classes)))
         predicted = [classes[int(k)] for k in proba.argmax(1)]
         with open(writer.path / "predictions.csv", "w", encoding="utf-8", newline="") as f:
             out_csv = csv.writer(f, lineterminator="\n")
-            out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes)])
-            for it, label, row in zip(items, predicted, proba):
-                out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row)])
+            out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes),
+                              *(f"prediction_{t}" for t in tasks)])
+            for k, (it, label, row) in enumerate(zip(items, predicted, proba)):
+                out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row),
+                                  *(v[k] for v in tasks.values())])
         del blocks
         shutil.move(str(work / "failures.csv"), writer.path / "failures.csv")
         shutil.rmtree(work)

@@ -8,7 +8,9 @@ Output directory (self-contained: ``predict`` needs nothing else)::
                          and model/ (JSON + npz, no pickle)
 
 Models that learn the fusion (``needs_blocks``) get each modality's column range from the
-``blocks`` of a concat fuse directory's ``fusion.json``. ``train.search`` runs a
+``blocks`` of a concat fuse directory's ``fusion.json``, with the block's structure (layout,
+shape) for their encoders and augmentations, and the fusion's normalisation of each block
+(``model.block_norms``: augmentation works in the extractor's units). ``train.search`` runs a
 cross-validated hyperparameter search first (:mod:`mmcli.models.search`). ``train.tasks``
 trains extra label columns together with the main label (models with ``supports_tasks``); their
 values come from ``labels`` in ``items.jsonl``, which preprocess writes for its
@@ -58,6 +60,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
             config, model=DEFAULT_MODEL if fusion.get("blocks") else FALLBACK_MODEL)
     cls = MODELS.get(config.model, where="--model")
     blocks = model_blocks(fused.path, cls)
+    layouts, norms = block_layouts(fused.path)
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
     X = artifacts.load_npy(fused.path / "fused.npy")
     index = {c: k for k, c in enumerate(classes)}
@@ -74,10 +77,10 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         from mmcli.models.search import search_params
 
         searched = search_params(config.model, params, config.search, X_tr, y, len(classes),
-                                 config.seed, blocks, config.device)
+                                 config.seed, blocks, config.device, layouts, norms)
         params.update(searched["best_params"])
     model = build_model(config.model, params, config.seed, config.device)
-    model.blocks = blocks
+    model.blocks, model.layouts, model.block_norms = blocks, layouts, norms
     tasks = None
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
@@ -126,6 +129,18 @@ def model_blocks(fused_path: Path, cls) -> list[tuple[int, int]] | None:
             f"concat fuse directory; {fused_path} was fused with {fusion['method']!r}",
             f"re-run `mmcli fuse --method concat` and train {cls.name!r} on that")
     return [(int(b["start"]), int(b["stop"])) for b in ranges] if ranges else None
+
+
+def block_layouts(fused_path: Path) -> tuple[list[dict] | None, list | None]:
+    """Per block of a concat fuse directory: its column and structure (layout, shape, vocab;
+    from fusion.json) and the fusion's (mean, scale) of it; (None, None) for other methods."""
+    ranges = artifacts.read_json(fused_path / "fusion.json").get("blocks")
+    if not ranges:
+        return None, None
+    layouts = [{k: v for k, v in b.items() if k not in ("start", "stop")} for b in ranges]
+    _, arrays = artifacts.load_state(fused_path / "state" / "fuse", "fuse")
+    norms = [(arrays[f"norm_mean_{k}"], arrays[f"norm_std_{k}"]) for k in range(len(ranges))]
+    return layouts, norms
 
 
 def task_targets(spec: dict, items: list[dict], tr: list[int], va: list[int], y, y_val,
@@ -208,10 +223,29 @@ def _accuracy(model, X, y) -> float:
     return float((proba.argmax(1) == y).mean())
 
 
+def extra_task_predictions(model, X) -> dict[str, list[str]]:
+    """Per extra task of a multi-task model (none for other models): each row's predicted
+    class name (classification) or value (regression, 6 significant digits), as text for
+    the ``prediction_<task>`` columns of predict's and eval's predictions.csv."""
+    tasks = getattr(model, "tasks_", None) or []
+    if len(tasks) < 2:
+        return {}
+    pred = model.predict_tasks(np.asarray(X))
+    out = {}
+    for t in tasks[1:]:
+        if t["kind"] == "classification":
+            out[t["name"]] = [t["classes"][k] for k in pred[t["name"]].argmax(1)]
+        else:
+            out[t["name"]] = [f"{v:.6g}" for v in pred[t["name"]]]
+    return out
+
+
 def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
     """For ``eval``: metrics of a multi-task model's extra tasks on one split, or None for a
-    single-task model. Classification: accuracy, macro_f1, n; regression: rmse, mae, r2, n
-    (items without a value for a task are left out of that task)."""
+    single-task model. Classification: accuracy, macro_f1, n, and balanced_accuracy,
+    weighted_f1, per_class, confusion_matrix as for the main label; regression: rmse, mae, r2,
+    n (items without a value for a task, or with a class the train split did not have, are
+    left out of that task)."""
     tasks = getattr(model, "tasks_", None)
     if not tasks or len(tasks) < 2:
         return None
@@ -223,16 +257,16 @@ def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
     for t in tasks[1:]:
         raw = [str((items[k].get("labels") or {}).get(t["name"], "")).strip() for k in rows]
         if t["kind"] == "classification":
-            from sklearn.metrics import f1_score
+            from mmcli.report.metrics import classification_metrics
 
             idx = {c: i for i, c in enumerate(t["classes"])}
             keep = [i for i, v in enumerate(raw) if v in idx]
-            truth = np.array([idx[raw[i]] for i in keep], dtype=np.int64)
+            if not keep:
+                out[t["name"]] = {"n": 0, "accuracy": None, "macro_f1": None}
+                continue
             guess = pred[t["name"]].argmax(1)[keep]
-            out[t["name"]] = {"n": len(keep), "accuracy": float((guess == truth).mean())
-                              if keep else None,
-                              "macro_f1": float(f1_score(truth, guess, average="macro"))
-                              if keep else None}
+            out[t["name"]] = classification_metrics(
+                [raw[i] for i in keep], [t["classes"][k] for k in guess], t["classes"])
         else:
             keep = [i for i, v in enumerate(raw) if v]
             truth = np.array([float(raw[i]) for i in keep])

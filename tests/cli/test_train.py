@@ -169,6 +169,23 @@ def test_tasks_trained_together(dataset, tmp_path):
     assert metrics["train"]["tasks"]["size"]["accuracy"] is not None
     assert metrics["test"]["tasks"]["score"]["n"] < metrics["test"]["n"]  # blanks left out
     assert "rmse" in metrics["test"]["tasks"]["score"]
+    assert {"mae", "r2"} <= set(metrics["test"]["tasks"]["score"])
+    assert set(metrics["test"]["tasks"]["size"]["per_class"]) == {"big", "small"}
+    assert "balanced_accuracy" in metrics["test"]["tasks"]["size"]
+    report = (runs / "eval" / "report.md").read_text()
+    assert "## Extra task `size`" in report and "## Extra task `score`" in report
+    assert "| split | n | MAE | RMSE | R2 |" in report
+    size_test = metrics["test"]["tasks"]["size"]
+    assert f"| test | {size_test['n']} | {size_test['accuracy']:.3f} |" in report
+    html = (runs / "eval" / "report.html").read_text()
+    assert "<h3>Extra tasks</h3>" in html and "<h4>score</h4>" in html
+    rows = read_rows(runs / "eval" / "predictions.csv")
+    assert {r["prediction_size"] for r in rows} <= {"big", "small"}
+    float(rows[0]["prediction_score"])
+    ok("predict", runs / "model", manifest, "-o", runs / "pred", "-j", "1", "-q")
+    predicted = read_rows(runs / "pred" / "predictions.csv")
+    assert list(predicted[0])[-2:] == ["prediction_size", "prediction_score"]
+    assert [r["prediction_size"] for r in predicted] == [r["prediction_size"] for r in rows]
     config.write_text("train: {model: logreg, tasks: {size: {}}}\n")
     line = fails(2, "train", runs / "fused", "-o", runs / "m2", "-c", config)
     assert "train.tasks needs a torch model" in line

@@ -262,3 +262,22 @@ def test_frames_layout_is_time_major():
     padded = pad.fit(None).transform(AudioClips([tone(300, rate, 0.1)], rate)).reshape(100, 16)
     np.testing.assert_allclose(padded[-1], np.log(1e-6))  # 0.1 s = 11 frames, then silence
     assert padded[:5].max() > padded[-1].max()
+
+
+def test_pixels_size_0_keeps_the_preprocessed_image():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 6, 4, 3), dtype=np.uint8)  # height 6, width 4
+    ext = build_extractor("pixels", "image", {"size": 0})
+    assert ext.needs_fit
+    ext.fit(images[:2])
+    assert ext.dim_ == 6 * 4 * 3
+    assert ext.structure() == {"layout": "image", "shape": [6, 4, 3]}
+    out = ext.transform(images)
+    np.testing.assert_allclose(out.reshape(3, 6, 4, 3), images / 255.0, rtol=1e-6)
+    assert build_extractor("pixels", "image", {"size": 5}).fit(None).structure() == \
+        {"layout": "image", "shape": [5, 5, 3]}
+
+
+def test_frames_structure_is_frame_major():
+    ext = build_extractor("frames", "audio", {"n_frames": 7, "n_mels": 5}).fit(None)
+    assert ext.structure() == {"layout": "logmel", "shape": [7, 5]}

@@ -207,3 +207,30 @@ def test_bad_text_params(name, params):
     with pytest.raises(UsageError) as exc:
         build_extractor(name, "text", params)
     assert next(iter(params)) in exc.value.message and name in exc.value.message
+
+
+def test_tokens_vocabulary_from_train_only_with_padding_and_unknown():
+    tok = build_extractor("tokens", "text", {"max_len": 5, "max_vocab": 5})
+    tok.fit(["b a b c", "c b d"])  # counts b 3, c 2, a 1, d 1: ties alphabetical
+    assert tok.vocabulary_ == ["b", "c", "a"]  # max_vocab 5 = padding + unknown + 3 words
+    ids = tok.transform(["B zebra a", "c c c c c c c", ""])
+    assert ids.dtype == np.float32
+    np.testing.assert_array_equal(ids, [[2, 1, 4, 0, 0], [3, 3, 3, 3, 3], [0, 0, 0, 0, 0]])
+    assert tok.structure() == {"layout": "tokens", "shape": [5], "vocab": 5}
+
+
+def test_tokens_min_count_and_state_round_trip():
+    from mmcli.extractors import EXTRACTORS
+
+    tok = build_extractor("tokens", "text", {"max_len": 3, "min_count": 2}).fit(["x y y", "z"])
+    assert tok.vocabulary_ == ["y"]
+    state, arrays = tok.get_state()
+    again = EXTRACTORS.get("tokens").from_state(state, arrays)
+    np.testing.assert_array_equal(again.transform(["y x z"]), [[2, 1, 1]])
+
+
+@pytest.mark.parametrize("params", [{"max_len": 0}, {"max_vocab": 2},
+                                    {"max_vocab": (1 << 24) + 1}])
+def test_bad_tokens_params(params):
+    with pytest.raises(UsageError, match=next(iter(params))):
+        build_extractor("tokens", "text", params)

@@ -37,3 +37,33 @@ def three_blocks(n: int = 90, seed: int = 0):
         parts.append(c[y] + rng.normal(0, 0.5, (n, width)))
     X = np.hstack(parts).astype(np.float32)
     return X, y.astype(np.int64), [(0, 6), (6, 9), (9, 10)]
+
+
+#: the layouts of :func:`structured`'s blocks, as fusion.json gives them
+STRUCTURED_LAYOUTS = [
+    {"column": "image", "layout": "image", "shape": [8, 8, 3]},
+    {"column": "audio", "layout": "logmel", "shape": [6, 5]},
+    {"column": "text", "layout": "tokens", "shape": [7], "vocab": 13},
+    {"column": "value"},
+]
+
+
+def structured(n: int = 60, seed: int = 0):
+    """An image (8x8x3, class in which half is bright), log-mel frames (6x5, class in the
+    first band), token ids (7, class in the first token, then random words and padding) and
+    one plain value block. Returns X, y, blocks."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 3
+    img = rng.random((n, 8, 8, 3)) * 0.2
+    img[y == 1, :, :4] += 0.8
+    img[y == 2, :4] += 0.8
+    mel = rng.normal(0, 1, (n, 6, 5))
+    mel[:, :, 0] += y[:, None] * 2
+    tok = np.zeros((n, 7))
+    for k in range(n):
+        length = rng.integers(1, 7)
+        tok[k, :length] = rng.integers(2, 10, length)
+        tok[k, 0] = 10 + y[k]
+    value = rng.normal(0, 1, (n, 1))
+    X = np.hstack([img.reshape(n, -1), mel.reshape(n, -1), tok, value]).astype(np.float32)
+    return X, y.astype(np.int64), [(0, 192), (192, 222), (222, 229), (229, 230)]

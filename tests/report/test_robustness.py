@@ -93,3 +93,34 @@ def test_noise_on_a_seeded_subsample(pipeline):
     noise = R.noise_robustness(fitted, pipeline.pre, [0.0, 1.0], seed=0, max_items=3)
     assert {c["n"] for c in noise.values()} == {3}
     assert noise == R.noise_robustness(fitted, pipeline.pre, [0.0, 1.0], seed=0, max_items=3)
+
+
+def test_ablation_replaces_token_ids_by_padding_and_other_blocks_by_the_train_mean(tmp_path):
+    from mmcli.extractors import build_extractor
+    from mmcli.fusion import FUSIONS
+
+    (tmp_path / "features").mkdir()
+    ids = np.array([[2, 3, 0], [4, 0, 0], [5, 6, 7], [2, 2, 0]], dtype=np.float32)
+    values = np.array([[1.0], [3.0], [5.0], [7.0]], dtype=np.float32)
+    np.save(tmp_path / "features" / "text.npy", ids)
+    np.save(tmp_path / "features" / "value.npy", values)
+    items = [{"split": s, "label": "a"} for s in ("train", "train", "test", "test")]
+    tokens = build_extractor("tokens", "text", {"max_len": 3}).fit(["w x y z"])
+    numeric = build_extractor("numeric", "numeric", {}).fit(values[:, 0])
+    fusion = FUSIONS.get("concat")().fit([ids[:2], values[:2]], raw=[0])
+    seen = []
+
+    class Recorder:
+        def predict_proba(self, X):
+            seen.append(X.copy())
+            return np.ones((len(X), 1))
+
+    fitted = R.Fitted(None, {"text": [tokens], "value": [numeric]}, fusion, ["text", "value"],
+                      Recorder(), ["a"])
+    R.modality_ablation(fitted, tmp_path, items)
+    clean, no_text, no_value = seen
+    np.testing.assert_array_equal(clean[:, :3], ids[2:])  # concat keeps token ids raw
+    np.testing.assert_array_equal(no_text[:, :3], 0)  # padding: no text
+    np.testing.assert_array_equal(no_text[:, 3:], clean[:, 3:])
+    np.testing.assert_allclose(no_value[:, 3:], 0, atol=1e-6)  # the train mean, normalised
+    np.testing.assert_array_equal(no_value[:, :3], ids[2:])

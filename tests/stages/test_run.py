@@ -175,7 +175,8 @@ def test_concurrent_cli_runs_are_serialised(dataset, tmp_path):
     artifacts.open_stage(out, "preprocess", "test")
 
 
-@pytest.mark.parametrize("name", ["pipeline.yaml", "pipeline_gmu.yaml"])
+@pytest.mark.parametrize("name", ["pipeline.yaml", "pipeline_gmu.yaml",
+                                  "pipeline_encoders.yaml"])
 def test_shipped_pipelines_are_valid(name, monkeypatch):
     root = Path(__file__).resolve().parents[2]
     monkeypatch.chdir(root)
@@ -183,11 +184,18 @@ def test_shipped_pipelines_are_valid(name, monkeypatch):
     assert [r.stage for r in plan] == STAGES
 
 
-def test_shipped_gmu_params_are_accepted():
+@pytest.mark.parametrize("name", ["pipeline_gmu.yaml", "pipeline_encoders.yaml"])
+def test_shipped_model_params_are_accepted(name):
     import yaml
 
+    from mmcli.config import ExtractConfig, build
+    from mmcli.extractors import build_extractor
     from mmcli.models import build_model
 
     root = Path(__file__).resolve().parents[2]
-    train = yaml.safe_load((root / "configs" / "pipeline_gmu.yaml").read_text())["train"]
-    build_model(train["model"], train["params"], seed=0, device="cpu")
+    config = yaml.safe_load((root / "configs" / name).read_text())
+    build_model(config["train"]["model"], config["train"]["params"], seed=0, device="cpu")
+    extract = build(ExtractConfig, config, "extract")
+    for kind in ("image", "audio", "text"):
+        for ext in getattr(extract, kind):
+            build_extractor(ext, kind, extract.params.get(ext))
