@@ -13,6 +13,9 @@ app = typer.Typer(
     name="mmcli",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # plain help: typer's rich help imports rich.markdown and markdown-it (80 ms of the 0.25 s
+    # start-up budget, docs/performance.md); the docstrings are plain text anyway
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 

@@ -21,7 +21,7 @@ def location(value: str | None) -> Path | str | None:
 
 
 Out = Annotated[str, typer.Option(
-    "--out", "-o", callback=location,
+    "--out", "-o", callback=location, metavar="DIR",
     help="Output directory (replaced atomically), or an fsspec URL (s3://...: built locally, "
     "then uploaded).")]
 Config = Annotated[
