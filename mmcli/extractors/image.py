@@ -45,14 +45,18 @@ class ColorHistogram(Extractor):
             from PIL import Image
 
             images = np.stack([np.asarray(Image.fromarray(im).convert("HSV")) for im in images])
-        flat = images.reshape(n, -1, 3).astype(np.int64)
+        flat = images.reshape(n, -1, 3)
         pixels = flat.shape[1]
+        # count the 256 byte values per image and channel (bincount on the uint8 pixels, no
+        # wide copy of the batch), then add them up into bins: value v falls in bin
+        # v * bins // 256; sums of integer counts are exact in float64
+        to_bins = np.zeros((256, bins))
+        to_bins[np.arange(256), np.arange(256) * bins // 256] = 1.0
         out = np.empty((n, 3 * bins), dtype=np.float32)
-        offsets = (np.arange(n) * bins)[:, None]
         for c in range(3):
-            idx = (flat[:, :, c] * bins) // 256 + offsets
-            counts = np.bincount(idx.ravel(), minlength=n * bins).reshape(n, bins)
-            out[:, c * bins:(c + 1) * bins] = counts / pixels
+            counts = np.stack([np.bincount(flat[k, :, c], minlength=256) for k in range(n)]) \
+                if n else np.zeros((0, 256))
+            out[:, c * bins:(c + 1) * bins] = (counts @ to_bins) / pixels
         return out
 
 

@@ -281,3 +281,15 @@ def test_pixels_size_0_keeps_the_preprocessed_image():
 def test_frames_structure_is_frame_major():
     ext = build_extractor("frames", "audio", {"n_frames": 7, "n_mels": 5}).fit(None)
     assert ext.structure() == {"layout": "logmel", "shape": [7, 5]}
+
+
+@pytest.mark.parametrize("bins", [16, 7, 256, 1])
+def test_color_histogram_counts_like_numpy_histogram(bins):
+    """The fast per-byte counting gives exactly numpy's histogram over [0, 256)."""
+    images = np.random.default_rng(bins).integers(0, 256, (5, 9, 7, 3), dtype=np.uint8)
+    ex = build_extractor("color_hist", "image", {"bins": bins}).fit(images)
+    got = ex.transform(images)
+    want = np.array([np.concatenate([np.histogram(im[..., c], bins, (0, 256))[0] / 63
+                                     for c in range(3)]) for im in images], dtype=np.float32)
+    assert np.array_equal(got, want)
+    assert ex.transform(images[:0]).shape == (0, 3 * bins)
