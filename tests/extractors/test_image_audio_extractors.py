@@ -293,3 +293,20 @@ def test_color_histogram_counts_like_numpy_histogram(bins):
                                      for c in range(3)]) for im in images], dtype=np.float32)
     assert np.array_equal(got, want)
     assert ex.transform(images[:0]).shape == (0, 3 * bins)
+
+
+@pytest.mark.parametrize("name, params", [("mfcc", {}), ("mfcc", {"deltas": 2}),
+                                          ("logmel", {}), ("frames", {}),
+                                          ("frames", {"mode": "pad"})])
+def test_audio_features_of_a_clip_do_not_depend_on_its_chunk(name, params):
+    """The FFTs of equal-length clips run as one batch; a clip's features are still bit for
+    bit those it gets alone (incremental runs compute changed items in other chunks)."""
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(n).astype(np.float32) * 0.1
+             for n in [4000] * 6 + [300, 100, 4000, 12345, 300, 100]]
+    audio = AudioClips(clips, 8000)
+    extractor = build_extractor(name, "audio", params).fit(audio)
+    together = extractor.transform(audio)
+    alone = np.vstack([extractor.transform(AudioClips([c], 8000)) for c in clips])
+    assert np.array_equal(together, alone)
+    assert np.array_equal(extractor.transform(AudioClips(clips[::-1], 8000)), together[::-1])
