@@ -40,6 +40,9 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
 
     config = config or ExtractConfig()
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
+    # workers start now, importing what the extractors need, while this process checks the
+    # input's hashes and fits
+    start_workers(runtime_of(config), _worker_modules(pre_dir, config))
     pre = artifacts.open_stage(pre_dir, "preprocess", "mmcli extract")
     pstate = PreprocessState.load(pre.path / "state")
     check_label(pstate, config.label, pre.path)
@@ -63,10 +66,6 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                     and "seed" not in params:
                 extractor.params.seed = config.seed
             plan[col].append(extractor)
-    # workers start (importing what the extractors need) while this process fits
-    start_workers(runtime_of(config), tuple(sorted({
-        m for extractors in plan.values() for e in extractors if e.parallel
-        for m in e.worker_modules})))
 
     keys = item_keys(pre.path, data.items, pstate.columns)
     fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
@@ -128,6 +127,21 @@ def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> lis
                           sort_keys=True, ensure_ascii=False)
         out.append(hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32])
     return out
+
+
+def _worker_modules(pre_dir: Path, config: ExtractConfig) -> tuple[str, ...]:
+    """The heavy modules the configured extractors of the input's column kinds import in the
+    workers (read before the input is checked: anything wrong gives none; open_stage then
+    says what is wrong)."""
+    from mmcli.extractors import EXTRACTORS
+
+    try:
+        kinds = set(PreprocessState.load(Path(pre_dir) / "state").columns.values())
+        classes = [EXTRACTORS.get(name) for kind in sorted(kinds)
+                   for name in (getattr(config, kind, None) or [])]
+    except Exception:  # noqa: BLE001 - only an optimisation
+        return ()
+    return tuple(sorted({m for c in classes if c.parallel for m in c.worker_modules}))
 
 
 def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) -> str:
