@@ -142,6 +142,17 @@ def _download(url: str, target: str) -> None:
             out.write(block)
 
 
+def stamps(urls: list[str], threads: int = 32) -> dict[str, str]:
+    """:func:`stamp` of many URLs, ``threads`` requests at a time."""
+    if not urls:
+        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    unique = sorted(set(urls))
+    with ThreadPoolExecutor(min(threads, len(unique))) as pool:
+        return dict(zip(unique, pool.map(stamp, unique)))
+
+
 @contextmanager
 def fetched(url: str):
     """A local temporary copy of the remote file ``url``, removed afterwards.

@@ -162,3 +162,21 @@ def _config(tmp_path: Path) -> Path:
     path = tmp_path / "bad.yaml"
     path.write_text("extract: {params: {tfidf: {svd_components: 5, min_df: 1000}}}\n")
     return path
+
+
+def test_remote_media_are_fingerprinted_by_size_and_version(remote):
+    """The up-to-date check of `mmcli run` sees a replaced remote file (metadata requests,
+    made many at a time)."""
+    from mmcli.manifest import column_kinds, read_manifest
+    from mmcli.stages.preprocess import manifest_inputs
+
+    _, url = remote
+    manifest = read_manifest(url)
+    kinds = column_kinds(manifest, "label", {})
+    before = manifest_inputs(manifest, kinds)
+    assert manifest_inputs(manifest, kinds) == before
+    fs = fsspec.filesystem("memory")
+    wav = url.rsplit("/", 1)[0] + "/media/item0002.wav"
+    fs.pipe(wav, fs.cat_file(wav) + b"\0")
+    after = manifest_inputs(manifest, kinds)
+    assert after["media"] != before["media"] and after[url] == before[url]

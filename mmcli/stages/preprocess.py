@@ -172,20 +172,21 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
     replacing a file re-runs the stage without hashing every file's content)."""
     import hashlib
 
+    paths = [manifest.resolve(row[col].strip()) for row in manifest.rows
+             for col, kind in columns.items()
+             if kind in MEDIA_KINDS and (row.get(col) or "").strip()]
+    # remote files: one metadata request each, many at a time (they are network round trips)
+    remote = storage.stamps([p for p in paths if storage.is_url(p)])
     media = hashlib.sha256()
-    for row in manifest.rows:
-        for col, kind in columns.items():
-            if kind not in MEDIA_KINDS or not (row.get(col) or "").strip():
-                continue
-            path = manifest.resolve(row[col].strip())
-            if storage.is_url(path):
-                media.update(f"{path}\0{storage.stamp(path)}\n".encode())
-                continue
-            try:
-                st = os.stat(path)
-                media.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-            except (OSError, ValueError):  # ValueError: a NUL byte in the path
-                media.update(f"{path}\0missing\n".encode())
+    for path in paths:
+        if storage.is_url(path):
+            media.update(f"{path}\0{remote[path]}\n".encode())
+            continue
+        try:
+            st = os.stat(path)
+            media.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except (OSError, ValueError):  # ValueError: a NUL byte in the path
+            media.update(f"{path}\0missing\n".encode())
     digest = (storage.sha256(manifest.path) if storage.is_url(manifest.path)
               else artifacts.sha256_file(manifest.path))
     return {str(manifest.path): digest,
