@@ -65,6 +65,11 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
     if unknown:
         raise UsageError(f"unknown key {sorted(unknown)[0]!r} in the pipeline section of {path}",
                          "use manifest, workdir and predict")
+    if storage.is_url(str(spec["workdir"])):
+        raise UsageError(f"the pipeline workdir of {path} is a URL ({spec['workdir']}); mmcli "
+                         "run checks and reuses its stage directories in place",
+                         "use a local workdir (sync it to the bucket afterwards), or run the "
+                         "stages one by one with URL directories")
     work = Path(spec["workdir"])
     d = {stage: work / name for stage, name in DIRS.items()}
     manifest = storage.local(str(spec["manifest"]))  # a path or an fsspec URL

@@ -24,3 +24,7 @@ def test_run_errors(tmp_path):
     pipe = tmp_path / "p.yaml"
     pipe.write_text(f"pipeline: {{manifest: {tmp_path / 'none.csv'}, workdir: {tmp_path}/w}}\n")
     assert "does not exist" in fails(3, "run", pipe)
+    pipe.write_text("pipeline: {manifest: m.csv, workdir: 's3://bucket/runs'}\n")
+    line = fails(2, "run", pipe)
+    assert "workdir" in line and "is a URL (s3://bucket/runs)" in line
+    assert not (tmp_path / "s3:").exists()
