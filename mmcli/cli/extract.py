@@ -57,6 +57,10 @@ def command(
         mmcli extract runs/demo/pre -o runs/demo/feat
 
         mmcli extract --show-config hog > hog.yaml
+
+    On a local Dask cluster of 8 worker processes (docs/scaling.md):
+
+        mmcli extract runs/demo/pre -o runs/demo/feat --executor dask -j 8
     """
     from mmcli.config import ExtractConfig, build, read_config_file
     from mmcli.stages.extract import extract

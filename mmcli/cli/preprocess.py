@@ -37,6 +37,10 @@ def command(
     A manifest from an untrusted source: read media only from inside its folder.
 
         mmcli preprocess upload/manifest.csv -o runs/pre --media-root upload
+
+    On a Dask cluster, from a bucket (docs/scaling.md):
+
+        mmcli preprocess s3://bucket/set/manifest.csv -o runs/pre --executor dask --scheduler tcp://sched:8786
     """
     from mmcli.config import PreprocessConfig, build, read_config_file
     from mmcli.stages.preprocess import preprocess
