@@ -40,7 +40,9 @@ def command(
 
     On a Dask cluster, from a bucket (docs/scaling.md):
 
-        mmcli preprocess s3://bucket/set/manifest.csv -o runs/pre --executor dask --scheduler tcp://sched:8786
+    \b
+        mmcli preprocess s3://bucket/set/manifest.csv -o runs/pre \\
+            --executor dask --scheduler tcp://sched:8786
     """
     from mmcli.config import PreprocessConfig, build, read_config_file
     from mmcli.stages.preprocess import preprocess
