@@ -272,6 +272,9 @@ def _dask_client(runtime: Runtime):
                 n_workers=key, threads_per_worker=1, processes=True, dashboard_address=":0",
                 silence_logs=logging.ERROR, env=env)
         client = distributed.Client(cluster, set_as_default=False)
+        from mmcli.dask_worker import IgnoreInterrupt
+
+        client.register_plugin(IgnoreInterrupt())
     _CLUSTERS[key] = (cluster, client)
     atexit.register(_close, key)
     return client

@@ -215,15 +215,18 @@ def test_killed_stage_leaves_no_complete_looking_directory(big_manifest, pipelin
     assert sorted(p.name for p in runs.iterdir()) == ["pre"]
 
 
+@pytest.mark.parametrize("workers", [["--jobs", "2"], ["--executor", "dask", "--jobs", "2"]],
+                         ids=["local", "dask"])
 def test_ctrl_c_exits_130_without_traceback_and_keeps_the_old_output(big_manifest, pipeline,
-                                                                      tmp_path):
+                                                                      tmp_path, workers):
     runs = tmp_path / "runs"
     out = runs / "pre"
     shutil.copytree(pipeline.pre, out)
     before = file_hashes(out)
 
-    # two workers: Ctrl-C reaches the whole process group, workers included
-    proc = start("preprocess", big_manifest, "-o", out, "--jobs", "2", cwd=tmp_path)
+    # two workers: Ctrl-C reaches the whole process group, workers included (with dask, the
+    # local cluster's worker processes)
+    proc = start("preprocess", big_manifest, "-o", out, *workers, cwd=tmp_path)
     wait_for_progress(proc, "preprocess: ")
     os.killpg(proc.pid, signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
