@@ -1,4 +1,5 @@
-"""Manifests and media on any fsspec filesystem (``s3://``, ``gs://``, ``http://``, ...).
+"""Manifests, media and stage directories on any fsspec filesystem (``s3://``, ``gs://``,
+``http://``, ...); stage directories are staged through local copies (notes further down).
 
 A manifest given as a URL is read through fsspec; its relative media paths resolve against the
 URL's folder, and a media cell may itself be a URL. Each worker fetches a remote media file
