@@ -273,11 +273,22 @@ def _get_dir(url: str, local_dir: Path) -> None:
 @contextmanager
 def uploaded(url: str):
     """A local directory to build the stage output in; uploaded to ``url`` when the block
-    succeeds (nothing is uploaded when it fails, so the old output stays as it was)."""
+    succeeds (nothing is uploaded when it fails, so the old output stays as it was).
+
+    A complete earlier output at ``url`` is downloaded into it first, so that the stage can
+    reuse it as it does locally (preprocess copies the arrays of unchanged media, extract
+    keeps its fitted state and unchanged rows) and an identical result is not uploaded again.
+    """
     from mmcli.errors import SystemIOError
 
     local_dir = _staging(url)
     try:
+        try:
+            _get_dir(url, local_dir)
+        except OSError:  # none there (FileNotFoundError), or unreadable: start from scratch
+            import shutil
+
+            shutil.rmtree(local_dir, ignore_errors=True)
         yield local_dir
         try:
             _put_dir(local_dir, url)

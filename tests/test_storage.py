@@ -180,3 +180,24 @@ def test_remote_media_are_fingerprinted_by_size_and_version(remote):
     fs.pipe(wav, fs.cat_file(wav) + b"\0")
     after = manifest_inputs(manifest, kinds)
     assert after["media"] != before["media"] and after[url] == before[url]
+
+
+def test_a_stage_at_a_url_reuses_its_earlier_output(tmp_path):
+    """Appending rows and re-running preprocess into the same URL decodes only the new rows
+    (the earlier output is fetched and reused, as for a local directory)."""
+    manifest = make_dataset(tmp_path / "data", n=20)
+    url = f"memory://{tmp_path.name}-reuse/pre"
+    first = preprocess(manifest, url, PreprocessConfig(jobs=1))
+    assert first["decoded"] == 20
+    again = preprocess(manifest, url, PreprocessConfig(jobs=1))
+    assert again["decoded"] == 0 and again["reused"] == 20
+    bigger = make_dataset(tmp_path / "data", n=24)
+    assert bigger == manifest
+    grown = preprocess(manifest, url, PreprocessConfig(jobs=1))
+    assert grown["decoded"] == 4 and grown["reused"] == 20
+    local = tmp_path / "local"
+    preprocess(manifest, local, PreprocessConfig(jobs=1))
+    fs = fsspec.filesystem("memory")
+    for rel in ("items.jsonl", "data/image.npy", "data/audio.npy"):
+        assert fs.cat_file(f"{url}/{rel}") == (local / rel).read_bytes(), rel
+    fs.rm(url.rsplit("/", 1)[0], recursive=True)
