@@ -62,6 +62,8 @@ class AugmentParams:
 TARGETS = {"flip": "image", "rotate": "image", "crop": "image", "gain_db": "logmel",
            "time_shift": "logmel", "noise_snr_db": "logmel", "token_drop": "tokens",
            "token_unk": "tokens"}
+_WHAT = {"image": "an image (pixels)", "logmel": "log-mel frames", "tokens": "word ids"}
+_HOW = {"image": "pixels", "logmel": "frames", "tokens": "tokens"}
 
 
 def parse_augment(spec: dict, model: str) -> AugmentParams:
@@ -105,6 +107,19 @@ class Augmenter:
             else:
                 mean, scale = None, None
             self.jobs.append((a, z, info, mean, scale))
+            if info.get("layout") == "logmel" and params.time_shift >= info["shape"][0]:
+                raise UsageError(
+                    f"augment.time_shift {params.time_shift} is not below the {info['shape'][0]} "
+                    f"frames of modality {info.get('column', k)!r}: shifted clips would be all "
+                    "silence", f"use a time_shift below {info['shape'][0]}")
+        found = {info.get("layout") for _, _, info, _, _ in self.jobs}
+        for key, value in dataclasses.asdict(params).items():
+            if value and TARGETS[key] not in found:
+                raise UsageError(
+                    f"augment.{key} is set but no modality block is {_WHAT[TARGETS[key]]}, so "
+                    "it would change nothing",
+                    f"extract the modality with {_HOW[TARGETS[key]]} alone (and fuse with "
+                    "concat), or drop augment." + key)
 
     @property
     def active(self) -> bool:

@@ -47,9 +47,6 @@ def check_encoder_params(p, model: str) -> None:
         if getattr(p, key) < 1:
             raise UsageError(f"the {key!r} parameter of model {model!r} must be >= 1; got "
                              f"{getattr(p, key)!r} instead", f"fix train.params.{key}")
-    if p.seq_dim % p.heads:
-        raise UsageError(f"seq_dim {p.seq_dim} of model {model!r} is not divisible by heads "
-                         f"{p.heads}", "make train.params.seq_dim a multiple of heads")
     if not p.cnn_channels or any(not isinstance(c, int) or c < 1 for c in p.cnn_channels):
         raise UsageError(f"cnn_channels of model {model!r} is {p.cnn_channels!r}",
                          "give a list of positive integers, e.g. [16, 32, 64]")
@@ -75,6 +72,9 @@ def choose_encoders(p, layouts: list[dict] | None, n_blocks: int, model: str) ->
                 f"{name} reads {' or '.join(FITS[name])} blocks: extract {column!r} with "
                 "pixels (image), frames (audio) or tokens (text) alone, or use mlp")
         names.append(name)
+    if "transformer" in names and p.seq_dim % p.heads:
+        raise UsageError(f"seq_dim {p.seq_dim} of model {model!r} is not divisible by heads "
+                         f"{p.heads}", "make train.params.seq_dim a multiple of heads")
     return names
 
 

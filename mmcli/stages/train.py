@@ -72,6 +72,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     X_va = np.asarray(X[va]) if va else None
 
     params = dict(config.params)
+    _check_token_blocks(build_model(config.model, params, config.seed, config.device), layouts)
     searched = None
     if config.search:
         from mmcli.models.search import search_params
@@ -196,6 +197,35 @@ def _numbers(raw: list[str], name: str, where: Path) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
+def _check_token_blocks(model, layouts: list[dict] | None) -> None:
+    """Word ids (the tokens extractor) are categories, not magnitudes: only a GRU or
+    Transformer encoder reads them; anything else would train on the ids' sizes."""
+    columns = [info.get("column") for info in layouts or [] if info.get("layout") == "tokens"]
+    if not columns:
+        return
+    hint = (f"train a learned-fusion model with params {{encoder: auto}} (or encoders: "
+            f"{{{columns[0]}: gru|transformer}}), or extract {columns[0]!r} with tfidf")
+    if not hasattr(model.params, "encoder"):
+        raise UsageError(f"modality {columns[0]!r} holds word ids (the tokens extractor), which "
+                         f"model {model.name!r} would read as numbers", hint)
+    from mmcli.models.encoders import choose_encoders
+
+    names = choose_encoders(model.params, layouts, len(layouts), model.name)
+    for info, name in zip(layouts, names):
+        if info.get("layout") == "tokens" and name not in ("gru", "transformer"):
+            raise UsageError(f"modality {info.get('column')!r} holds word ids (the tokens "
+                             f"extractor), which the {name} encoder would read as numbers",
+                             hint)
+
+
+def _finite(value: str) -> float | None:
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
 def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
     """Per task and split: accuracy (classification) or RMSE (regression)."""
     out: dict = {}
@@ -244,8 +274,8 @@ def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
     """For ``eval``: metrics of a multi-task model's extra tasks on one split, or None for a
     single-task model. Classification: accuracy, macro_f1, n, and balanced_accuracy,
     weighted_f1, per_class, confusion_matrix as for the main label; regression: rmse, mae, r2,
-    n (items without a value for a task, or with a class the train split did not have, are
-    left out of that task)."""
+    n (items without a value for a task, with a value that is not a finite number, or with a
+    class the train split did not have, are left out of that task)."""
     tasks = getattr(model, "tasks_", None)
     if not tasks or len(tasks) < 2:
         return None
@@ -268,8 +298,9 @@ def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
             out[t["name"]] = classification_metrics(
                 [raw[i] for i in keep], [t["classes"][k] for k in guess], t["classes"])
         else:
-            keep = [i for i, v in enumerate(raw) if v]
-            truth = np.array([float(raw[i]) for i in keep])
+            values = [_finite(v) for v in raw]
+            keep = [i for i, v in enumerate(values) if v is not None]
+            truth = np.array([values[i] for i in keep])
             guess = pred[t["name"]][keep]
             err = guess - truth
             var = float(truth.var()) if keep else 0.0

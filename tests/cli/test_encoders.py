@@ -97,3 +97,16 @@ def test_encoder_that_does_not_fit_is_a_usage_error(structured, tmp_path):
     config.write_text("train: {model: gmu, params: {augment: {flip: 2}}}\n")
     line = fails(2, "train", runs / "fused", "-o", tmp_path / "m", "-c", config)
     assert "augment.flip" in line
+
+
+def test_word_ids_need_a_sequence_encoder(tmp_path, dataset):
+    """A tokens block read as plain numbers (an MLP, logistic regression...) is refused."""
+    config = tmp_path / "tokens.yaml"
+    config.write_text("preprocess: {jobs: 1}\nextract: {jobs: 1, text: [tokens]}\n")
+    ok("preprocess", dataset, "-o", tmp_path / "pre", "-c", config, "-q")
+    ok("extract", tmp_path / "pre", "-o", tmp_path / "feat", "-c", config, "-q")
+    ok("fuse", tmp_path / "feat", "-o", tmp_path / "fused", "-q")
+    line = fails(2, "train", tmp_path / "fused", "-o", tmp_path / "m", "--model", "logreg")
+    assert "modality 'text' holds word ids" in line and "encoder: auto" in line
+    line = fails(2, "train", tmp_path / "fused", "-o", tmp_path / "m", "--model", "late_repr")
+    assert "which the mlp encoder would read as numbers" in line

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmcli.errors import UsageError
 from mmcli.models import build_model
 from mmcli.models.augment import Augmenter, AugmentParams
 
@@ -100,10 +101,16 @@ def test_same_seed_same_augmentation():
                               augment(X, blocks, seed=4, **params))
 
 
-def test_off_by_default_and_only_on_structured_blocks():
+def test_off_by_default_and_refused_where_it_would_change_nothing():
     assert not Augmenter(AugmentParams(), [(0, 3)], None, None, "cpu").active
-    assert not Augmenter(AugmentParams(flip=0.5), [(0, 3)], [{"column": "x"}], None,
-                         "cpu").active
+    # an augmentation with no block to act on is a mistake, not a silent no-op
+    with pytest.raises(UsageError, match="augment.flip is set but no modality block is an "
+                                         "image"):
+        Augmenter(AugmentParams(flip=0.5), [(0, 3)], [{"column": "x"}], None, "cpu")
+    frames = [{"column": "speech", "layout": "logmel", "shape": [6, 4]}]
+    assert Augmenter(AugmentParams(time_shift=5), [(0, 24)], frames, None, "cpu").active
+    with pytest.raises(UsageError, match="time_shift 6 is not below the 6 frames"):
+        Augmenter(AugmentParams(time_shift=6), [(0, 24)], frames, None, "cpu")
 
 
 @pytest.mark.parametrize("name", ["late_repr", "mlp"])

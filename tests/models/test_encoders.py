@@ -104,7 +104,6 @@ def test_token_encoders_ignore_padding_and_survive_an_empty_text():
 @pytest.mark.parametrize("params, match", [
     ({"encoder": "cnn"}, "mlp or auto"),
     ({"encoders": {"image": "resnet"}}, "mlp, cnn, gru, transformer"),
-    ({"seq_dim": 10, "heads": 4}, "divisible"),
     ({"cnn_channels": []}, "cnn_channels"),
     ({"augment": {"flipp": 0.5}}, "did you mean 'flip'"),
     ({"augment": {"flip": 1.5}}, "augment.flip"),
@@ -113,6 +112,12 @@ def test_token_encoders_ignore_padding_and_survive_an_empty_text():
 def test_bad_encoder_params_are_usage_errors(params, match):
     with pytest.raises(UsageError, match=match):
         build_model("late_repr", params, 0, "cpu")
+
+
+def test_seq_dim_must_divide_into_heads_only_for_a_transformer():
+    with pytest.raises(UsageError, match="not divisible by heads"):
+        fitted("late_repr", {"encoder": "auto", "seq_dim": 10, "heads": 4})
+    fitted("late_repr", {"encoders": {"audio": "gru"}, "seq_dim": 10, "heads": 4})
 
 
 @pytest.mark.parametrize("encoders, match", [

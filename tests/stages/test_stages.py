@@ -350,3 +350,23 @@ def test_predict_with_subset_of_modalities(run, tmp_path):
     manifest = write_csv(run["root"] / "textonly.csv", rows, ["id", "text", "value"])
     summary = predict(tmp_path / "m", manifest, tmp_path / "p", PredictConfig(jobs=1))
     assert summary["predicted"] == N
+
+
+def test_extra_regression_metrics_skip_values_that_are_not_numbers():
+    """eval reads task values of every split, unchecked by train: 'abc', 'inf' and blanks are
+    left out of the task's metrics instead of failing eval (a ValueError before)."""
+    from mmcli.stages.train import extra_task_metrics
+
+    class TwoTasks:
+        tasks_ = [{"name": "label", "kind": "classification", "classes": ["a", "b"]},
+                  {"name": "score", "kind": "regression"}]
+
+        def predict_tasks(self, X):
+            return {"score": X[:, 0]}
+
+    values = ["1.0", "abc", "", "inf", "3.0"]
+    items = [{"split": "test", "labels": {"score": v}} for v in values]
+    X = np.array([[1.0], [9.0], [9.0], [9.0], [2.0]])
+    metrics = extra_task_metrics(TwoTasks(), items, X, "test")["score"]
+    assert metrics["n"] == 2
+    assert metrics["mae"] == pytest.approx(0.5)
