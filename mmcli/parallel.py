@@ -110,20 +110,29 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
                             lambda future, task: future.result())
 
 
-def _bounded(submit: Callable, tasks: Iterable, window: int,
-             result: Callable) -> Iterator[Any]:
-    """Submit ``tasks`` keeping at most ``window`` in flight; yield results in order."""
+def _bounded(submit: Callable, tasks: Iterable, window: int, result: Callable,
+             full: Callable[[], bool] | None = None) -> Iterator[Any]:
+    """Submit ``tasks`` keeping at most ``window`` in flight, and fewer while ``full()`` says
+    the tasks in flight hold enough data (at least one always runs); yield results in order."""
     pending: deque = deque()
     it = iter(tasks)
-    for task in it:
-        pending.append((submit(task), task))
-        if len(pending) >= window:
-            break
-    for task in it:
+    more = True
+    while True:
+        while more and len(pending) < window and not (pending and full is not None and full()):
+            task = next(it, _END)
+            if task is _END:
+                more = False
+                break
+            pending.append((submit(task), task))
+        if not pending:
+            return
         yield result(*pending.popleft())
-        pending.append((submit(task), task))
-    while pending:
-        yield result(*pending.popleft())
+
+
+_END = object()
+#: bytes of input data that chunks sent to a Dask cluster may hold in flight (extract ships
+#: preprocessed arrays with its tasks: 128 clips of 30 s are 245 MB)
+SHIP_BUDGET = 512 * 2**20
 
 
 # --- Dask ------------------------------------------------------------------------------------
@@ -151,13 +160,22 @@ def _dask_map(fn, tasks, runtime: Runtime, initializer, initargs, ship, isolate)
     # a local cluster's workers see this machine's files: they read their input themselves
     carry = ship if runtime.scheduler else None
 
+    shipped: dict = {}  # future key -> bytes of data it carries
+
     def submit(task):
         payload = carry(task) if carry is not None else task
         with warnings.catch_warnings():  # "large graph": a chunk's data travel with its task
             warnings.simplefilter("ignore")
-            return client.submit(_dask_call, fn, key, setup, payload, pure=False)
+            future = client.submit(_dask_call, fn, key, setup, payload, pure=False)
+        if carry is not None:
+            shipped[future.key] = _nbytes(payload)
+        return future
+
+    def full() -> bool:
+        return sum(shipped.values()) >= SHIP_BUDGET
 
     def result(future, task):
+        shipped.pop(future.key, None)
         try:
             return future.result()
         except CancelledError as exc:  # e.g. the scheduler restarted or went away
@@ -173,7 +191,13 @@ def _dask_map(fn, tasks, runtime: Runtime, initializer, initargs, ship, isolate)
             return _isolated(task, submit, isolate)
 
     with _without_main():
-        yield from _bounded(submit, tasks, 4 * workers, result)
+        yield from _bounded(submit, tasks, 4 * workers, result, full)
+
+
+def _nbytes(payload) -> int:
+    """Bytes of the numpy arrays in a task (what dominates a shipped chunk)."""
+    items = payload if isinstance(payload, (tuple, list)) else (payload,)
+    return sum(int(getattr(x, "nbytes", 0) or 0) for x in items)
 
 
 def _isolated(task, submit, isolate: Isolate) -> list:

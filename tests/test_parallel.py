@@ -45,3 +45,29 @@ def test_stage_from_a_script_without_main_guard_and_from_stdin(tmp_path):
     assert piped.returncode == 0 and piped.stdout.count("done") == 1, piped.stderr
     a, b = (tmp_path / d / "meta.json" for d in "ab")
     assert a.read_bytes() == b.read_bytes()
+
+
+def test_bounded_keeps_the_window_and_the_data_budget():
+    """At most ``window`` tasks in flight, fewer while those in flight hold enough data (one
+    always runs), results in order."""
+    from mmcli.parallel import _bounded
+
+    in_flight: list[int] = []
+    most = []
+
+    def submit(task):
+        in_flight.append(task)
+        most.append(len(in_flight))
+        return task
+
+    def result(future, task):
+        in_flight.remove(task)
+        return task * 10
+
+    assert list(_bounded(submit, range(20), 4, result)) == [t * 10 for t in range(20)]
+    assert max(most) == 4
+    most.clear()
+    weights = {t: (100 if t % 3 == 0 else 1) for t in range(20)}  # every third task is big
+    full = lambda: sum(weights[t] for t in in_flight) >= 100  # noqa: E731
+    assert list(_bounded(submit, range(20), 4, result, full)) == [t * 10 for t in range(20)]
+    assert max(most) <= 4 and most[:2] == [1, 1]  # the big first task ran alone
