@@ -190,8 +190,17 @@ def _dask_map(fn, tasks, runtime: Runtime, initializer, initargs, ship, isolate)
                     "cause") from None
             return _isolated(task, submit, isolate)
 
-    with _without_main():
-        yield from _bounded(submit, tasks, 4 * workers, result, full)
+    try:
+        with _without_main():
+            yield from _bounded(submit, tasks, 4 * workers, result, full)
+    except KeyboardInterrupt:
+        # a call cut short leaves the client's event loop running callbacks that can fail
+        # (a distributed bug logs a NameError traceback): the interrupt is the message
+        import logging
+
+        for name in ("tornado.application", "asyncio", "distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        raise
 
 
 def _nbytes(payload) -> int:
