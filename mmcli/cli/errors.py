@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 import traceback
 
@@ -31,9 +30,6 @@ def handle_errors(fn):
             console.error(str(from_os_error(exc)))
             raise typer.Exit(SystemIOError.exit_code) from None
         except KeyboardInterrupt:
-            # background threads still winding down (a Dask client's event loop, whose
-            # callbacks can fail while a call is cut short) must not log tracebacks after this
-            logging.disable(logging.CRITICAL)
             console.error("interrupted; no partial output was left behind")
             raise typer.Exit(130) from None
         except Exception as exc:  # a bug: one line, the traceback only on request
