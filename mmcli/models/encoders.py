@@ -128,6 +128,14 @@ def _token_ids(x, vocab: int):
     return x.round().long().clamp(0, vocab - 1)
 
 
+def _sequence_input(module, info: dict) -> None:
+    """What the sequence encoders read: token ids (``tokens``: ``vocab`` ids, ``shape``
+    [length]) or log-mel frames (``shape`` [frames, bands])."""
+    module.tokens = info["layout"] == "tokens"
+    module.shape = tuple(int(v) for v in info["shape"])
+    module.vocab = int(info["vocab"]) if module.tokens else None
+
+
 def _gru():
     import torch.nn as nn
     from torch.nn.utils.rnn import pack_padded_sequence
@@ -135,10 +143,8 @@ def _gru():
     class GruEncoder(nn.Module):
         def __init__(self, info, p, out):
             super().__init__()
-            self.tokens = info["layout"] == "tokens"
-            self.shape = tuple(int(v) for v in info["shape"])
+            _sequence_input(self, info)
             if self.tokens:
-                self.vocab = int(info["vocab"])
                 self.embed = nn.Embedding(self.vocab, p.seq_dim, padding_idx=0)
                 width = p.seq_dim
             else:
@@ -167,10 +173,8 @@ def _transformer():
     class TransformerEncoder(nn.Module):
         def __init__(self, info, p, out):
             super().__init__()
-            self.tokens = info["layout"] == "tokens"
-            self.shape = tuple(int(v) for v in info["shape"])
+            _sequence_input(self, info)
             if self.tokens:
-                self.vocab = int(info["vocab"])
                 self.inp = nn.Embedding(self.vocab, p.seq_dim, padding_idx=0)
             else:
                 self.inp = nn.Linear(self.shape[1], p.seq_dim)
