@@ -83,6 +83,18 @@ def write_jsonl(path: Path, rows) -> None:
             f.write(json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n")
 
 
+def write_csv(path: Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """A CSV with a header (``columns``, or the first row's keys) and ``\\n`` line ends."""
+    import csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    columns = columns or (list(rows[0]) if rows else [])
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
 def read_jsonl(path: Path) -> list[dict]:
     try:
         with open(path, encoding="utf-8") as f:

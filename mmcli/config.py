@@ -110,8 +110,8 @@ class TrainConfig:
     label: Any = None
     seed: int = 0
     #: a model name (see docs/models.md): logreg, linear_svm, random_forest, hist_gb, mlp,
-    #: late_repr, late_decision, gmu, lowrank, attention, tensor_layer; "auto" (chosen by
-    #: bench/models_comparison.py): late_decision on a concat fuse directory, else logreg
+    #: late_repr, late_decision, gmu, lowrank, attention, tensor_layer, subset; "auto":
+    #: chosen with its parameters by validation on the train split (mmcli.models.select)
     model: str = "auto"
     #: model parameters, e.g. {C: 0.5} or {hidden: [256], epochs: 200}
     params: dict = field(default_factory=dict)
@@ -121,6 +121,11 @@ class TrainConfig:
     search: dict = field(default_factory=dict)
     #: extra label columns trained with the label, e.g. {price: {kind: regression, weight: 0.5}}
     tasks: dict = field(default_factory=dict)
+    #: model auto: {candidates: [logreg, ...], cv: 3, validation: auto|cv|val,
+    #: drop_blocks: true, drop_margin: 0.01, jobs: 0} (docs/models.md)
+    select: dict = field(default_factory=dict)
+    #: model auto: seconds after which no further candidate is started; 0: no limit
+    time_limit: float = 300.0
 
 
 @dataclass

@@ -17,8 +17,13 @@ def command(
     out: options.Out,
     model: Annotated[str | None, typer.Option(
         "--model", help="logreg, linear_svm, random_forest, hist_gb, mlp, late_repr, "
-        "late_decision, gmu, lowrank, attention or tensor_layer (default: auto = "
-        "late_decision on a concat fuse directory, else logreg; see docs/models.md).")] = None,
+        "late_decision, gmu, lowrank, attention, tensor_layer or subset (default: auto = "
+        "candidates scored by cross-validation on the train split, the best refitted; "
+        "leaderboard.csv; see docs/models.md).")] = None,
+    time_limit: Annotated[float | None, typer.Option(
+        "--time-limit", metavar="SECONDS",
+        help="model auto: start no further candidate after this many seconds; 0: no limit "
+        "(default: 300).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
     config: options.Config = None,
@@ -27,6 +32,12 @@ def command(
     quiet: options.Quiet = False,
 ) -> None:
     """Train a classifier on the fused features (val split for early stopping).
+
+    By default (--model auto) a set of candidates (logistic regression, late
+    decision fusion, linear SVM, gradient boosting, MLP, encoders where blocks
+    have a shape) is scored by cross-validation on the train split (group
+    folds with preprocess --group), the best is refitted, and the leaderboard
+    is printed and written to leaderboard.csv.
 
     Learned-fusion models (late_repr, late_decision, gmu, lowrank, attention,
     tensor_layer) need a concat fuse directory. With train.params.encoder:
@@ -37,6 +48,8 @@ def command(
 
     Example:
 
+        mmcli train runs/demo/fused -o runs/demo/model --time-limit 60
+
         mmcli train runs/demo/fused -o runs/demo/model --model gmu --device cpu
     """
     from mmcli.config import TrainConfig, build, read_config_file
@@ -44,8 +57,11 @@ def command(
 
     console.set_quiet(quiet)
     cfg = build(TrainConfig, read_config_file(config), "train",
-                {"model": model, "device": device, "label": label, "seed": seed})
+                {"model": model, "device": device, "label": label, "seed": seed,
+                 "time_limit": time_limit})
     s = train(fused_dir, out, cfg, console.progress)
+    if s.get("selection"):
+        console.result(leaderboard_table(s["selection"]))
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"
     console.info(f"train: {s['model']} on {s['n_train']} items; train accuracy "
                  f"{s['train_accuracy']:.3f}, val accuracy {val}")
@@ -56,3 +72,21 @@ def command(
         console.info(f"task {name}: " + ", ".join(
             f"{k} {v:.3f}" for k, v in m.items() if v is not None))
     console.info(f"wrote {out}")
+
+
+def leaderboard_table(selection: dict) -> str:
+    """The leaderboard of model auto as aligned text, with each candidate's fit seconds."""
+    rows = selection["leaderboard"]
+    header = ["rank", "model", "params", "score", "std", "fit s", ""]
+    lines = [header]
+    for row in rows:
+        seconds = row.get("fit_seconds")
+        lines.append([str(row["rank"]), row["model"], row["params"], row["cv_score"],
+                      row["cv_std"], "" if seconds is None else f"{seconds:.1f}",
+                      ("chosen " if row["chosen"] else "") + row["note"]])
+    widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
+    text = [f"model selection ({selection['validation']}, macro-F1; "
+            f"{selection.get('seconds', 0):.1f} s):"]
+    text += ["  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
+             for line in lines]
+    return "\n".join(text)

@@ -7,7 +7,14 @@ with a CNN, GRU or Transformer (:mod:`mmcli.models.encoders`); every torch model
 its training batches (:mod:`mmcli.models.augment`).
 """
 
-from mmcli.models import classic, decision, fusion_nets, linear, mlp  # noqa: F401  (registers)
+from mmcli.models import (  # noqa: F401  (registers)
+    classic,
+    decision,
+    fusion_nets,
+    linear,
+    mlp,
+    subset,
+)
 from mmcli.models.base import MODELS, Model, build_model, load_model, save_model
 
 __all__ = ["MODELS", "Model", "build_model", "load_model", "save_model"]

@@ -1,7 +1,7 @@
 """Classic scikit-learn models beside logistic regression, saved without pickle.
 
-* ``linear_svm``: ``LinearSVC``; probabilities are the softmax of the decision function (the
-  coefficients are what is saved).
+* ``linear_svm``: ``LinearSVC`` on standardised features, with sigmoid-calibrated
+  probabilities (the coefficients and the calibration's parameters are what is saved).
 * ``random_forest``: ``RandomForestClassifier``.
 * ``hist_gb``: ``HistGradientBoostingClassifier``.
 
@@ -48,11 +48,14 @@ class SklearnModel(Model):
         self.n_classes_ = int(n_classes)
         self.n_features_ = int(X.shape[1])
         est = self._estimator()
+        X = np.asarray(X, dtype=np.float32)
+        self._fit_rows = (X, y)  # for models that calibrate after fitting (linear_svm)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            est.fit(np.asarray(X, dtype=np.float32), y)
+            est.fit(X, y)
         self.classes_ = np.asarray(est.classes_, dtype=np.int64)
         self._keep(est)
+        del self._fit_rows
         return self
 
     def predict_proba(self, X):
@@ -74,37 +77,116 @@ class SklearnModel(Model):
 
 @MODELS.register("linear_svm")
 class LinearSVMModel(SklearnModel):
-    """Linear support vector machine (``C``, ``class_weight``, ``max_iter``); probabilities
-    are the softmax of the decision values."""
+    """Linear support vector machine (``C``, ``class_weight``, ``max_iter``, ``scale`` as for
+    logreg) with calibrated probabilities.
+
+    ``calibration: sigmoid`` (the default) is scikit-learn's ``CalibratedClassifierCV(...,
+    method="sigmoid", ensemble=False)``: one SVM on all rows, and per class a sigmoid of its
+    decision value fitted on out-of-fold decision values (``calibration_cv`` folds, fewer when
+    a class has fewer rows), normalised over the classes; so log-loss and calibration error
+    mean what they say. ``calibration: none`` gives the softmax of the decision values (not
+    probabilities in any calibrated sense: log-loss and calibration error mean little).
+    """
 
     @dataclasses.dataclass
     class Params:
         C: float = 1.0
         class_weight: str | None = None
         max_iter: int = 5000
+        scale: str = "standard"
+        calibration: str = "sigmoid"
+        calibration_cv: int = 3
 
     def _estimator(self):
         from sklearn.svm import LinearSVC
 
         p = self.params
+        if p.calibration not in ("sigmoid", "none"):
+            raise UsageError(f"the 'calibration' parameter of model 'linear_svm' must be "
+                             f"sigmoid or none; got {p.calibration!r} instead",
+                             "fix train.params.calibration")
         return LinearSVC(C=p.C, class_weight=p.class_weight, max_iter=p.max_iter,
                          random_state=self.seed)
+
+    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+        from mmcli.models.linear import fit_scaler, scaled
+
+        fit_scaler(self, X)
+        return super().fit(scaled(self, X).astype(np.float32), y, n_classes)
+
+    def predict_proba(self, X):
+        from mmcli.models.linear import scaled
+
+        return super().predict_proba(scaled(self, X))
 
     def _keep(self, est):
         self.coef_, self.intercept_ = est.coef_.astype(np.float64), est.intercept_.astype(
             np.float64)
+        self.calib_ = None
+        if self.params.calibration == "sigmoid":
+            self.calib_ = self._calibrate(est)
+
+    def _calibrate(self, est):
+        """(2, n_columns) sigmoid parameters (a, b) per decision column, from a refit of
+        scikit-learn's CalibratedClassifierCV on the same rows, or None when a class has a
+        single row (no out-of-fold values)."""
+        import warnings
+
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.exceptions import ConvergenceWarning
+
+        X, y = self._fit_rows
+        counts = np.bincount(y)
+        folds = min(self.params.calibration_cv, int(counts[counts > 0].min()))
+        if folds < 2:
+            return None
+        from sklearn.model_selection import StratifiedKFold
+
+        cal = CalibratedClassifierCV(self._estimator(), method="sigmoid", ensemble=False,
+                                     cv=StratifiedKFold(folds, shuffle=True,
+                                                        random_state=self.seed))
+        weight = None
+        if self.params.class_weight == "balanced":
+            # calibrating to the train priors would undo the class weights: calibrate as if
+            # the classes were balanced too
+            from sklearn.utils.class_weight import compute_sample_weight
+
+            weight = compute_sample_weight("balanced", y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            cal.fit(X, y, sample_weight=weight)
+        calibrators = cal.calibrated_classifiers_[0].calibrators
+        return np.array([[c.a_, c.b_] for c in calibrators], dtype=np.float64).T
 
     def _proba(self, X):
         d = X.astype(np.float64) @ self.coef_.T + self.intercept_
+        if self.calib_ is not None:
+            from scipy.special import expit
+
+            p = expit(-(self.calib_[0] * d + self.calib_[1]))
+            if len(self.classes_) == 2:
+                return np.hstack([1 - p, p])
+            total = p.sum(axis=1, keepdims=True)
+            uniform = np.full_like(p, 1.0 / p.shape[1])
+            return np.where(total > 0, p / np.where(total > 0, total, 1.0), uniform)
         if len(self.classes_) == 2:
             d = np.hstack([-d / 2, d / 2])
         return _softmax(d)
 
     def _arrays(self):
-        return {}, {"coef": self.coef_, "intercept": self.intercept_}
+        from mmcli.models.linear import scaler_arrays
+
+        arrays = {"coef": self.coef_, "intercept": self.intercept_, **scaler_arrays(self)}
+        if self.calib_ is not None:
+            arrays["calibration"] = self.calib_
+        return {}, arrays
 
     def _restore(self, fitted, arrays):
+        from mmcli.models.linear import load_scaler
+
         self.coef_, self.intercept_ = arrays["coef"], arrays["intercept"]
+        self.calib_ = np.asarray(arrays["calibration"]) if "calibration" in arrays else None
+        load_scaler(self, arrays)
 
 
 class Forest:

@@ -100,7 +100,8 @@ class LateDecisionModel(Model):
         else:
             from mmcli.models.linear import LogisticRegressionModel
 
-            self.meta_ = LogisticRegressionModel(seed=self.seed, C=self.params.meta_C)
+            self.meta_ = LogisticRegressionModel(seed=self.seed, C=self.params.meta_C,
+                                                 scale="none")
             self.meta_.fit(_stack(oof), y, n_classes)
         return self
 

@@ -32,11 +32,9 @@ from mmcli.errors import DataError, UsageError
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
-#: ``train.model: auto`` (the default), chosen by measurement (bench/models_comparison.py,
-#: docs/models.md): decision-level late fusion when the fuse directory keeps the modality
-#: blocks (concat), logistic regression otherwise
-DEFAULT_MODEL = "late_decision"
-FALLBACK_MODEL = "logreg"
+#: the columns of a model directory's leaderboard.csv (model: auto)
+LEADERBOARD = ("rank", "model", "params", "cv_score", "cv_std", "chosen", "note")
+
 
 
 @storage.staged("fused_dir")
@@ -54,13 +52,6 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",
                         "a classifier needs at least two labels in train")
     requested = config  # meta.json keeps the config as given ("auto"): mmcli run compares it
-    if config.model == "auto":
-        fusion = artifacts.read_json(fused.path / "fusion.json")
-        config = dataclasses.replace(
-            config, model=DEFAULT_MODEL if fusion.get("blocks") else FALLBACK_MODEL)
-    cls = MODELS.get(config.model, where="--model")
-    blocks = model_blocks(fused.path, cls)
-    layouts, norms = block_layouts(fused.path)
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
     X = artifacts.load_npy(fused.path / "fused.npy")
     index = {c: k for k, c in enumerate(classes)}
@@ -70,9 +61,20 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     y_val = np.array([index[items[k]["label"]] for k in va], dtype=np.int64)
     X_tr = np.asarray(X[tr])
     X_va = np.asarray(X[va]) if va else None
+    layouts, norms = block_layouts(fused.path)
 
     params = dict(config.params)
-    _check_token_blocks(build_model(config.model, params, config.seed, config.device), layouts)
+    selection = None
+    if config.model == "auto":
+        selection = select(config, fused.path, items, tr, X_tr, y, X_va, y_val, len(classes),
+                           layouts, norms, progress)
+        config = dataclasses.replace(config, model=selection["model"])
+        params = dict(selection["params"])
+    cls = MODELS.get(config.model, where="--model")
+    blocks = model_blocks(fused.path, cls)
+    if selection is None:
+        _check_token_blocks(build_model(config.model, params, config.seed, config.device),
+                            layouts)
     searched = None
     if config.search:
         from mmcli.models.search import search_params
@@ -104,6 +106,11 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         shutil.copytree(fused.path / "state", writer.path / "state")
         save_model(model, writer.path / "state" / "model", classes)
         artifacts.write_jsonl(writer.path / "train_log.jsonl", model.log_)
+        if selection is not None:
+            from mmcli.models.select import leaderboard_rows
+
+            rows = leaderboard_rows(selection["leaderboard"])
+            artifacts.write_csv(writer.path / "leaderboard.csv", rows, list(LEADERBOARD))
         summary = {"model": config.model, "classes": classes, "n_train": len(tr),
                    "n_val": len(va),
                    "train_accuracy": _accuracy(model, X_tr, y),
@@ -112,23 +119,83 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
             summary.update(best_epoch=model.best_epoch_, epochs_run=len(model.log_))
         if searched is not None:
             summary["search"] = searched
+        if selection is not None:
+            summary["selection"] = {"validation": selection["validation"],
+                                    "params": selection["params"], "leaderboard": rows}
         if tasks:
             summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
         writer.commit(to_dict(requested), config.seed, {str(fused.path): fused.meta_hash()},
                       summary)
+    if selection is not None:  # wall-clock, so reported and never recorded
+        from mmcli.models.select import leaderboard_rows
+
+        summary = {**summary, "selection": {
+            **summary["selection"], "seconds": selection["seconds"],
+            "leaderboard": leaderboard_rows(selection["leaderboard"], times=True)}}
     return summary
+
+
+def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[int], X_tr, y,
+           X_va, y_val, n_classes: int, layouts, norms, progress: ProgressFactory) -> dict:
+    """``model: auto``: choose a model and its parameters on the train split by validation
+    (:mod:`mmcli.models.select`); group folds when the items carry a ``group``."""
+    from mmcli.models.select import (
+        Problem,
+        check_select,
+        default_candidates,
+        make_folds,
+        select_model,
+    )
+
+    check_select(config.select)
+    if config.search:
+        raise UsageError("train.search needs a named model: model auto already chooses the "
+                         "model and its parameters by validation",
+                         "name the model (--model NAME) to search its parameters, or drop "
+                         "train.search (train.select controls auto)")
+    if config.tasks:
+        raise UsageError("train.tasks needs a named model that trains several tasks",
+                         "use --model mlp, late_repr, gmu, lowrank, attention or tensor_layer")
+    blocks = _block_ranges(fused_path)
+    how = config.select.get("validation", "auto")
+    groups = [items[k].get("group") for k in tr]
+    groups = groups if how != "val" and all(g is not None for g in groups) else None
+    if how == "val":
+        if X_va is None or not len(X_va):
+            raise UsageError("train.select.validation is val but the fuse directory has no "
+                             "val items", "use validation: cv, or give the manifest val rows")
+        X_all = np.concatenate([X_tr, X_va])
+        y_all = np.concatenate([y, y_val])
+        folds = [(np.arange(len(y)), np.arange(len(y), len(y_all)))]
+        label = "val split"
+    else:
+        X_all, y_all = X_tr, y
+        folds, label = make_folds(y, groups, config.select.get("cv", 3), config.seed)
+        if folds is None:  # a class with one train item: nothing to hold out
+            return {"model": "logreg", "params": {}, "leaderboard": [],
+                    "validation": label, "seconds": 0.0}
+    problem = Problem(X_all, y_all, n_classes, blocks, layouts, norms, folds, config.seed,
+                      config.device)
+    with progress("train: select", len(default_candidates())) as bar:
+        return select_model(problem, config.select, config.time_limit, label,
+                            progress=lambda name: bar.advance(), params=config.params)
 
 
 def model_blocks(fused_path: Path, cls) -> list[tuple[int, int]] | None:
     """The modality column ranges of a concat fuse directory; None for other methods.
     Models that need them refuse other fuse directories (exit 2)."""
-    fusion = artifacts.read_json(fused_path / "fusion.json")
-    ranges = fusion.get("blocks")
-    if ranges is None and cls.needs_blocks:
+    blocks = _block_ranges(fused_path)
+    if blocks is None and cls.needs_blocks:
+        method = artifacts.read_json(fused_path / "fusion.json")["method"]
         raise UsageError(
             f"model {cls.name!r} learns the fusion itself and needs the modality blocks of a "
-            f"concat fuse directory; {fused_path} was fused with {fusion['method']!r}",
+            f"concat fuse directory; {fused_path} was fused with {method!r}",
             f"re-run `mmcli fuse --method concat` and train {cls.name!r} on that")
+    return blocks
+
+
+def _block_ranges(fused_path: Path) -> list[tuple[int, int]] | None:
+    ranges = artifacts.read_json(fused_path / "fusion.json").get("blocks")
     return [(int(b["start"]), int(b["stop"])) for b in ranges] if ranges else None
 
 

@@ -16,12 +16,20 @@ def test_success_default_model(pipeline, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["stage"] == "train"
     assert meta["config"]["model"] == "auto"
-    assert meta["summary"]["model"] == "late_decision"  # auto, on a concat fuse directory
+    # auto: the leaderboard's chosen row is the model trained
+    rows = read_rows(out / "leaderboard.csv")
+    chosen = [r for r in rows if r["chosen"] == "yes"]
+    assert len(chosen) == 1 and chosen[0]["rank"] == "1"
+    name = meta["summary"]["model"]
+    assert name in ("subset", chosen[0]["model"])
+    assert [(str(r["rank"]), r["model"], r["chosen"]) for r in
+            meta["summary"]["selection"]["leaderboard"]] == [
+        (r["rank"], r["model"], r["chosen"]) for r in rows]
     assert meta["summary"]["classes"] == ["blue", "green", "red"]
     assert meta["summary"]["train_accuracy"] > 0.9  # the dummy classes are easy
     n_train = meta["summary"]["n_train"]
-    assert f"train: late_decision on {n_train} items; train accuracy " in result.stderr
-    assert "train late_decision: 1/1 (100%)" in result.stderr
+    assert f"train: {name} on {n_train} items; train accuracy " in result.stderr
+    assert "model selection (3-fold cv, macro-F1;" in result.stdout
     assert f"wrote {out}" in result.stderr
 
 
@@ -119,9 +127,11 @@ def test_learned_fusion_refuses_other_fusions(pipeline, tmp_path):
     line = fails(2, "train", tmp_path / "sum", "-o", tmp_path / "model", "--model", "attention")
     assert "'sum'" in line and "mmcli fuse --method concat" in line
     ok("train", tmp_path / "sum", "-o", tmp_path / "model", "--model", "random_forest", "-q")
-    ok("train", tmp_path / "sum", "-o", tmp_path / "auto", "-q")  # auto: logreg there
+    ok("train", tmp_path / "sum", "-o", tmp_path / "auto", "-q")  # auto: no block models
     meta = json.loads((tmp_path / "auto" / "meta.json").read_text())
-    assert meta["summary"]["model"] == "logreg"
+    assert meta["summary"]["model"] in ("logreg", "linear_svm", "hist_gb", "mlp")
+    notes = {r["model"]: r["note"] for r in read_rows(tmp_path / "auto" / "leaderboard.csv")}
+    assert notes["late_decision"].startswith("skipped: needs a concat fuse directory")
 
 
 def test_search_from_config(pipeline, tmp_path):

@@ -32,7 +32,7 @@ def fit(name: str, seed: int = 0, **params):
 def test_registered():
     assert MODELS.names() == ["attention", "gmu", "hist_gb", "late_decision", "late_repr",
                               "linear_svm", "logreg", "lowrank", "mlp", "random_forest",
-                              "tensor_layer"]
+                              "subset", "tensor_layer"]
 
 
 @pytest.mark.parametrize("name", ["logreg", "mlp"])

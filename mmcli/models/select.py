@@ -1,0 +1,379 @@
+"""Model selection by validation: what ``train.model: auto`` (the default) does.
+
+A fixed list of candidates, each a model and a small grid of its parameters, is scored on the
+user's own data, and the best is refitted by the train stage:
+
+* scoring: macro-F1 (scikit-learn's, over every train class) of the candidate fitted on part
+  of the train split and scored on the rest, by ``cv``-fold cross-validation on the train
+  split: stratified folds, or stratified *group* folds when the items carry a group
+  (``preprocess --group``), so that no speaker or patient is on both sides of a fold. With
+  ``validation: val`` (or ``auto`` and a val split that the manifest gave itself) each
+  candidate is instead fitted on train and scored on the val split once. Val and test rows
+  never enter a fold's training rows.
+* candidates (in this order, cheap first): ``logreg`` (C tuned), ``late_decision`` (one
+  logistic regression per modality, stacked; C tuned), ``linear_svm`` (calibrated, C tuned),
+  ``hist_gb``, ``mlp`` and, when a block has a shape (pixels, frames, tokens), ``late_repr``
+  with ``encoder: auto``. ``train.select.candidates`` limits the list.
+* modality blocks: when a concat fuse directory has several blocks, the best candidate is
+  also scored without each block in turn; a block whose removal raises the score by more than
+  ``drop_margin`` is dropped (the ``subset`` model), and the leaderboard says so.
+* time: fold fits run on ``jobs`` processes (all cores by default); once ``time_limit``
+  seconds have passed, the remaining candidates are not started and the leaderboard marks
+  them ``skipped: time limit``. A limit that cuts the search makes the choice depend on the
+  machine's speed; the default limit is far above what the default candidates need on a few
+  thousand items (docs/models.md), so the same data and seed give the same choice and a
+  byte-identical model.
+
+Ties go to the earlier (cheaper) candidate. Wall-clock times are reported by the stage, never
+written into the model directory, whose files must not depend on the machine's load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import logging
+import os
+import time
+from typing import Any
+
+import numpy as np
+
+from mmcli.errors import UsageError
+
+logger = logging.getLogger(__name__)
+
+KEYS = ("candidates", "cv", "validation", "drop_blocks", "drop_margin", "jobs")
+VALIDATION = ("auto", "cv", "val")
+#: torch candidates train at most this many epochs in a fold (no val rows to stop on there)
+FOLD_EPOCHS = 60
+
+
+@dataclasses.dataclass
+class Candidate:
+    """A model and the grid of parameters tried for it."""
+
+    model: str
+    params: dict
+    grid: dict = dataclasses.field(default_factory=dict)
+    #: None, "blocks" (a concat fuse directory) or "structure" (a block with a shape)
+    needs: str | None = None
+
+    def settings(self) -> list[dict]:
+        if not self.grid:
+            return [dict(self.params)]
+        keys = sorted(self.grid)
+        return [{**self.params, **dict(zip(keys, values))}
+                for values in itertools.product(*(self.grid[k] for k in keys))]
+
+
+def default_candidates() -> list[Candidate]:
+    """The candidates of ``model: auto``, cheap first (ties go to the earlier one)."""
+    return [
+        Candidate("logreg", {}, {"C": [0.01, 0.1, 1.0]}),
+        Candidate("late_decision", {}, {"base_params": [{"C": 0.01}, {"C": 0.1}, {"C": 1.0}]},
+                  needs="blocks"),
+        Candidate("linear_svm", {}, {"C": [0.01, 0.1]}),
+        Candidate("hist_gb", {"max_iter": 100}),
+        Candidate("mlp", {"hidden": [256], "dropout": 0.3, "epochs": FOLD_EPOCHS}),
+        Candidate("late_repr", {"encoder": "auto", "epochs": 30}, needs="structure"),
+    ]
+
+
+def check_select(select: dict) -> None:
+    for key in select:
+        if key not in KEYS:
+            import difflib
+
+            close = difflib.get_close_matches(str(key), KEYS, n=1)
+            raise UsageError(f"unknown key {key!r} in train.select",
+                             f"did you mean {close[0]!r}?" if close
+                             else f"known keys: {', '.join(KEYS)}")
+    if select.get("validation", "auto") not in VALIDATION:
+        raise UsageError(f"train.select.validation is {select.get('validation')!r}",
+                         f"use one of {', '.join(VALIDATION)}")
+    cv = select.get("cv", 3)
+    if not isinstance(cv, int) or isinstance(cv, bool) or cv < 2:
+        raise UsageError(f"train.select.cv is {cv!r}", "give an integer of at least 2")
+    names = select.get("candidates")
+    if names is not None:
+        known = [c.model for c in default_candidates()]
+        if not isinstance(names, list) or not names:
+            raise UsageError("train.select.candidates must be a non-empty list",
+                             f"e.g. candidates: [logreg, late_decision]; known: "
+                             f"{', '.join(known)}")
+        for name in names:
+            if name not in known:
+                import difflib
+
+                close = difflib.get_close_matches(str(name), known, n=1)
+                raise UsageError(f"unknown candidate {name!r} in train.select.candidates",
+                                 f"did you mean {close[0]!r}?" if close
+                                 else f"choose from {', '.join(known)}")
+
+
+@dataclasses.dataclass
+class Problem:
+    """What a candidate is fitted and scored on."""
+
+    X: np.ndarray
+    y: np.ndarray
+    n_classes: int
+    blocks: list | None
+    layouts: list | None
+    norms: list | None
+    #: (train rows, scored rows) pairs of indices into X
+    folds: list
+    seed: int
+    device: str
+
+
+def make_folds(y: np.ndarray, groups: list | None, cv: int, seed: int,
+               val: tuple[np.ndarray, np.ndarray] | None = None):
+    """Cross-validation folds over the train rows (stratified; by group when ``groups``), or
+    the single (train, val) pair when ``val`` gives the val rows' position in X."""
+    if val is not None:
+        return [val], "val"
+    counts = np.bincount(y)
+    if groups is not None:
+        from sklearn.model_selection import StratifiedGroupKFold
+
+        n_groups = len(set(groups))
+        folds = min(cv, n_groups)
+        if folds < 2:
+            raise UsageError("the train split has a single group, so model selection cannot "
+                             "hold one out", "give the train split several groups, or "
+                             "train.select: {validation: val}")
+        splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+        codes = np.unique(np.asarray(groups, dtype=str), return_inverse=True)[1]
+        return list(splitter.split(np.zeros(len(y)), y, codes)), f"{folds}-fold group cv"
+    from sklearn.model_selection import StratifiedKFold
+
+    folds = min(cv, int(counts[counts > 0].min()))
+    if folds < 2:
+        return None, "a class has a single train item"
+    splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(y)), y)), f"{folds}-fold cv"
+
+
+def _fit_score(problem: Problem, name: str, params: dict, fold: int,
+               keep: list[int] | None = None, worker: bool = False) -> tuple:
+    """(macro-F1, seconds, error) of one candidate on one fold (in a worker process:
+    ``worker``). A candidate that cannot be fitted on this data (too few rows of a class for
+    its own internal split, say) is that candidate's failure, recorded in the leaderboard,
+    not the stage's."""
+    from sklearn.metrics import f1_score
+
+    from mmcli.models.base import build_model
+
+    if worker:
+        _one_thread()
+    start = time.perf_counter()
+    tr, te = problem.folds[fold]
+    model = build_model(name, params, problem.seed, problem.device)
+    if keep is not None:
+        model = build_model("subset", {"model": name, "params": params, "keep": keep},
+                            problem.seed, problem.device)
+    model.blocks, model.layouts, model.block_norms = (problem.blocks, problem.layouts,
+                                                      problem.norms)
+    try:
+        model.fit(problem.X[tr], problem.y[tr], problem.n_classes)
+        pred = model.predict_proba(problem.X[te]).argmax(1)
+    except (ValueError, ArithmeticError, RuntimeError) as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
+        return None, time.perf_counter() - start, first
+    score = f1_score(problem.y[te], pred, average="macro",
+                     labels=np.arange(problem.n_classes), zero_division=0)
+    return float(score), time.perf_counter() - start, None
+
+
+def _one_thread() -> None:
+    """Fold fits run in parallel processes: one BLAS/torch thread each."""
+    try:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(1)
+    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
+        pass
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def select_model(problem: Problem, select: dict, time_limit: float, how: str,
+                 progress=None, params: dict | None = None) -> dict:
+    """Score every candidate setting; returns ``{"model", "params", "leaderboard",
+    "validation", "seconds"}`` with the winner's name and parameters. ``params`` (the
+    config's ``train.params``) go to every candidate that has such a parameter."""
+    check_select(select)
+    wanted = select.get("candidates")
+    structured = any((info or {}).get("layout") for info in problem.layouts or [])
+    runs: list[dict] = []
+    from mmcli.models.base import MODELS
+
+    for cand in default_candidates():
+        if wanted is not None and cand.model not in wanted:
+            continue
+        reason = None
+        if cand.needs == "blocks" and not (problem.blocks and len(problem.blocks) > 1):
+            reason = "needs a concat fuse directory with several modalities"
+        elif cand.needs == "structure" and not structured:
+            reason = "no block with a shape (pixels, frames, tokens)"
+        elif cand.needs is None and _has_tokens(problem.layouts):
+            reason = "reads word ids as numbers"
+        elif cand.model == "late_decision" and _has_tokens(problem.layouts):
+            reason = "reads word ids as numbers"
+        fields = {f.name for f in dataclasses.fields(MODELS.get(cand.model).Params)}
+        given = {k: v for k, v in (params or {}).items() if k in fields}
+        seen = []
+        for setting in cand.settings():
+            setting = {**setting, **given}  # train.params win where a candidate has them
+            if setting not in seen:
+                seen.append(setting)
+                runs.append({"model": cand.model, "params": setting, "skip": reason})
+    jobs = _jobs(select.get("jobs", 0))
+    started = time.perf_counter()
+    board = _score_runs(problem, runs, jobs, started, time_limit, progress)
+    ranked = [r for r in board if r["cv_score"] is not None]
+    if not ranked:
+        raise UsageError("no model candidate could be scored on this data",
+                         "name a model with --model, or widen train.select.candidates")
+    best = max(ranked, key=lambda r: r["cv_score"])  # first of equals: the cheaper
+    winner, chosen = {"model": best["model"], "params": best["params"]}, best
+    if select.get("drop_blocks", True) and problem.blocks and len(problem.blocks) > 1:
+        dropped = _try_dropping_blocks(problem, best, board, select, jobs, started,
+                                       time_limit, progress)
+        if dropped is not None:
+            winner, chosen = dropped
+    for row in board:
+        row["chosen"] = row is chosen
+    return {"model": winner["model"], "params": winner["params"], "leaderboard": board,
+            "validation": how, "seconds": time.perf_counter() - started}
+
+
+def _has_tokens(layouts) -> bool:
+    return any((info or {}).get("layout") == "tokens" for info in layouts or [])
+
+
+def _jobs(jobs: int) -> int:
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 0:
+        raise UsageError(f"train.select.jobs is {jobs!r}", "give 0 (all cores) or more")
+    return jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                    else (os.cpu_count() or 1))
+
+
+def _score_runs(problem: Problem, runs: list[dict], jobs: int, started: float,
+                time_limit: float, progress, keep: list[int] | None = None) -> list[dict]:
+    """Score runs in order, candidate by candidate (all folds of one candidate's settings in
+    parallel); candidates not started before ``time_limit`` are marked skipped."""
+    board = []
+    by_model: dict[str, list[dict]] = {}
+    for run in runs:
+        by_model.setdefault(run["model"], []).append(run)
+    for name, group in by_model.items():
+        todo = [r for r in group if r["skip"] is None]
+        over = time_limit > 0 and time.perf_counter() - started > time_limit
+        if over:
+            for r in todo:
+                r["skip"] = "time limit"
+            todo = []
+        tasks = [(k, f) for k in range(len(todo)) for f in range(len(problem.folds))]
+        results = _parallel(problem, [(todo[k]["model"], todo[k]["params"], f, keep)
+                                      for k, f in tasks], jobs)
+        for k, run in enumerate(todo):
+            mine = [results[i] for i, (kk, _) in enumerate(tasks) if kk == k]
+            errors = [e for _, _, e in mine if e is not None]
+            if errors:
+                run["skip"] = f"failed: {errors[0]}"
+                continue
+            scores = [score for score, _, _ in mine]
+            run.update(cv_score=float(np.mean(scores)), cv_std=float(np.std(scores)),
+                       seconds=sum(seconds for _, seconds, _ in mine))
+        for run in group:
+            if run["skip"] is not None:
+                run.update(cv_score=None, cv_std=None, seconds=None)
+            board.append(run)
+        if progress is not None:
+            progress(name)
+    return board
+
+
+def _parallel(problem: Problem, tasks: list[tuple], jobs: int) -> list[tuple]:
+    if not tasks:
+        return []
+    if jobs <= 1 or len(tasks) == 1:
+        return [_fit_score(problem, *t) for t in tasks]
+    import warnings
+
+    from joblib import Parallel, delayed
+
+    # loky worker processes; results come back in task order whatever finishes first
+    with warnings.catch_warnings():
+        # loky's notice that it replaced an idle worker is not the user's business
+        warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
+        return Parallel(n_jobs=min(jobs, len(tasks)), backend="loky")(
+            delayed(_fit_score)(problem, *t, worker=True) for t in tasks)
+
+
+def _try_dropping_blocks(problem: Problem, best: dict, board: list[dict], select: dict,
+                         jobs: int, started: float, time_limit: float, progress):
+    """Score the best candidate without each block; the best improvement beyond
+    ``drop_margin`` wins (one round: a single block is dropped at most)."""
+    margin = float(select.get("drop_margin", 0.01))
+    n = len(problem.blocks)
+    columns = [(info or {}).get("column", f"block {k}") for k, info in
+               enumerate(problem.layouts or [None] * n)]
+    runs = []
+    for drop in range(n):
+        keep = [k for k in range(n) if k != drop]
+        runs.append({"model": best["model"], "params": best["params"], "skip": None,
+                     "keep": keep, "subset_of": best["model"],
+                     "note": f"without {columns[drop]}"})
+    scored = []
+    for run in runs:
+        row = _score_runs(problem, [run], jobs, started, time_limit, None,
+                          keep=run["keep"])[0]
+        row["model"] = best["model"]
+        board.append(row)
+        scored.append(row)
+    good = [r for r in scored if r["cv_score"] is not None
+            and r["cv_score"] > best["cv_score"] + margin]
+    if not good:
+        return None
+    top = max(good, key=lambda r: r["cv_score"])
+    return {"model": "subset", "params": {"model": best["model"], "params": best["params"],
+                                          "keep": top["keep"]}}, top
+
+
+def leaderboard_rows(board: list[dict], times: bool = False) -> list[dict]:
+    """The leaderboard as written to ``leaderboard.csv``: best first (skipped last), with no
+    wall-clock times (they would make the model directory differ between runs); ``times``
+    adds ``fit_seconds`` (summed over folds) for display."""
+    order = sorted(range(len(board)), key=lambda k: (
+        board[k]["cv_score"] is None, -(board[k]["cv_score"] or 0.0), k))
+    rows = []
+    for rank, k in enumerate(order, start=1):
+        r = board[k]
+        note = r.get("note") or ""
+        if r["skip"]:
+            note = r["skip"] if r["skip"].startswith("failed") else f"skipped: {r['skip']}"
+        rows.append({"rank": rank, "model": r["model"],
+                     "params": json.dumps(_plain(r["params"]), sort_keys=True),
+                     "cv_score": "" if r["cv_score"] is None else f"{r['cv_score']:.4f}",
+                     "cv_std": "" if r["cv_std"] is None else f"{r['cv_std']:.4f}",
+                     "chosen": "yes" if r.get("chosen") else "", "note": note})
+        if times:
+            rows[-1]["fit_seconds"] = r.get("seconds")
+    return rows
+
+
+def _plain(value: Any):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
