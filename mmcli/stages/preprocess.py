@@ -95,7 +95,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     ids = manifest.ids()
     labels = [r.get(config.label, "").strip() for r in manifest.rows]
     columns = feature_columns(manifest, config)
-    groups = row_groups(manifest, config.group, ids) if config.group else None
+    groups = row_groups(manifest, config.group, ids) if config.group is not None else None
     splits = assign_splits(manifest, ids, labels, config.split, config.seed, config.split_key,
                            groups)
     _warn_unstable_splits(manifest, config, groups, splits)
@@ -121,7 +121,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
                         config.max_failed_fraction, progress, fit=True,
                         media_roots=config.media_roots, previous=previous, journal=journal)
         journal.close()
-        if config.tasks or groups:
+        if config.tasks or groups is not None:
             summary.update(_annotate_items(manifest, config.tasks, groups,
                                            writer.path / "items.jsonl"))
         state.save(writer.path / "state")
@@ -176,9 +176,9 @@ def feature_columns(manifest: Manifest, config: PreprocessConfig) -> dict[str, s
                              "preprocess.split_key: id")
         require_column(manifest, config.group, "group",
                        "pass --group COL naming a column, or drop --group")
-    ignored = {col: "ignore" for col in (*config.tasks, *([config.group] if config.group
-                                                          else []))}
-    return column_kinds(manifest, config.label, {**config.columns, **ignored})
+    not_features = [*config.tasks, *([config.group] if config.group is not None else [])]
+    return column_kinds(manifest, config.label,
+                        {**config.columns, **dict.fromkeys(not_features, "ignore")})
 
 
 def _annotate_items(manifest: Manifest, tasks: list, groups: list[str] | None,
