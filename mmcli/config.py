@@ -39,6 +39,12 @@ class PreprocessConfig:
     columns: dict = field(default_factory=dict)
     #: fractions of the deterministic split used when the manifest has no ``split`` column
     split: dict = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
+    #: what that split hashes: "label_id" (seed, label, id: stratified) or "id" (seed, id: a
+    #: corrected label never moves an item); a group column overrides it
+    split_key: str = "label_id"
+    #: a column (speaker, session, patient...) whose values never share two splits: the split
+    #: hashes (seed, group value); kept as items' ``group`` (not a feature); null: none
+    group: Any = None
     #: "standard" ((x-mean)/std) or "minmax" ((x-min)/(max-min)), fitted on train
     numeric_scaling: str = "standard"
     #: images are decoded to RGB and resized to [width, height]

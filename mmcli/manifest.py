@@ -1,6 +1,7 @@
 """Manifests: CSV or JSONL, one row per sample; column kinds; deterministic splits.
 
-Columns ``id``, the label column and ``split`` are reserved; every other column is one
+Columns ``id``, the label column and ``split`` are reserved (and a group column, extra task
+label columns: see :mod:`mmcli.stages.preprocess`); every other column is one
 modality whose kind (image, audio, text, numeric, categorical) is detected from its values or
 set in the config. Media paths are resolved against the manifest's folder.
 """
@@ -294,15 +295,47 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
     return kinds
 
 
+#: what the hash split is keyed on (``preprocess.split_key``); a group column overrides both
+SPLIT_KEYS = ("label_id", "id")
+
+
+def require_column(manifest: Manifest, column: str, role: str, hint: str) -> None:
+    """:class:`DataError` naming the manifest's columns when ``column`` (the ``role`` column:
+    label, group) is not one of them."""
+    if column not in manifest.columns:
+        raise DataError(f"{role} column {column!r} is not in {manifest.path} "
+                        f"(columns: {', '.join(manifest.columns)})", hint)
+
+
+def row_groups(manifest: Manifest, column: str, ids: list[str]) -> list[str]:
+    """The group of every row: the stripped value of ``column``; a row whose cell is empty is
+    a group of its own, named ``id:<id>``."""
+    require_column(manifest, column, "group", "pass --group COL naming a column, or drop --group")
+    return [(row.get(column) or "").strip() or f"id:{item_id}"
+            for row, item_id in zip(manifest.rows, ids)]
+
+
 def assign_splits(manifest: Manifest, ids: list[str], labels: list[str], fractions: dict,
-                  seed: int) -> list[str]:
+                  seed: int, key: str = "label_id",
+                  groups: list[str] | None = None) -> list[str]:
     """Split per row: the ``split`` column when present, else a seeded hash split.
 
-    Each item's split depends only on the seed, its id and its label: the item is placed by a
-    uniform number derived from ``sha256(seed, label, id)``, compared with the cumulative
-    fractions. Classes are split independently (stratified), and appending rows never moves an
-    existing item to another split.
+    The item is placed by a uniform number derived from a sha256 hash, compared with the
+    cumulative fractions. What is hashed decides what can move an item:
+
+    - ``key="label_id"``: (seed, label, id). Classes are split independently (stratified);
+      correcting a label may move the item.
+    - ``key="id"``: (seed, id). Not stratified (fractions hold in expectation); a label
+      change never moves the item.
+    - ``groups`` (one per row, see :func:`row_groups`), whatever ``key``: (seed, group). All
+      rows of a group share a split; fractions hold in expectation over groups, not exactly
+      per class.
+
+    Either way appending rows (of new or existing groups) never moves an existing item.
     """
+    if key not in SPLIT_KEYS:
+        raise UsageError(f"config 'preprocess.split_key' is {key!r}",
+                         f"use one of: {', '.join(SPLIT_KEYS)}")
     if "split" in manifest.columns:
         out = []
         for i, row in enumerate(manifest.rows, start=1):
@@ -323,9 +356,15 @@ def assign_splits(manifest: Manifest, ids: list[str], labels: list[str], fractio
     for s in SPLITS:
         acc += float(fractions.get(s, 0)) / total
         bounds.append(acc)
+    if groups is not None:
+        keys = [f"{seed}\0group\0{g}" for g in groups]
+    elif key == "id":
+        keys = [f"{seed}\0id\0{item_id}" for item_id in ids]
+    else:  # the original key: unchanged, so existing splits stay as they were
+        keys = [f"{seed}\0{label}\0{item_id}" for item_id, label in zip(ids, labels)]
     out = []
-    for item_id, label in zip(ids, labels):
-        digest = hashlib.sha256(f"{seed}\0{label}\0{item_id}".encode()).digest()
+    for text in keys:
+        digest = hashlib.sha256(text.encode()).digest()
         u = int.from_bytes(digest[:8], "big") / 2**64
         out.append(next((s for s, b in zip(SPLITS, bounds) if u < b), "train"))
     return out

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import random
 from collections import Counter
 
 import pytest
 
 from mmcli.errors import DataError, UsageError
-from mmcli.manifest import Manifest, assign_splits, column_kinds, detect_kind, read_manifest
+from mmcli.manifest import (
+    SPLIT_KEYS,
+    Manifest,
+    assign_splits,
+    column_kinds,
+    detect_kind,
+    read_manifest,
+    row_groups,
+)
 
 FRACTIONS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
@@ -292,6 +302,105 @@ def test_hash_split_stable_when_rows_reordered(tmp_path):
 def test_hash_split_bad_fractions(tmp_path, fractions):
     with pytest.raises(UsageError):
         hash_splits(tmp_path, 10, fractions=fractions)
+
+
+def reference_split(seed: int, label: str, item_id: str) -> str:
+    """The label_id split as mmcli has always computed it (70/15/15)."""
+    digest = hashlib.sha256(f"{seed}\0{label}\0{item_id}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2**64
+    return "train" if u < 0.7 else "val" if u < 0.85 else "test"
+
+
+def test_label_id_key_is_the_original_split(tmp_path):
+    m = hash_manifest(tmp_path, 300)
+    labels = [r["label"] for r in m.rows]
+    expected = [reference_split(4, lab, i) for i, lab in zip(m.ids(), labels)]
+    assert assign_splits(m, m.ids(), labels, FRACTIONS, 4) == expected
+    assert assign_splits(m, m.ids(), labels, FRACTIONS, 4, key="label_id") == expected
+
+
+def test_id_key_ignores_the_label(tmp_path):
+    m = hash_manifest(tmp_path, 300)
+    labels = [r["label"] for r in m.rows]
+    before = assign_splits(m, m.ids(), labels, FRACTIONS, 0, key="id")
+    corrected = ["c" if k % 3 == 0 else lab for k, lab in enumerate(labels)]
+    assert assign_splits(m, m.ids(), corrected, FRACTIONS, 0, key="id") == before
+    # the label_id key moves some of the corrected items
+    assert assign_splits(m, m.ids(), corrected, FRACTIONS, 0) != \
+        assign_splits(m, m.ids(), labels, FRACTIONS, 0)
+    counts = Counter(before)
+    assert abs(counts["train"] / 300 - 0.7) < 0.1
+
+
+def test_unknown_split_key(tmp_path):
+    m = hash_manifest(tmp_path, 4)
+    with pytest.raises(UsageError) as exc:
+        assign_splits(m, m.ids(), ["a"] * 4, FRACTIONS, 0, key="label")
+    assert "split_key" in str(exc.value) and "label_id, id" in str(exc.value)
+
+
+def group_manifest(tmp_path, n: int, n_groups: int, seed: int = 0) -> Manifest:
+    rng = random.Random(seed)
+    return Manifest(tmp_path / "m.csv", ["id", "speaker", "label"],
+                    [{"id": f"id{k}", "speaker": f"spk{rng.randrange(n_groups)}",
+                      "label": "abc"[k % 3]} for k in range(n)])
+
+
+def group_splits(m: Manifest, seed: int = 0, key: str = "label_id") -> list[str]:
+    ids = m.ids()
+    return assign_splits(m, ids, [r["label"] for r in m.rows], FRACTIONS, seed, key,
+                         row_groups(m, "speaker", ids))
+
+
+@pytest.mark.parametrize("key", SPLIT_KEYS)
+def test_no_group_in_two_splits(tmp_path, key):
+    m = group_manifest(tmp_path, 2000, 150)
+    splits = group_splits(m, key=key)
+    by_group: dict[str, set] = {}
+    for row, split in zip(m.rows, splits):
+        by_group.setdefault(row["speaker"], set()).add(split)
+    assert all(len(s) == 1 for s in by_group.values())
+    # fractions hold in expectation over groups
+    per_group = Counter(next(iter(s)) for s in by_group.values())
+    assert set(per_group) == {"train", "val", "test"}
+    assert abs(per_group["train"] / len(by_group) - 0.7) < 0.12
+
+
+def test_group_splits_stable_when_rows_appended(tmp_path):
+    m = group_manifest(tmp_path, 300, 40)
+    before = group_splits(m)
+    # new rows of existing groups, and rows of new groups, at the end
+    more = Manifest(m.path, m.columns, m.rows + [
+        {"id": f"new{k}", "speaker": f"spk{k % 60}", "label": "abc"[k % 3]} for k in range(200)])
+    after = group_splits(more)
+    assert after[:300] == before
+    split_of = {r["speaker"]: s for r, s in zip(m.rows, before)}
+    assert all(split_of.get(r["speaker"], s) == s for r, s in zip(more.rows, after))
+
+
+def test_empty_group_cell_is_its_own_group(tmp_path):
+    rows = [{"id": f"id{k}", "speaker": "" if k % 2 else " solo ", "label": "a"}
+            for k in range(400)]
+    m = Manifest(tmp_path / "m.csv", ["id", "speaker", "label"], rows)
+    groups = row_groups(m, "speaker", m.ids())
+    assert groups[0] == "solo" and groups[1] == "id:id1" and groups[3] == "id:id3"
+    splits = group_splits(m)
+    assert len({s for s, r in zip(splits, rows) if r["speaker"].strip()}) == 1
+    # the ungrouped rows are spread like single items, each by its id
+    assert set(s for s, r in zip(splits, rows) if not r["speaker"]) == {"train", "val", "test"}
+
+
+def test_unknown_group_column_names_the_columns(tmp_path):
+    m = group_manifest(tmp_path, 3, 2)
+    with pytest.raises(DataError) as exc:
+        row_groups(m, "spkr", m.ids())
+    assert "group column 'spkr'" in str(exc.value) and "id, speaker, label" in str(exc.value)
+
+
+def test_split_column_wins_over_groups(tmp_path):
+    m = read_manifest(write(tmp_path / "m.csv", "id,speaker,split\na,s1,train\nb,s1,test\n"))
+    assert assign_splits(m, m.ids(), ["", ""], FRACTIONS, 0, "id",
+                         row_groups(m, "speaker", m.ids())) == ["train", "test"]
 
 
 # --- delimiters, hostile headers, line numbers ------------------------------------------------

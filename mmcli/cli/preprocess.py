@@ -18,6 +18,13 @@ def command(
     out: options.Out,
     config: options.Config = None,
     label: options.Label = None,
+    group: Annotated[
+        str | None,
+        typer.Option("--group", metavar="COL",
+                     help="Group column (speaker, session, patient...): no value of it appears "
+                     "in two splits; the split hashes the group, not the item (default: "
+                     "preprocess.group, none)."),
+    ] = None,
     seed: options.Seed = None,
     jobs: options.Jobs = None,
     executor: options.Executor = None,
@@ -34,6 +41,10 @@ def command(
 
         mmcli preprocess sample_data/manifest.csv -o runs/demo/pre
 
+    Speakers never shared between train, val and test:
+
+        mmcli preprocess data/manifest.csv -o runs/pre --group speaker
+
     A manifest from an untrusted source: read media only from inside its folder.
 
         mmcli preprocess upload/manifest.csv -o runs/pre --media-root upload
@@ -49,7 +60,7 @@ def command(
 
     console.set_quiet(quiet)
     cfg = build(PreprocessConfig, read_config_file(config), "preprocess",
-                {"label": label, "seed": seed, "jobs": jobs,
+                {"label": label, "group": group, "seed": seed, "jobs": jobs,
                  "executor": executor, "scheduler": scheduler,
                  "media_roots": [str(p) for p in media_root] if media_root else None})
     s = preprocess(manifest, out, cfg, console.progress)
@@ -58,6 +69,9 @@ def command(
     console.info(f"preprocess: {s['kept']} of {s['rows']} items kept ({splits}); "
                  f"{s['failed']} left out (see {out}/failures.csv)")
     console.info(f"modalities: {kinds}; classes: {', '.join(s['classes'])}")
+    if "groups" in s:
+        counts = ", ".join(f"{k} {v}" for k, v in s["groups"].items())
+        console.info(f"groups ({cfg.group}): {counts}")
     for name, n in s.get("unseen_labels", {}).items():
         console.info(f"note: label {name!r} ({n} item{'s' if n > 1 else ''}) is not in the "
                      "train split; the model cannot predict it")

@@ -3,7 +3,8 @@
 Output directory::
 
     meta.json
-    items.jsonl             id, row, split, label per item (same order as preprocess)
+    items.jsonl             id, row, split, label (labels, group) per item (same order as
+                            preprocess)
     blocks.json             one entry per modality column: kind, extractors, dimensions (and
                             each extractor's row ``structure`` when it has one: image, logmel
                             or tokens layout and shape, for the models' encoders)
@@ -29,6 +30,9 @@ from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 128
+#: the keys of preprocess's items that later stages read (fuse copies them, train reads them:
+#: ``labels`` for train.tasks, ``group`` for group-aware model selection)
+ITEM_KEYS = ("id", "row", "split", "label", "labels", "group")
 Plan = dict[str, list]  # column -> fitted extractors
 
 
@@ -97,7 +101,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                                  old_features=Path(out) / "features")
         journal.close()
         artifacts.write_jsonl(writer.path / "items.jsonl",
-                              [{**{k: it[k] for k in ("id", "row", "split", "label", "labels")
+                              [{**{k: it[k] for k in ITEM_KEYS
                                    if k in it}, "key": keys[n]}
                                for n, it in enumerate(data.items)])
         artifacts.write_json(writer.path / "blocks.json", blocks)

@@ -3,7 +3,7 @@
 Output directory::
 
     meta.json
-    items.jsonl          id, row, split, label per item
+    items.jsonl          extract's items, copied (id, row, split, label, labels, group)
     fused.npy            (n_items, dim) float32
     fusion.json          method, modalities used, output dimension and, for concat, "blocks":
                          [{column, start, stop}] (each modality's column range in fused.npy),

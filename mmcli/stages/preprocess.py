@@ -4,6 +4,7 @@ Output directory::
 
     meta.json            schema version, config, hashes (see mmcli.artifacts)
     items.jsonl          one line per kept item: id, row, split, label, text/categorical values
+                         (and labels of extra tasks, group with a group column)
     failures.csv         row, id, column, reason for every item left out
     data/<col>.npy       images: (n, height, width, 3) uint8
                          audio: all samples concatenated, float32, with data/<col>.offsets.npy
@@ -26,7 +27,15 @@ import numpy as np
 from mmcli import artifacts, storage
 from mmcli.config import PreprocessConfig, to_dict
 from mmcli.errors import DataError, UsageError
-from mmcli.manifest import MISSING_NUMBERS, Manifest, assign_splits, column_kinds, read_manifest
+from mmcli.manifest import (
+    MISSING_NUMBERS,
+    Manifest,
+    assign_splits,
+    column_kinds,
+    read_manifest,
+    require_column,
+    row_groups,
+)
 from mmcli.media import LONG_POLICIES, MediaError, load_audio, load_image, load_text
 from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of
 from mmcli.progress import ProgressFactory, silent
@@ -82,19 +91,17 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     config = config or PreprocessConfig()
     _check_config(config)
     manifest = read_manifest(manifest_path)
-    if config.label not in manifest.columns:
-        raise DataError(
-            f"label column {config.label!r} is not in {manifest.path} "
-            f"(columns: {', '.join(manifest.columns)})",
-            "pass --label COL or set 'label' in the config",
-        )
+    require_column(manifest, config.label, "label", "pass --label COL or set 'label' in the config")
     ids = manifest.ids()
     labels = [r.get(config.label, "").strip() for r in manifest.rows]
-    splits = assign_splits(manifest, ids, labels, config.split, config.seed)
+    columns = feature_columns(manifest, config)
+    groups = row_groups(manifest, config.group, ids) if config.group is not None else None
+    splits = assign_splits(manifest, ids, labels, config.split, config.seed, config.split_key,
+                           groups)
+    _warn_unstable_splits(manifest, config, groups, splits)
     state = PreprocessState(
         label=config.label,
-        columns=column_kinds(manifest, config.label,
-                             {**config.columns, **_task_columns(manifest, config)}),
+        columns=columns,
         image_size=[int(v) for v in config.image_size],
         sample_rate=config.sample_rate,
         max_audio_seconds=config.max_audio_seconds,
@@ -114,8 +121,9 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
                         config.max_failed_fraction, progress, fit=True,
                         media_roots=config.media_roots, previous=previous, journal=journal)
         journal.close()
-        if config.tasks:
-            _keep_task_labels(manifest, config.tasks, writer.path / "items.jsonl")
+        if config.tasks or groups is not None:
+            summary.update(_annotate_items(manifest, config.tasks, groups,
+                                           writer.path / "items.jsonl"))
         state.save(writer.path / "state")
         summary["columns"] = state.columns
         summary["classes"] = state.classes
@@ -148,22 +156,74 @@ def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig
     return out if same and roots == list(config.media_roots) else None
 
 
-def _task_columns(manifest: Manifest, config: PreprocessConfig) -> dict[str, str]:
-    """``preprocess.tasks``: extra label columns (for train.tasks), kept out of the features."""
+def feature_columns(manifest: Manifest, config: PreprocessConfig) -> dict[str, str]:
+    """Kind of every modality column of ``manifest`` under ``config``: the label, id, split,
+    the extra task label columns (``preprocess.tasks``) and the group column
+    (``preprocess.group``) are no features."""
     for col in config.tasks:
         if col not in manifest.columns or col in (config.label, "id", "split"):
             raise UsageError(f"config 'preprocess.tasks' names {col!r}, which is not a column "
                              f"of {manifest.path} besides id, split and the label",
                              f"columns are: {', '.join(manifest.columns)}")
-    return {col: "ignore" for col in config.tasks}
+    if config.group is not None:
+        if not isinstance(config.group, str) or not config.group:
+            raise UsageError(f"preprocess.group is {config.group!r}",
+                             "give a column name, or null for no groups")
+        if config.group in (config.label, "id", "split"):
+            role = "label" if config.group == config.label else config.group
+            raise UsageError(f"group column {config.group!r} is the {role} column",
+                             "group by another column; for a split that ignores labels set "
+                             "preprocess.split_key: id")
+        require_column(manifest, config.group, "group",
+                       "pass --group COL naming a column, or drop --group")
+    not_features = [*config.tasks, *([config.group] if config.group is not None else [])]
+    return column_kinds(manifest, config.label,
+                        {**config.columns, **dict.fromkeys(not_features, "ignore")})
 
 
-def _keep_task_labels(manifest: Manifest, tasks: list, items_path: Path) -> None:
+def _annotate_items(manifest: Manifest, tasks: list, groups: list[str] | None,
+                    items_path: Path) -> dict:
+    """Add the extra task labels (``labels``) and the ``group`` to every item; returns the
+    summary of groups (distinct groups per split)."""
     items = artifacts.read_jsonl(items_path)
     for it in items:
         row = manifest.rows[it["row"] - 1]
-        it["labels"] = {col: (row.get(col) or "").strip() for col in tasks}
+        if tasks:
+            it["labels"] = {col: (row.get(col) or "").strip() for col in tasks}
+        if groups is not None:
+            it["group"] = groups[it["row"] - 1]
     artifacts.write_jsonl(items_path, items)
+    if groups is None:
+        return {}
+    per_split: dict[str, set] = {}
+    for it in items:
+        per_split.setdefault(it["split"], set()).add(it["group"])
+    return {"groups": {s: len(per_split[s]) for s in ("train", "val", "test") if s in per_split}}
+
+
+def _warn_unstable_splits(manifest: Manifest, config: PreprocessConfig,
+                          groups: list[str] | None, splits: list[str]) -> None:
+    """Warn of what makes the split unstable or leaky: row numbers as ids in the hash, and a
+    manifest split column that puts a group in two splits."""
+    if "split" in manifest.columns:
+        if groups is None:
+            return
+        seen: dict[str, set] = {}
+        for group, split in zip(groups, splits):
+            seen.setdefault(group, set()).add(split)
+        shared = [g for g, s in seen.items() if len(s) > 1]
+        if shared:
+            log.warning("%d group(s) of column %r are in more than one split of the split "
+                        "column of %s (first: %r in %s); their items leak across splits",
+                        len(shared), config.group, manifest.path, shared[0],
+                        ", ".join(sorted(seen[shared[0]], key=("train", "val", "test").index)))
+        return
+    ids_hashed = groups is None or any(not (row.get(config.group) or "").strip()
+                                       for row in manifest.rows)
+    if "id" not in manifest.columns and ids_hashed:
+        log.warning("%s has no id column: items are numbered by row, so deleting or inserting "
+                    "a row moves later items to other splits; add an id column of stable, "
+                    "unique ids", manifest.path)
 
 
 def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, str]:

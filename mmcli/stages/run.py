@@ -162,11 +162,11 @@ def _dir_inputs(*dirs: Path) -> dict[str, str]:
 
 
 def _manifest_inputs(manifest: Path, config: PreprocessConfig) -> dict[str, str]:
-    from mmcli.manifest import column_kinds, read_manifest
-    from mmcli.stages.preprocess import manifest_inputs
+    from mmcli.manifest import read_manifest
+    from mmcli.stages.preprocess import feature_columns, manifest_inputs
 
     m = read_manifest(manifest)
-    return manifest_inputs(m, column_kinds(m, config.label, config.columns))
+    return manifest_inputs(m, feature_columns(m, config))
 
 
 def _model_manifest_inputs(model_dir: Path, manifest: Path) -> dict[str, str]:

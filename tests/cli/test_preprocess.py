@@ -254,3 +254,34 @@ def test_executor_settings_are_checked_before_any_work(tmp_path, dataset, monkey
     assert "cannot reach the Dask scheduler at tcp://127.0.0.1:9" in line
     assert "dask scheduler" in line
     assert not out.exists()
+
+
+def test_group_keeps_each_speaker_in_one_split(dataset, tmp_path):
+    rows = read_rows(dataset)
+    for k, row in enumerate(rows):
+        row["speaker"] = f"spk{k % 6}"
+    grouped = write_rows(dataset.parent / "grouped.csv", rows)
+    out = tmp_path / "pre"
+    result = ok("preprocess", grouped, "-o", out, "-j", "1", "--group", "speaker")
+    assert "groups (speaker): " in result.stderr and "warning: " not in result.stderr
+    split_of = {}
+    for it in items(out):
+        assert split_of.setdefault(it["group"], it["split"]) == it["split"]
+    assert sorted(split_of) == [f"spk{k}" for k in range(6)]
+    line = fails(3, "preprocess", grouped, "-o", tmp_path / "x", "--group", "spkr")
+    assert line == (f"error: group column 'spkr' is not in {grouped} (columns: id, image, "
+                    "audio, text, value, label, speaker) (pass --group COL naming a column, "
+                    "or drop --group)")
+
+
+def test_warning_when_ids_are_row_numbers(dataset, tmp_path):
+    rows = read_rows(dataset)
+    for row in rows:
+        del row["id"]
+    no_ids = write_rows(dataset.parent / "no_ids.csv", rows)
+    result = ok("preprocess", no_ids, "-o", tmp_path / "pre", "-j", "1")
+    warnings = [w for w in result.stderr.splitlines() if w.startswith("warning: ")]
+    assert warnings == [f"warning: {no_ids} has no id column: items are numbered by row, so "
+                        "deleting or inserting a row moves later items to other splits; add "
+                        "an id column of stable, unique ids"]
+    assert "warning: " not in ok("preprocess", dataset, "-o", tmp_path / "b", "-j", "1").stderr
