@@ -238,7 +238,9 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
     board = _score_runs(problem, runs, jobs, started, time_limit, progress)
     ranked = [r for r in board if r["cv_score"] is not None]
     if not ranked:
-        raise UsageError("no model candidate could be scored on this data",
+        reasons = [r["skip"] for r in board if r["skip"]]
+        raise UsageError("no model candidate could be scored on this data"
+                         + (f" (first: {reasons[0]})" if reasons else ""),
                          "name a model with --model, or widen train.select.candidates")
     best = max(ranked, key=lambda r: r["cv_score"])  # first of equals: the cheaper
     winner, chosen = {"model": best["model"], "params": best["params"]}, best
@@ -274,7 +276,8 @@ def _score_runs(problem: Problem, runs: list[dict], jobs: int, started: float,
         by_model.setdefault(run["model"], []).append(run)
     for name, group in by_model.items():
         todo = [r for r in group if r["skip"] is None]
-        over = time_limit > 0 and time.perf_counter() - started > time_limit
+        scored = any(r.get("cv_score") is not None for r in board)  # one always runs
+        over = scored and time_limit > 0 and time.perf_counter() - started > time_limit
         if over:
             for r in todo:
                 r["skip"] = "time limit"
