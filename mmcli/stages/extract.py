@@ -23,7 +23,7 @@ import numpy as np
 from mmcli import artifacts, storage
 from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
-from mmcli.errors import ArtifactError, UsageError
+from mmcli.errors import ArtifactError, DataError, UsageError
 from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of, start_workers
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
@@ -84,6 +84,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                 for extractor in extractors:
                     if extractor.needs_fit and train_data is None:
                         train_data = data.column(col, train)
+                        check_train_column(col, pstate.columns[col], train_data)
                     extractor.fit(train_data if extractor.needs_fit else None)
                     bar.advance()
 
@@ -110,6 +111,20 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         writer.commit(to_dict(config), config.seed, inputs, summary)
     # how much was reused is reported, not recorded: the output is the same either way
     return {**summary, **work, "refit": previous is None}
+
+
+def check_train_column(col: str, kind: str, train_data) -> None:
+    """Refuse a column its extractors would learn nothing from: a text column whose train
+    texts hold no word (all empty, punctuation or symbols). Every row of it would be the
+    same constant, whatever later texts say, since vocabularies come from train only."""
+    from mmcli.extractors.text import has_words
+
+    if kind == "text" and not has_words(train_data):
+        raise DataError(
+            f"text column {col!r} has no words in its {len(train_data)} train texts (all "
+            "empty, punctuation or symbols): its extractors would learn nothing from it",
+            f"fix the column in the manifest, or drop it with '{col}: ignore' under "
+            "preprocess.columns in the config")
 
 
 def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> list[str]:

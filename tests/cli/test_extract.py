@@ -194,3 +194,21 @@ def test_unreadable_cnn_model_exits_2(pipeline, tmp_path):
     line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config)
     assert f"cnn model file {model} cannot be loaded" in line
     assert "torch.jit.save" in line
+
+
+def test_a_text_column_without_words_in_train_exits_3_naming_it(tmp_path):
+    """Every train text punctuation: tfidf's vocabulary is empty; this used to fail saving its
+    state (AttributeError: no svd_), an internal error with exit 1."""
+    from .helpers import write_rows
+
+    rows = [{"id": f"r{k}", "notes": ("...", "!!", "?!")[k % 3], "value": str(k % 3),
+             "label": "ab"[k % 2], "split": "train" if k < 8 else "test"} for k in range(12)]
+    rows[9]["notes"] = "words appear only in test"
+    manifest = write_rows(tmp_path / "m.csv", rows)
+    config = tmp_path / "config.yaml"
+    config.write_text("preprocess: {columns: {notes: text, value: numeric}}\n")
+    ok("preprocess", manifest, "-o", tmp_path / "pre", "-c", config, "-j", "1", "-q")
+    line = fails(3, "extract", tmp_path / "pre", "-o", tmp_path / "feat", "-j", "1")
+    assert "text column 'notes' has no words in its 8 train texts" in line
+    assert "'notes: ignore' under preprocess.columns" in line
+    assert not (tmp_path / "feat").exists()
