@@ -15,13 +15,14 @@ Output directory::
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from mmcli import artifacts, storage
-from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
+from mmcli.config import KINDS, RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, DataError, UsageError
 from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of, start_workers
@@ -29,6 +30,7 @@ from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 128
+log = logging.getLogger(__name__)
 Plan = dict[str, list]  # column -> fitted extractors
 
 
@@ -36,9 +38,13 @@ Plan = dict[str, list]  # column -> fitted extractors
 def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
     """Fit the configured extractors on train items and write every item's features."""
-    from mmcli.extractors import build_extractor
+    from mmcli.extractors import EXTRACTORS, build_extractor, check_params
 
     config = config or ExtractConfig()
+    for name in check_params(config.params, {kind: getattr(config, kind) for kind in KINDS}):
+        kind = EXTRACTORS.tags(name)["kind"]
+        log.warning("extract.params.%s is not used: no extract list names %r (add it to "
+                    "extract.%s, or remove its parameters)", name, name, kind)
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
     # workers start now, importing what the extractors need, while this process checks the
     # input's hashes and fits
