@@ -27,6 +27,10 @@ from mmcli.errors import ArtifactError
 
 SCHEMA_VERSION = 1
 META = "meta.json"
+#: what reading an earlier output raises when it cannot be reused (missing, incomplete, of
+#: another kind or schema, modified, unreadable): the incremental checks of preprocess and
+#: extract then recompute; any other exception is a bug and propagates
+NOT_REUSABLE = (ArtifactError, OSError)
 
 #: which command makes each kind of stage directory, for error messages
 MAKES = {

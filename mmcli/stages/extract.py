@@ -177,15 +177,17 @@ def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) 
 def _previous(out: Path, signature: str) -> list[str] | None:
     """The item keys of an intact earlier output at ``out`` fitted on the same train items
     with the same config (so its fitted state and feature rows can be reused), else None."""
-    try:
-        if not (out / artifacts.META).is_file():
-            return None
-        artifacts.open_stage(out, "extract", "mmcli extract")
-        if artifacts.read_json(out / "state" / "fit.json").get("signature") != signature:
-            return None
-        return [it["key"] for it in artifacts.read_jsonl(out / "items.jsonl")]
-    except Exception:  # noqa: BLE001 - anything wrong with it: recompute everything
+    if not (out / artifacts.META).is_file():
         return None
+    try:
+        artifacts.open_stage(out, "extract", "mmcli extract")
+        fit = artifacts.read_json(out / "state" / "fit.json")
+        if not isinstance(fit, dict) or fit.get("signature") != signature:
+            return None
+        items = artifacts.read_jsonl(out / "items.jsonl")
+    except artifacts.NOT_REUSABLE:  # recompute everything
+        return None
+    return [it.get("key") for it in items]
 
 
 def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir: Path,
