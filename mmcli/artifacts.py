@@ -11,11 +11,13 @@ Nothing is loaded back with pickle: arrays are ``.npy``/``.npz`` read with
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import os
 import shutil
 import struct
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,10 @@ from mmcli.errors import ArtifactError
 
 SCHEMA_VERSION = 1
 META = "meta.json"
+#: what reading an earlier output raises when it cannot be reused (missing, incomplete, of
+#: another kind or schema, modified, unreadable): the incremental checks of preprocess and
+#: extract then recompute; any other exception is a bug and propagates
+NOT_REUSABLE = (ArtifactError, OSError)
 
 #: which command makes each kind of stage directory, for error messages
 MAKES = {
@@ -283,7 +289,9 @@ class StageWriter:
                 raise ArtifactError(f"-o {self.out} is also the input of {stage}",
                                     "write the output to another directory")
         self.out.parent.mkdir(parents=True, exist_ok=True)
-        self.lock = OutputLock(self.out)
+        # the stage's lock when it holds one (locked_output), else one of our own
+        self._own_lock = _lock_key(self.out) not in _held()
+        self.lock = OutputLock(self.out) if self._own_lock else _held()[_lock_key(self.out)]
         self.resume_key = resume_key
         try:
             if self.out.exists() and (not self.out.is_dir() or (
@@ -303,7 +311,7 @@ class StageWriter:
                 shutil.rmtree(self.tmp)
             self.tmp.mkdir(exist_ok=True)
         except BaseException:
-            self.lock.release()
+            self._release_lock()
             raise
         #: False when the new output was identical to the existing one, which was kept
         self.replaced = True
@@ -354,11 +362,15 @@ class StageWriter:
                 shutil.rmtree(old, ignore_errors=True)
             return self.out
         finally:
-            self.lock.release()
+            self._release_lock()
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
-        self.lock.release()
+        self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._own_lock:
+            self.lock.release()
 
     def __enter__(self):
         return self
@@ -404,37 +416,56 @@ def _same_output(out: Path, new_meta: Path, outputs: dict[str, str]) -> bool:
 
 
 class OutputLock:
-    """An exclusive lock on one output directory: ``.NAME.lock`` beside it, holding the pid and
-    host of its holder. A lock whose holder process is gone (same host) is taken over. A live
-    holder makes the caller wait up to ``MMCLI_LOCK_WAIT`` seconds (default 0), then fail."""
+    """An exclusive lock on one output directory: ``fcntl.flock`` on ``.NAME.lock`` beside it,
+    a file holding the pid and host of its holder (for the message a second writer gets).
+
+    The operating system releases the lock when its holder dies, however it dies, so a lock
+    file left by a killed run is simply taken by the next one, atomically: of any number of
+    processes starting at once, exactly one holds the lock at a time. A live holder makes the
+    caller wait up to ``MMCLI_LOCK_WAIT`` seconds (default 0), then fail. ``release`` removes
+    the file before unlocking it; a waiter that then locks the removed file sees it is no longer
+    the one at ``.NAME.lock`` and starts over. The file system must support ``flock`` (local
+    ones do; NFS maps it to its own locks)."""
+
+    POLL = 0.05  # seconds between attempts while waiting
 
     def __init__(self, out: Path):
+        import fcntl
         import socket
         import time
 
-        self.path = out.parent / f".{out.name}.lock"
+        self.path = Path(out).parent / f".{Path(out).name}.lock"
         self.held = False
-        host = socket.gethostname()
-        me = json.dumps({"pid": os.getpid(), "host": host})
+        me = json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode()
         deadline = time.monotonic() + float(os.environ.get("MMCLI_LOCK_WAIT", "0") or 0)
         while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            except FileExistsError:
-                holder = self._holder()
-                if holder.get("host") == host and not _alive(int(holder.get("pid", -1))):
-                    self.path.unlink(missing_ok=True)  # stale: its process is gone
-                    continue
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
                 if time.monotonic() >= deadline:
+                    holder = self._holder()
                     raise ArtifactError(
-                        f"{out} is being written by another mmcli (pid {holder.get('pid')} on "
-                        f"{holder.get('host')}; lock {self.path})",
+                        f"{out} is being written by another mmcli (pid {holder.get('pid', '?')} "
+                        f"on {holder.get('host', '?')}; lock {self.path})",
                         "wait for it to finish, or set MMCLI_LOCK_WAIT=SECONDS to wait",
                     ) from None
-                time.sleep(0.2)
+                time.sleep(self.POLL)
                 continue
-            with os.fdopen(fd, "w") as f:
-                f.write(me)
+            except BaseException:
+                os.close(fd)
+                raise
+            try:  # still the file at self.path, not one its holder removed on release?
+                current = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                current = False
+            if not current:
+                os.close(fd)
+                continue
+            os.ftruncate(fd, 0)
+            os.write(fd, me)
+            self._fd = fd
             self.held = True
             return
 
@@ -447,8 +478,49 @@ class OutputLock:
 
     def release(self) -> None:
         if self.held:
+            import fcntl
+
             self.path.unlink(missing_ok=True)
+            # unlock explicitly: a child forked meanwhile shares the open file, and closing
+            # here alone would leave the lock to it
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
             self.held = False
+
+
+#: output lock paths -> the OutputLock a stage holds for its whole run (see locked_output)
+_HELD: contextvars.ContextVar[dict[str, OutputLock] | None] = contextvars.ContextVar(
+    "mmcli_locks", default=None)
+
+
+def _held() -> dict[str, OutputLock]:
+    return _HELD.get() or {}
+
+
+def _lock_key(out: Path) -> str:
+    return str(Path(out).parent.resolve() / f".{Path(out).name}.lock")
+
+
+@contextmanager
+def locked_output(out: Path):
+    """Hold the lock of the output directory ``out`` for a block: a whole stage, taken before
+    any work (:func:`mmcli.storage.staged` does it for every stage function), so that a second
+    run of the same output waits or fails at once instead of after doing the work. A
+    :class:`StageWriter` of ``out`` inside the block uses this lock; nested blocks of the same
+    output share it."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    key = _lock_key(out)
+    if key in _held():
+        yield _held()[key]
+        return
+    lock = OutputLock(out)
+    token = _HELD.set({**_held(), key: lock})
+    try:
+        yield lock
+    finally:
+        _HELD.reset(token)
+        lock.release()
 
 
 def _resumable_tmp(out: Path, key: str) -> Path | None:

@@ -191,7 +191,9 @@ def display(location) -> str:
 
 def staged(*inputs: str, output: str | None = "out"):
     """Decorator for a stage function: arguments named in ``inputs`` (stage directories) and
-    ``output`` may be URLs; the function then sees local copies (see the module notes)."""
+    ``output`` may be URLs; the function then sees local copies (see the module notes). A
+    local ``output`` is locked first, before any work, for the whole call
+    (:func:`mmcli.artifacts.locked_output`)."""
     import functools
     import inspect
 
@@ -200,13 +202,15 @@ def staged(*inputs: str, output: str | None = "out"):
 
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
-            bound = signature.bind(*args, **kwargs)
-            names = [n for n in (*inputs, output) if n and is_url(bound.arguments.get(n))]
-            if not names:
-                return fn(*args, **kwargs)
             from contextlib import ExitStack
 
+            from mmcli import artifacts
+
+            bound = signature.bind(*args, **kwargs)
             with ExitStack() as stack:
+                out = bound.arguments.get(output) if output else None
+                if out is not None and not is_url(out):
+                    stack.enter_context(artifacts.locked_output(Path(out)))
                 for name in inputs:
                     if is_url(bound.arguments.get(name)):
                         bound.arguments[name] = stack.enter_context(

@@ -301,3 +301,120 @@ def test_stage_writer_removes_stale_tmp_of_dead_process(tmp_path):
         writer.commit({}, 0, {}, {})
     assert not stale.exists()
     assert live.exists()  # a running process's work is left alone
+
+
+# --- output locks --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stage", ["preprocess", "extract", "fuse", "train", "eval", "predict"])
+def test_a_stage_takes_its_output_lock_before_any_work(stage, pipeline, tmp_path, monkeypatch):
+    """extract fitted and train trained before StageWriter took the lock: two overlapping runs
+    both did the whole work, then one exited 4."""
+    import sys
+
+    from mmcli import stages
+
+    started = []
+
+    def spy(name, original):
+        def wrapped(*args, **kwargs):
+            started.append(name)
+            return original(*args, **kwargs)
+        return wrapped
+
+    monkeypatch.setattr(artifacts, "open_stage", spy("open_stage", artifacts.open_stage))
+    for module in ("mmcli.stages.preprocess", "mmcli.stages.predict"):
+        monkeypatch.setattr(sys.modules[module], "read_manifest",
+                            spy("read_manifest", sys.modules[module].read_manifest))
+    monkeypatch.setenv("MMCLI_LOCK_WAIT", "0")
+    p, out = pipeline, tmp_path / "out"
+    call = {"preprocess": lambda: stages.preprocess(p.manifest, out),
+            "extract": lambda: stages.extract(p.pre, out),
+            "fuse": lambda: stages.fuse(p.feat, out),
+            "train": lambda: stages.train(p.fused, out),
+            "eval": lambda: stages.evaluate(p.model, p.fused, out),
+            "predict": lambda: stages.predict(p.model, p.manifest, out)}[stage]
+    holder = artifacts.OutputLock(out)
+    try:
+        with pytest.raises(ArtifactError, match="is being written by another mmcli"):
+            call()
+    finally:
+        holder.release()
+    assert started == []
+    assert not out.exists() and not (tmp_path / ".out.lock").exists()
+
+
+def _hold_in_turn(out, barrier, inside, most, entered) -> None:
+    barrier.wait()
+    lock = artifacts.OutputLock(out)
+    with inside.get_lock():
+        inside.value += 1
+        most.value = max(most.value, inside.value)
+    time.sleep(0.02)
+    with inside.get_lock():
+        inside.value -= 1
+        entered.value += 1
+    lock.release()
+
+
+def test_racing_takeovers_of_a_stale_lock_let_one_in_at_a_time(tmp_path, monkeypatch):
+    """The takeover of a dead holder's lock was check-then-act: two starters could both find it
+    stale, and one removed the lock the other had just made; both went on writing."""
+    import multiprocessing
+    import socket
+    import subprocess
+    import sys
+
+    ctx = multiprocessing.get_context("fork")
+    monkeypatch.setenv("MMCLI_LOCK_WAIT", "60")
+    # a slow look at the holder (a loaded machine, a network file system) widens the window
+    # between checking and acting, which an atomic lock does not have
+    read_holder = artifacts.OutputLock._holder
+
+    def slow_holder(self):
+        holder = read_holder(self)
+        time.sleep(0.05)
+        return holder
+
+    monkeypatch.setattr(artifacts.OutputLock, "_holder", slow_holder)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    n = 8
+    for _ in range(3):
+        out = tmp_path / "out"
+        (tmp_path / ".out.lock").write_text(
+            json.dumps({"pid": int(dead), "host": socket.gethostname()}))
+        barrier = ctx.Barrier(n)
+        inside, most, entered = ctx.Value("i", 0), ctx.Value("i", 0), ctx.Value("i", 0)
+        procs = [ctx.Process(target=_hold_in_turn, args=(out, barrier, inside, most, entered))
+                 for _ in range(n)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        assert [proc.exitcode for proc in procs] == [0] * n
+        assert entered.value == n and most.value == 1
+        assert not (tmp_path / ".out.lock").exists()
+
+
+def test_the_lock_dies_with_its_holder(tmp_path, monkeypatch):
+    """A SIGKILLed holder leaves its lock file; the next run takes it at once."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "out"
+    code = ("import sys, time; from pathlib import Path; from mmcli import artifacts; "
+            "artifacts.OutputLock(Path(sys.argv[1])); print('held', flush=True); time.sleep(60)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(out)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        monkeypatch.setenv("MMCLI_LOCK_WAIT", "0")
+        with pytest.raises(ArtifactError, match=f"pid {holder.pid} on "):
+            artifacts.OutputLock(out)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (tmp_path / ".out.lock").exists()
+    artifacts.OutputLock(out).release()
+    assert not (tmp_path / ".out.lock").exists()

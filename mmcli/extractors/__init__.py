@@ -5,6 +5,6 @@ module of its modality with ``@EXTRACTORS.register("name", kind="image")``.
 """
 
 from mmcli.extractors import audio, image, tabular, text  # noqa: F401  (registers them)
-from mmcli.extractors.base import EXTRACTORS, Extractor, build_extractor
+from mmcli.extractors.base import EXTRACTORS, Extractor, build_extractor, check_params
 
-__all__ = ["EXTRACTORS", "Extractor", "build_extractor"]
+__all__ = ["EXTRACTORS", "Extractor", "build_extractor", "check_params"]

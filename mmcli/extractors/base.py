@@ -142,6 +142,29 @@ class Extractor:
         return obj
 
 
+def check_params(params: dict, lists: dict[str, list]) -> list[str]:
+    """Check an extract config before any work: ``lists`` (kind -> extractor names) and
+    ``params`` (extractor name -> parameters). An unknown name, in a list or as a key of
+    ``params``, is refused with a "did you mean" hint; every extractor's parameters are
+    validated, those of unlisted ones too. Returns the keys of ``params`` no list names, which
+    the caller warns about: their parameters change nothing."""
+    if not isinstance(params, dict):
+        raise UsageError(f"config 'extract.params' must map extractor names to parameters; got "
+                         f"{params!r}", "e.g. params: {tfidf: {max_features: 5000}}")
+    for name, values in params.items():
+        cls = EXTRACTORS.get(str(name), where="extract.params")
+        if values is not None and not isinstance(values, dict):
+            raise UsageError(f"config 'extract.params.{name}' must be a mapping of parameters; "
+                             f"got {values!r}", f"see mmcli extract --show-config {name}")
+        cls(**(values or {}))
+    used = set()
+    for kind, names in lists.items():
+        for name in names or ():
+            build_extractor(name, kind, params.get(name))
+            used.add(name)
+    return [name for name in params if name not in used]
+
+
 def build_extractor(name: str, kind: str, params: dict | None) -> Extractor:
     cls = EXTRACTORS.get(name, where=f"extract.{kind}")
     expected = EXTRACTORS.tags(name).get("kind")

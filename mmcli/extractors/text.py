@@ -19,6 +19,11 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def has_words(texts) -> bool:
+    """Whether any of ``texts`` has a word token (see :func:`tokenize`)."""
+    return any(_TOKEN.search(text) for text in texts)
+
+
 @EXTRACTORS.register("tfidf", kind="text")
 class Tfidf(Extractor):
     """TF-IDF (scikit-learn ``TfidfVectorizer``) over word n-grams, vocabulary from train;
@@ -68,7 +73,10 @@ class Tfidf(Extractor):
             if "empty vocabulary" not in str(exc):  # a bad parameter, e.g. max_features: 0
                 raise UsageError(f"tfidf cannot be fitted: {exc}",
                                  "fix extract.params.tfidf in the config") from None
+            # a library caller gets one all-zero feature; the extract stage refuses a text
+            # column without words in train before fitting (see has_words)
             self.vocabulary_, self.idf_ = [], np.zeros(0, dtype=np.float32)
+            self.svd_ = np.zeros((0, 0), dtype=np.float32)
             return 1
         self.vocabulary_ = list(vec.get_feature_names_out())
         self.idf_ = vec.idf_.astype(np.float32)

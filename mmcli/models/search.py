@@ -6,10 +6,11 @@
       # or {method: random, params: {C: [0.01, 0.1, 1, 10]}, n_iter: 3, cv: 3}
 
 Candidates come from scikit-learn's ``ParameterGrid`` / ``ParameterSampler`` (seeded); each is
-scored by macro-F1 over stratified ``cv``-fold cross-validation of the mmcli model on the train
-rows. The loop runs over mmcli models rather than through ``GridSearchCV`` so the same search
-works for every model (torch and fusion models too) and every candidate is validated by the
-model's own parameter checks. The winner is refitted on all train rows by the train stage.
+scored by macro-F1 (:func:`mmcli.report.metrics.macro_f1`, eval's definition) over stratified
+``cv``-fold cross-validation of the mmcli model on the train rows. The loop runs over mmcli
+models rather than through ``GridSearchCV`` so the same search works for every model (torch
+and fusion models too) and every candidate is validated by the model's own parameter checks.
+The winner is refitted on all train rows by the train stage.
 """
 
 from __future__ import annotations
@@ -46,10 +47,11 @@ def search_params(name: str, base_params: dict, search: dict, X: np.ndarray, y: 
                   n_classes: int, seed: int, blocks=None, device: str = "cpu",
                   layouts=None, norms=None) -> dict:
     """Return ``{"best_params", "best_score", "results": [{params, score}]}``."""
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import accuracy_score
     from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
 
     from mmcli.models.base import build_model
+    from mmcli.report.metrics import macro_f1
 
     check_search(search)
     grid = search["params"]
@@ -74,7 +76,7 @@ def search_params(name: str, base_params: dict, search: dict, X: np.ndarray, y: 
             model.blocks, model.layouts, model.block_norms = blocks, layouts, norms
             pred = model.fit(X[tr], y[tr], n_classes).predict_proba(X[te]).argmax(1)
             scores.append(accuracy_score(y[te], pred) if search.get("scoring") == "accuracy"
-                          else f1_score(y[te], pred, average="macro"))
+                          else macro_f1(y[te], pred, np.arange(n_classes)))
         results.append({"params": cand, "score": float(np.mean(scores))})
     best = max(results, key=lambda r: r["score"])  # first of equals: deterministic
     return {"best_params": best["params"], "best_score": best["score"], "results": results,

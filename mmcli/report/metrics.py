@@ -3,6 +3,9 @@
 Everything here is a plain function of numpy arrays or label lists, so it is usable outside the
 pipeline. Definitions (also in docs/evaluation.md):
 
+* ``macro_f1``: scikit-learn's macro F1 over the model's classes, a class neither in the split
+  nor predicted (F1 0/0) left out (:func:`macro_f1`); per-class scores that are 0/0 are
+  ``None``; balanced accuracy is the mean recall over the classes present in the split.
 * ``roc_auc_macro``: one-vs-rest ROC-AUC averaged over the classes that have both positives and
   negatives in the split (a class absent from a small test split has no AUC; it is left out of
   the mean and reported as ``null``).
@@ -32,7 +35,9 @@ def classification_metrics(y_true: list[str], y_pred: list[str], classes: list[s
     """Accuracy, balanced accuracy, macro and weighted F1, per-class scores, confusion matrix.
 
     ``classes`` are the model's classes; labels of the split that the model never saw are
-    appended after them.
+    appended after them. Every score is scikit-learn's over these labels, a score that is 0/0
+    for a class being undefined (``None`` per class) and left out of the averages (see
+    :func:`macro_f1`); balanced accuracy is the mean recall of the classes present in the split.
     """
     from sklearn.metrics import (
         accuracy_score,
@@ -42,24 +47,22 @@ def classification_metrics(y_true: list[str], y_pred: list[str], classes: list[s
         precision_recall_fscore_support,
     )
 
-    labels = list(classes) + sorted(set(y_true) - set(classes))
+    labels = list(classes) + sorted((set(y_true) | set(y_pred)) - set(classes))
     with warnings.catch_warnings():
         # a split without every class is normal (small test sets); its scores say so already
         warnings.simplefilter("ignore", UserWarning)
         precision, recall, f1, support = precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, zero_division=0)
-        present = [k for k, s in enumerate(support) if s > 0]
+            y_true, y_pred, labels=labels, zero_division=np.nan)
         return {
             "n": len(y_true),
             "accuracy": float(accuracy_score(y_true, y_pred)),
             "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-            "macro_f1": float(f1_score(y_true, y_pred, labels=[labels[k] for k in present],
-                                       average="macro", zero_division=0)),
+            "macro_f1": macro_f1(y_true, y_pred, labels),
             "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted",
-                                          zero_division=0)),
+                                          zero_division=np.nan)),
             "per_class": {
-                label: {"precision": float(precision[k]), "recall": float(recall[k]),
-                        "f1": float(f1[k]), "support": int(support[k])}
+                label: {"precision": _defined(precision[k]), "recall": _defined(recall[k]),
+                        "f1": _defined(f1[k]), "support": int(support[k])}
                 for k, label in enumerate(labels)
             },
             "confusion_matrix": {
@@ -67,6 +70,25 @@ def classification_metrics(y_true: list[str], y_pred: list[str], classes: list[s
                 "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
             },
         }
+
+
+def macro_f1(y_true, y_pred, labels) -> float:
+    """Macro F1, the one definition mmcli uses (eval, its bootstrap, train.search):
+    scikit-learn's ``f1_score(average="macro", labels=labels, zero_division=nan)`` with
+    ``labels`` every class of the model (and any label of the split it never saw). A class
+    that is neither in ``y_true`` nor predicted has no F1 (0/0) and is left out of the mean;
+    a predicted class absent from ``y_true`` counts, with F1 0. The value equals scikit-learn's
+    default ``f1_score(y_true, y_pred, average="macro")``."""
+    from sklearn.metrics import f1_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return float(f1_score(y_true, y_pred, labels=labels, average="macro",
+                              zero_division=np.nan))
+
+
+def _defined(value) -> float | None:
+    return None if np.isnan(value) else float(value)
 
 
 # --- from probabilities ----------------------------------------------------------------------
@@ -166,9 +188,9 @@ def bootstrap_ci(y_true: list[str], y_pred: list[str], resamples: int = 1000, se
 
     Each resample draws ``n`` items with replacement; its confusion matrix comes from one
     ``bincount`` over (true, predicted) pair codes, for a batch of resamples at once (at most
-    ``cells`` drawn items per batch, to bound memory). Macro F1 and balanced accuracy average
-    over the classes present in the resample, as the point estimates do over the classes
-    present in the split.
+    ``cells`` drawn items per batch, to bound memory). Each resample is scored as the point
+    estimates are (:func:`classification_metrics`): macro F1 over the classes true or
+    predicted in the resample, balanced accuracy over the classes true in it.
     """
     n = len(y_true)
     if n == 0 or resamples < 1:
@@ -186,14 +208,13 @@ def bootstrap_ci(y_true: list[str], y_pred: list[str], resamples: int = 1000, se
         cm = np.bincount(drawn.ravel(), minlength=m * k * k).reshape(m, k, k)
         tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
         support, predicted = cm.sum(2), cm.sum(1)
-        present = support > 0
+        present, defined = support > 0, support + predicted > 0
         with np.errstate(invalid="ignore", divide="ignore"):
             recall = np.where(present, tp / support, 0.0)
-            f1_k = np.where(present, 2 * tp / (support + predicted), 0.0)
-        n_present = present.sum(1)
+            f1_k = np.where(defined, 2 * tp / (support + predicted), 0.0)
         acc.append(tp.sum(1) / n)
-        bal.append(recall.sum(1) / n_present)
-        f1.append(f1_k.sum(1) / n_present)
+        bal.append(recall.sum(1) / present.sum(1))
+        f1.append(f1_k.sum(1) / defined.sum(1))
     tail = (1 - level) / 2 * 100
     out = {"level": level, "resamples": resamples}
     for name, values in (("accuracy", acc), ("balanced_accuracy", bal), ("macro_f1", f1)):

@@ -4,7 +4,7 @@ Output directory::
 
     meta.json
     metrics.json        {"<split>": {accuracy, balanced_accuracy, macro_f1, weighted_f1, n,
-                         per_class: {label: {precision, recall, f1, support}},
+                         per_class: {label: {precision, recall, f1 (null: 0/0), support}},
                          confusion_matrix: {labels, matrix},
                          roc_auc_macro, average_precision_macro, log_loss, ece,
                          roc_auc: {label: auc}, average_precision: {label: ap},
@@ -425,8 +425,8 @@ def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
         lines += ["", f"## Per class ({split})", "",
                   "| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
         for label, c in m["per_class"].items():
-            lines.append(f"| {label} | {c['precision']:.3f} | {c['recall']:.3f} | "
-                         f"{c['f1']:.3f} | {c['support']} |")
+            lines.append(f"| {label} | {_f(c['precision'])} | {_f(c['recall'])} | "
+                         f"{_f(c['f1'])} | {c['support']} |")
         cm = m["confusion_matrix"]
         lines += ["", f"## Confusion matrix ({split}; rows: true, columns: predicted)", "",
                   "| true \\ predicted | " + " | ".join(cm["labels"]) + " |",

@@ -16,15 +16,16 @@ Output directory::
 from __future__ import annotations
 
 import dataclasses
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 
 from mmcli import artifacts, storage
-from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
+from mmcli.config import KINDS, RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
-from mmcli.errors import ArtifactError, UsageError
+from mmcli.errors import ArtifactError, DataError, UsageError
 from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of, start_workers
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
@@ -33,6 +34,7 @@ CHUNK = 128
 #: the keys of preprocess's items that later stages read (fuse copies them, train reads them:
 #: ``labels`` for train.tasks, ``group`` for group-aware model selection)
 ITEM_KEYS = ("id", "row", "split", "label", "labels", "group")
+log = logging.getLogger(__name__)
 Plan = dict[str, list]  # column -> fitted extractors
 
 
@@ -40,9 +42,13 @@ Plan = dict[str, list]  # column -> fitted extractors
 def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
     """Fit the configured extractors on train items and write every item's features."""
-    from mmcli.extractors import build_extractor
+    from mmcli.extractors import EXTRACTORS, build_extractor, check_params
 
     config = config or ExtractConfig()
+    for name in check_params(config.params, {kind: getattr(config, kind) for kind in KINDS}):
+        kind = EXTRACTORS.tags(name)["kind"]
+        log.warning("extract.params.%s is not used: no extract list names %r (add it to "
+                    "extract.%s, or remove its parameters)", name, name, kind)
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
     # workers start now, importing what the extractors need, while this process checks the
     # input's hashes and fits
@@ -88,6 +94,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                 for extractor in extractors:
                     if extractor.needs_fit and train_data is None:
                         train_data = data.column(col, train)
+                        check_train_column(col, pstate.columns[col], train_data)
                     extractor.fit(train_data if extractor.needs_fit else None)
                     bar.advance()
 
@@ -114,6 +121,20 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         writer.commit(to_dict(config), config.seed, inputs, summary)
     # how much was reused is reported, not recorded: the output is the same either way
     return {**summary, **work, "refit": previous is None}
+
+
+def check_train_column(col: str, kind: str, train_data) -> None:
+    """Refuse a column its extractors would learn nothing from: a text column whose train
+    texts hold no word (all empty, punctuation or symbols). Every row of it would be the
+    same constant, whatever later texts say, since vocabularies come from train only."""
+    from mmcli.extractors.text import has_words
+
+    if kind == "text" and not has_words(train_data):
+        raise DataError(
+            f"text column {col!r} has no words in its {len(train_data)} train texts (all "
+            "empty, punctuation or symbols): its extractors would learn nothing from it",
+            f"fix the column in the manifest, or drop it with '{col}: ignore' under "
+            "preprocess.columns in the config")
 
 
 def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> list[str]:
@@ -160,15 +181,17 @@ def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) 
 def _previous(out: Path, signature: str) -> list[str] | None:
     """The item keys of an intact earlier output at ``out`` fitted on the same train items
     with the same config (so its fitted state and feature rows can be reused), else None."""
-    try:
-        if not (out / artifacts.META).is_file():
-            return None
-        artifacts.open_stage(out, "extract", "mmcli extract")
-        if artifacts.read_json(out / "state" / "fit.json").get("signature") != signature:
-            return None
-        return [it["key"] for it in artifacts.read_jsonl(out / "items.jsonl")]
-    except Exception:  # noqa: BLE001 - anything wrong with it: recompute everything
+    if not (out / artifacts.META).is_file():
         return None
+    try:
+        artifacts.open_stage(out, "extract", "mmcli extract")
+        fit = artifacts.read_json(out / "state" / "fit.json")
+        if not isinstance(fit, dict) or fit.get("signature") != signature:
+            return None
+        items = artifacts.read_jsonl(out / "items.jsonl")
+    except artifacts.NOT_REUSABLE:  # recompute everything
+        return None
+    return [it.get("key") for it in items]
 
 
 def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir: Path,

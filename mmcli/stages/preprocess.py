@@ -146,7 +146,9 @@ def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig
     try:
         old = artifacts.open_stage(out, "preprocess", "mmcli preprocess")
         old_state = artifacts.read_json(out / "state" / "preprocess.json")
-    except Exception:  # noqa: BLE001 - anything wrong with it: recompute everything
+    except artifacts.NOT_REUSABLE:  # recompute everything
+        return None
+    if not isinstance(old_state, dict):
         return None
     media = {c: k for c, k in state.columns.items() if k in MEDIA_KINDS}
     old_media = {c: k for c, k in old_state.get("columns", {}).items() if k in MEDIA_KINDS}

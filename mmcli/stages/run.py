@@ -81,6 +81,7 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
         "eval": build(EvalConfig, cfg, "eval"),
         "predict": build(PredictConfig, cfg, "predict"),
     }
+    _check_extractors(configs["extract"])  # a misspelled name fails now, not after preprocess
     steps: list[tuple[str, Callable[[], dict], Callable[[], dict]]] = [
         ("preprocess", lambda: preprocess(manifest, d["preprocess"], configs["preprocess"],
                                           progress),
@@ -125,6 +126,13 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
         if on_stage is not None:
             on_stage(report)
     return reports
+
+
+def _check_extractors(config: ExtractConfig) -> None:
+    from mmcli.config import KINDS
+    from mmcli.extractors import check_params
+
+    check_params(config.params, {kind: getattr(config, kind) for kind in KINDS})
 
 
 def _why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict]) -> str | None:

@@ -194,3 +194,43 @@ def test_unreadable_cnn_model_exits_2(pipeline, tmp_path):
     line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config)
     assert f"cnn model file {model} cannot be loaded" in line
     assert "torch.jit.save" in line
+
+
+def test_a_text_column_without_words_in_train_exits_3_naming_it(tmp_path):
+    """Every train text punctuation: tfidf's vocabulary is empty; this used to fail saving its
+    state (AttributeError: no svd_), an internal error with exit 1."""
+    from .helpers import write_rows
+
+    rows = [{"id": f"r{k}", "notes": ("...", "!!", "?!")[k % 3], "value": str(k % 3),
+             "label": "ab"[k % 2], "split": "train" if k < 8 else "test"} for k in range(12)]
+    rows[9]["notes"] = "words appear only in test"
+    manifest = write_rows(tmp_path / "m.csv", rows)
+    config = tmp_path / "config.yaml"
+    config.write_text("preprocess: {columns: {notes: text, value: numeric}}\n")
+    ok("preprocess", manifest, "-o", tmp_path / "pre", "-c", config, "-j", "1", "-q")
+    line = fails(3, "extract", tmp_path / "pre", "-o", tmp_path / "feat", "-j", "1")
+    assert "text column 'notes' has no words in its 8 train texts" in line
+    assert "'notes: ignore' under preprocess.columns" in line
+    assert not (tmp_path / "feat").exists()
+
+
+def test_a_misspelled_extractor_under_params_exits_2_with_a_hint(pipeline, tmp_path):
+    """``params: {tfid: ...}`` used to be ignored silently: tfidf ran with its defaults."""
+    config = tmp_path / "config.yaml"
+    config.write_text("extract: {params: {tfid: {max_features: 10}}}\n")
+    line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config)
+    assert "unknown extractor 'tfid' in extract.params" in line
+    assert "did you mean 'tfidf'?" in line
+    assert not (tmp_path / "feat").exists()
+    # the parameters of every entry are checked, listed or not
+    config.write_text("extract: {params: {word2vec: {vector_sise: 10}}}\n")
+    line = fails(2, "extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config)
+    assert "unknown parameter 'vector_sise' for extractor 'word2vec'" in line
+
+
+def test_parameters_of_an_unlisted_extractor_are_a_warning(pipeline, tmp_path):
+    config = tmp_path / "config.yaml"
+    config.write_text("extract: {params: {word2vec: {vector_size: 10}}}\n")
+    result = ok("extract", pipeline.pre, "-o", tmp_path / "feat", "-c", config, "-j", "1")
+    assert "warning: extract.params.word2vec is not used: no extract list names 'word2vec' " \
+           "(add it to extract.text, or remove its parameters)" in result.stderr

@@ -28,3 +28,12 @@ def test_run_errors(tmp_path):
     line = fails(2, "run", pipe)
     assert "workdir" in line and "is a URL (s3://bucket/runs)" in line
     assert not (tmp_path / "s3:").exists()
+
+
+def test_run_refuses_a_misspelled_extractor_before_preprocessing(tmp_path):
+    pipe = tmp_path / "p.yaml"
+    pipe.write_text(f"pipeline: {{manifest: {tmp_path / 'm.csv'}, workdir: {tmp_path}/w}}\n"
+                    "extract: {params: {tfid: {max_features: 10}}}\n")
+    line = fails(2, "run", pipe)  # not 3 for the missing manifest: nothing ran
+    assert "unknown extractor 'tfid' in extract.params" in line and "'tfidf'" in line
+    assert not (tmp_path / "w").exists()

@@ -54,6 +54,10 @@ def test_tfidf_empty_train_vocabulary():
     ext = build_extractor("tfidf", "text", {}).fit(["!!!", "..."])
     assert ext.dim_ == 1
     np.testing.assert_array_equal(ext.transform(["hello"]), [[0.0]])
+    # its state saves and loads (getting it raised AttributeError: no svd_)
+    state, arrays = ext.get_state()
+    again = type(ext).from_state(json.loads(json.dumps(state)), arrays)
+    np.testing.assert_array_equal(again.transform(["hello", "..."]), [[0.0], [0.0]])
 
 
 def test_word2vec_vocabulary_from_train_only():

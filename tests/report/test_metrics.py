@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics import (
+    balanced_accuracy_score,
     f1_score,
     mean_absolute_error,
     mean_squared_error,
@@ -18,12 +21,42 @@ from mmcli.report import metrics as M
 CLASSES = ["a", "b", "c"]
 
 
-def test_classification_metrics_keys_and_unseen_label_appended():
+def test_classification_metrics_unseen_label_appended():
     m = M.classification_metrics(["a", "b", "c", "d"], ["a", "b", "b", "a"], CLASSES)
     assert m["n"] == 4 and m["accuracy"] == 0.5
     assert m["confusion_matrix"]["labels"] == ["a", "b", "c", "d"]
-    assert m["per_class"]["d"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
-    assert {"balanced_accuracy", "macro_f1", "weighted_f1"} <= set(m)
+    # never predicted: precision is 0/0, undefined
+    assert m["per_class"]["d"] == {"precision": None, "recall": 0.0, "f1": 0.0, "support": 1}
+
+
+def test_classification_metrics_match_sklearn_with_a_predicted_class_absent_from_the_split():
+    """The model predicts "c", which the split lacks, and never meets nor predicts "e". Macro F1
+    was averaged over the classes present (a, b): 0.833; scikit-learn says 0.556."""
+    classes = ["a", "b", "c", "e"]
+    y_true, y_pred = ["a", "a", "b", "b"], ["a", "a", "b", "c"]
+    m = M.classification_metrics(y_true, y_pred, classes)
+    assert m["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    assert m["macro_f1"] == pytest.approx((1 + 2 / 3 + 0) / 3)  # 0.556: a, b and c
+    assert m["weighted_f1"] == pytest.approx(f1_score(y_true, y_pred, average="weighted"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "y_pred contains classes not in y_true"
+        expected_bal = balanced_accuracy_score(y_true, y_pred)
+    assert m["balanced_accuracy"] == pytest.approx(expected_bal) == 0.75  # recall of a and b
+    pc = m["per_class"]
+    assert pc["c"] == {"precision": 0.0, "recall": None, "f1": 0.0, "support": 0}
+    assert pc["e"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    # macro F1 is the mean of the defined per-class F1s
+    assert m["macro_f1"] == pytest.approx(np.mean([c["f1"] for c in pc.values()
+                                                   if c["f1"] is not None]))
+    # a perfect model on a split lacking some classes scores 1
+    perfect = M.classification_metrics(["a", "b"], ["a", "b"], classes)
+    assert perfect["macro_f1"] == perfect["weighted_f1"] == perfect["balanced_accuracy"] == 1.0
+
+
+def test_macro_f1_of_the_search_is_the_same():
+    y_true, y_pred = np.array([0, 0, 1, 1]), np.array([0, 0, 1, 2])
+    assert M.macro_f1(y_true, y_pred, np.arange(4)) == pytest.approx(
+        f1_score(y_true, y_pred, average="macro"))
 
 
 def test_roc_auc_skips_a_class_absent_from_the_split():
@@ -65,19 +98,23 @@ def test_ece_by_hand_and_zero_when_calibrated():
 def test_bootstrap_matches_a_slow_reference_and_is_seeded():
     rng = np.random.default_rng(1)
     y_true = [CLASSES[k] for k in rng.integers(0, 3, 40)]
-    y_pred = [t if rng.random() < 0.7 else CLASSES[rng.integers(0, 3)] for t in y_true]
+    # "d" is predicted, never true
+    y_pred = [t if rng.random() < 0.7 else "abcd"[rng.integers(0, 4)] for t in y_true]
     ci = M.bootstrap_ci(y_true, y_pred, resamples=50, seed=5)
     assert ci == M.bootstrap_ci(y_true, y_pred, resamples=50, seed=5)
     assert ci != M.bootstrap_ci(y_true, y_pred, resamples=50, seed=6)
 
     draws = np.random.default_rng(5).integers(0, 40, size=(50, 40))
-    acc, f1 = [], []
+    acc, f1, bal = [], [], []
     for idx in draws:
         t, p = [y_true[i] for i in idx], [y_pred[i] for i in idx]
-        acc.append(np.mean([a == b for a, b in zip(t, p)]))
-        f1.append(f1_score(t, p, labels=sorted(set(t)), average="macro", zero_division=0))
+        m = M.classification_metrics(t, p, [*CLASSES, "d"])
+        acc.append(m["accuracy"])
+        f1.append(m["macro_f1"])
+        bal.append(m["balanced_accuracy"])
     assert ci["accuracy"] == pytest.approx(list(np.percentile(acc, [2.5, 97.5])))
     assert ci["macro_f1"] == pytest.approx(list(np.percentile(f1, [2.5, 97.5])))
+    assert ci["balanced_accuracy"] == pytest.approx(list(np.percentile(bal, [2.5, 97.5])))
     point = np.mean([a == b for a, b in zip(y_true, y_pred)])
     assert ci["accuracy"][0] <= point <= ci["accuracy"][1]
     assert ci["level"] == 0.95 and ci["resamples"] == 50

@@ -176,3 +176,42 @@ def test_killed_extract_resumes_and_matches_a_clean_run(tmp_path):
 
     extract(pre, tmp_path / "clean", ExtractConfig(jobs=1))
     assert hashes(out) == hashes(tmp_path / "clean")
+
+
+def _raise_for(stage: str, monkeypatch) -> None:
+    """Make opening a stage directory of ``stage`` fail like a bug (TypeError)."""
+    from mmcli import artifacts
+
+    original = artifacts.open_stage
+
+    def broken(path, expected, *args, **kwargs):
+        if expected == stage:
+            raise TypeError("a bug in the reuse check")
+        return original(path, expected, *args, **kwargs)
+
+    monkeypatch.setattr(artifacts, "open_stage", broken)
+
+
+def test_a_bug_in_the_reuse_checks_propagates_a_corrupt_output_is_recomputed(growing,
+                                                                            monkeypatch):
+    """The reuse checks caught every exception: a bug became a silent full recompute."""
+    from mmcli.config import ExtractConfig
+    from mmcli.stages import extract
+
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "m.csv", rows[:24])
+    preprocess(manifest, tmp / "pre", CFG)
+    extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    # corrupt (modified after writing): not reusable, computed again, no error
+    (tmp / "pre" / "items.jsonl").write_text("{}\n")
+    assert preprocess(manifest, tmp / "pre", CFG)["reused"] == 0
+    (tmp / "feat" / "state" / "fit.json").write_text("[]")
+    assert extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))["refit"]
+    # a bug: raised, not hidden
+    with monkeypatch.context() as m:
+        _raise_for("preprocess", m)
+        with pytest.raises(TypeError, match="a bug in the reuse check"):
+            preprocess(manifest, tmp / "pre", CFG)
+    _raise_for("extract", monkeypatch)
+    with pytest.raises(TypeError, match="a bug in the reuse check"):
+        extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
