@@ -3,13 +3,14 @@
 A fixed list of candidates, each a model and a small grid of its parameters, is scored on the
 user's own data, and the best is refitted by the train stage:
 
-* scoring: macro-F1 (scikit-learn's, over every train class) of the candidate fitted on part
-  of the train split and scored on the rest, by ``cv``-fold cross-validation on the train
-  split: stratified folds, or stratified *group* folds when the items carry a group
-  (``preprocess --group``), so that no speaker or patient is on both sides of a fold. With
-  ``validation: val`` (or ``auto`` and a val split that the manifest gave itself) each
-  candidate is instead fitted on train and scored on the val split once. Val and test rows
-  never enter a fold's training rows.
+* scoring: macro-F1 (:func:`mmcli.report.metrics.macro_f1`, eval's definition) of the
+  candidate fitted on part of the train split and scored on the rest, by ``cv``-fold
+  cross-validation on the train split: stratified folds, or stratified *group* folds when the
+  items carry a group (``preprocess --group``), so that no speaker or patient is on both
+  sides of a fold. With ``validation: val`` each candidate is instead fitted on train and
+  scored on the val split once (for a val split built to differ from train, e.g. held-out
+  speakers). Test rows never enter selection; val rows enter only as the scored rows of
+  ``validation: val``.
 * candidates (in this order, cheap first): ``logreg`` (C tuned), ``late_decision`` (one
   logistic regression per modality, stacked; C tuned), ``linear_svm`` (calibrated, C tuned),
   ``hist_gb``, ``mlp`` and, when a block has a shape (pixels, frames, tokens), ``late_repr``
@@ -163,9 +164,8 @@ def _fit_score(problem: Problem, name: str, params: dict, fold: int,
     ``worker``). A candidate that cannot be fitted on this data (too few rows of a class for
     its own internal split, say) is that candidate's failure, recorded in the leaderboard,
     not the stage's."""
-    from sklearn.metrics import f1_score
-
     from mmcli.models.base import build_model
+    from mmcli.report.metrics import macro_f1
 
     if worker:
         _one_thread()
@@ -183,9 +183,8 @@ def _fit_score(problem: Problem, name: str, params: dict, fold: int,
     except (ValueError, ArithmeticError, RuntimeError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]
         return None, time.perf_counter() - start, first
-    score = f1_score(problem.y[te], pred, average="macro",
-                     labels=np.arange(problem.n_classes), zero_division=0)
-    return float(score), time.perf_counter() - start, None
+    score = macro_f1(problem.y[te], pred, np.arange(problem.n_classes))
+    return score, time.perf_counter() - start, None
 
 
 def _one_thread() -> None:

@@ -78,6 +78,8 @@ def render(ctx: dict, figures: dict[str, bytes]) -> str:
     ]
     if ctx["compare"]:
         sections.append(("comparison", "Comparison", _comparison(ctx, figures)))
+    if (ctx.get("selection") or {}).get("leaderboard"):
+        sections.append(("selection", "Model selection", _selection(ctx["selection"])))
     sections.append(("config", "Configuration and versions", _config(ctx)))
     nav = "".join(f"<a href='#{key}'>{escape(title)}</a>" for key, title, _ in sections)
     body = "".join(f"<section id='{key}'><h2>{escape(title)}</h2>{html}</section>"
@@ -250,6 +252,16 @@ def _comparison(ctx: dict, figures: dict[str, bytes]) -> str:
     html += "".join(figure(figures[name], name, text) for name, text in captions.items()
                     if name in figures)
     return html
+
+
+def _selection(selection: dict) -> str:
+    """The leaderboard of ``train.model: auto`` (the model directory's leaderboard.csv)."""
+    html = (f"<p>train chose the model by {escape(selection['validation'])} on the train "
+            "split (macro F1, mean and standard deviation over the folds), then refitted it "
+            "on the whole train split; see docs/models.md.</p>")
+    rows = [[r["rank"], r["model"], r["params"], r["cv_score"], r["cv_std"],
+             ("chosen " if r["chosen"] else "") + r["note"]] for r in selection["leaderboard"]]
+    return html + table(["rank", "model", "params", "score", "std", ""], rows)
 
 
 def _config(ctx: dict) -> str:
