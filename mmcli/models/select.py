@@ -19,11 +19,11 @@ user's own data, and the best is refitted by the train stage:
   also scored without each block in turn; a block whose removal raises the score by more than
   ``drop_margin`` is dropped (the ``subset`` model), and the leaderboard says so.
 * time: fold fits run on ``jobs`` processes (all cores by default); once ``time_limit``
-  seconds have passed, the remaining candidates are not started and the leaderboard marks
-  them ``skipped: time limit``. A limit that cuts the search makes the choice depend on the
-  machine's speed; the default limit is far above what the default candidates need on a few
-  thousand items (docs/models.md), so the same data and seed give the same choice and a
-  byte-identical model.
+  seconds have passed, no further fold fit starts (except the first candidate's) and the
+  leaderboard marks the candidates left incomplete ``skipped: time limit``. A limit that
+  cuts the search makes the choice depend on the machine's speed; the default limit is far
+  above what the default candidates need on a few thousand items (docs/models.md), so the
+  same data and seed give the same choice and a byte-identical model.
 
 Ties go to the earlier (cheaper) candidate. Wall-clock times are reported by the stage, never
 written into the model directory, whose files must not depend on the machine's load.
@@ -35,7 +35,6 @@ import dataclasses
 import itertools
 import json
 import logging
-import os
 import time
 from typing import Any
 
@@ -158,17 +157,32 @@ def make_folds(y: np.ndarray, groups: list | None, cv: int, seed: int,
     return list(splitter.split(np.zeros(len(y)), y)), f"{folds}-fold cv"
 
 
+#: the problem a worker process scores candidates on (set once per worker by _set_problem)
+_PROBLEM: Problem | None = None
+
+
+def _set_problem(problem: Problem | None) -> None:
+    global _PROBLEM
+    _PROBLEM = problem
+
+
+def _fit_task(task: tuple) -> tuple:
+    """One (model, params, fold, keep, deadline) task on the worker's problem; a task that
+    starts after its deadline is not run."""
+    name, params, fold, keep, deadline = task
+    if deadline is not None and time.time() > deadline:
+        return None, 0.0, "time limit"
+    return _fit_score(_PROBLEM, name, params, fold, keep)
+
+
 def _fit_score(problem: Problem, name: str, params: dict, fold: int,
-               keep: list[int] | None = None, worker: bool = False) -> tuple:
-    """(macro-F1, seconds, error) of one candidate on one fold (in a worker process:
-    ``worker``). A candidate that cannot be fitted on this data (too few rows of a class for
-    its own internal split, say) is that candidate's failure, recorded in the leaderboard,
-    not the stage's."""
+               keep: list[int] | None = None) -> tuple:
+    """(macro-F1, seconds, error) of one candidate on one fold. A candidate that cannot be
+    fitted on this data (too few rows of a class for its own internal split, say) is that
+    candidate's failure, recorded in the leaderboard, not the stage's."""
     from mmcli.models.base import build_model
     from mmcli.report.metrics import macro_f1
 
-    if worker:
-        _one_thread()
     start = time.perf_counter()
     tr, te = problem.folds[fold]
     model = build_model(name, params, problem.seed, problem.device)
@@ -185,20 +199,6 @@ def _fit_score(problem: Problem, name: str, params: dict, fold: int,
         return None, time.perf_counter() - start, first
     score = macro_f1(problem.y[te], pred, np.arange(problem.n_classes))
     return score, time.perf_counter() - start, None
-
-
-def _one_thread() -> None:
-    """Fold fits run in parallel processes: one BLAS/torch thread each."""
-    try:
-        from threadpoolctl import threadpool_limits
-
-        threadpool_limits(1)
-    except ImportError:  # pragma: no cover - scikit-learn depends on threadpoolctl
-        pass
-    import sys
-
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(1)
 
 
 def select_model(problem: Problem, select: dict, time_limit: float, how: str,
@@ -234,7 +234,8 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
                 runs.append({"model": cand.model, "params": setting, "skip": reason})
     jobs = _jobs(select.get("jobs", 0))
     started = time.perf_counter()
-    board = _score_runs(problem, runs, jobs, started, time_limit, progress)
+    deadline = time.time() + time_limit if time_limit > 0 else None
+    board = _score_runs(problem, runs, jobs, deadline, progress)
     ranked = [r for r in board if r["cv_score"] is not None]
     if not ranked:
         reasons = [r["skip"] for r in board if r["skip"]]
@@ -244,8 +245,7 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
     best = max(ranked, key=lambda r: r["cv_score"])  # first of equals: the cheaper
     winner, chosen = {"model": best["model"], "params": best["params"]}, best
     if select.get("drop_blocks", True) and problem.blocks and len(problem.blocks) > 1:
-        dropped = _try_dropping_blocks(problem, best, board, select, jobs, started,
-                                       time_limit, progress)
+        dropped = _try_dropping_blocks(problem, best, board, select, jobs, deadline)
         if dropped is not None:
             winner, chosen = dropped
     for row in board:
@@ -259,68 +259,61 @@ def _has_tokens(layouts) -> bool:
 
 
 def _jobs(jobs: int) -> int:
+    from mmcli.parallel import resolve_jobs
+
     if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 0:
         raise UsageError(f"train.select.jobs is {jobs!r}", "give 0 (all cores) or more")
-    return jobs or (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
-                    else (os.cpu_count() or 1))
+    return resolve_jobs(jobs)
 
 
-def _score_runs(problem: Problem, runs: list[dict], jobs: int, started: float,
-                time_limit: float, progress, keep: list[int] | None = None) -> list[dict]:
-    """Score runs in order, candidate by candidate (all folds of one candidate's settings in
-    parallel); candidates not started before ``time_limit`` are marked skipped."""
-    board = []
-    by_model: dict[str, list[dict]] = {}
+def _score_runs(problem: Problem, runs: list[dict], jobs: int, deadline: float | None,
+                progress, first_always: bool = True) -> list[dict]:
+    """Score every run on every fold, all on one pool of ``jobs`` worker processes (the
+    project's :func:`mmcli.parallel.ordered_map`: a fork server, one thread per worker, results
+    in task order). Fold fits that would start after ``deadline`` are not run, except those of
+    the first candidate (``first_always``); a run missing any fold is ``skipped: time limit``."""
+    from mmcli.parallel import ordered_map
+
+    todo = [r for r in runs if r["skip"] is None]
+    first = todo[0]["model"] if todo and first_always else None
+    tasks, owner = [], []
+    for k, run in enumerate(todo):
+        for fold in range(len(problem.folds)):
+            tasks.append((run["model"], run["params"], fold, run.get("keep"),
+                          None if run["model"] == first else deadline))
+            owner.append(k)
+    remaining = {}
+    for run in todo:
+        remaining[run["model"]] = remaining.get(run["model"], 0) + len(problem.folds)
+    results: list[tuple] = []
+    try:
+        for k, result in zip(owner, ordered_map(_fit_task, tasks, jobs,
+                                                initializer=_set_problem,
+                                                initargs=(problem,))):
+            results.append(result)
+            name = todo[k]["model"]
+            remaining[name] -= 1
+            if remaining[name] == 0 and progress is not None:
+                progress(name)
+    finally:
+        _set_problem(None)  # with one job the tasks ran here: keep no state behind
+    for k, run in enumerate(todo):
+        mine = [r for r, o in zip(results, owner) if o == k]
+        errors = [e for _, _, e in mine if e is not None]
+        if errors:
+            run["skip"] = "time limit" if "time limit" in errors else f"failed: {errors[0]}"
+            continue
+        scores = [score for score, _, _ in mine]
+        run.update(cv_score=float(np.mean(scores)), cv_std=float(np.std(scores)),
+                   seconds=sum(seconds for _, seconds, _ in mine))
     for run in runs:
-        by_model.setdefault(run["model"], []).append(run)
-    for name, group in by_model.items():
-        todo = [r for r in group if r["skip"] is None]
-        scored = any(r.get("cv_score") is not None for r in board)  # one always runs
-        over = scored and time_limit > 0 and time.perf_counter() - started > time_limit
-        if over:
-            for r in todo:
-                r["skip"] = "time limit"
-            todo = []
-        tasks = [(k, f) for k in range(len(todo)) for f in range(len(problem.folds))]
-        results = _parallel(problem, [(todo[k]["model"], todo[k]["params"], f, keep)
-                                      for k, f in tasks], jobs)
-        for k, run in enumerate(todo):
-            mine = [results[i] for i, (kk, _) in enumerate(tasks) if kk == k]
-            errors = [e for _, _, e in mine if e is not None]
-            if errors:
-                run["skip"] = f"failed: {errors[0]}"
-                continue
-            scores = [score for score, _, _ in mine]
-            run.update(cv_score=float(np.mean(scores)), cv_std=float(np.std(scores)),
-                       seconds=sum(seconds for _, seconds, _ in mine))
-        for run in group:
-            if run["skip"] is not None:
-                run.update(cv_score=None, cv_std=None, seconds=None)
-            board.append(run)
-        if progress is not None:
-            progress(name)
-    return board
-
-
-def _parallel(problem: Problem, tasks: list[tuple], jobs: int) -> list[tuple]:
-    if not tasks:
-        return []
-    if jobs <= 1 or len(tasks) == 1:
-        return [_fit_score(problem, *t) for t in tasks]
-    import warnings
-
-    from joblib import Parallel, delayed
-
-    # loky worker processes; results come back in task order whatever finishes first
-    with warnings.catch_warnings():
-        # loky's notice that it replaced an idle worker is not the user's business
-        warnings.filterwarnings("ignore", message="A worker stopped while some jobs")
-        return Parallel(n_jobs=min(jobs, len(tasks)), backend="loky")(
-            delayed(_fit_score)(problem, *t, worker=True) for t in tasks)
+        if run["skip"] is not None:
+            run.update(cv_score=None, cv_std=None, seconds=None)
+    return runs
 
 
 def _try_dropping_blocks(problem: Problem, best: dict, board: list[dict], select: dict,
-                         jobs: int, started: float, time_limit: float, progress):
+                         jobs: int, deadline: float | None):
     """Score the best candidate without each block; the best improvement beyond
     ``drop_margin`` wins (one round: a single block is dropped at most)."""
     margin = float(select.get("drop_margin", 0.01))
@@ -333,13 +326,8 @@ def _try_dropping_blocks(problem: Problem, best: dict, board: list[dict], select
         runs.append({"model": best["model"], "params": best["params"], "skip": None,
                      "keep": keep, "subset_of": best["model"],
                      "note": f"without {columns[drop]}"})
-    scored = []
-    for run in runs:
-        row = _score_runs(problem, [run], jobs, started, time_limit, None,
-                          keep=run["keep"])[0]
-        row["model"] = best["model"]
-        board.append(row)
-        scored.append(row)
+    scored = _score_runs(problem, runs, jobs, deadline, None, first_always=False)
+    board.extend(scored)
     good = [r for r in scored if r["cv_score"] is not None
             and r["cv_score"] > best["cv_score"] + margin]
     if not good:
