@@ -261,5 +261,10 @@ def test_bad_eval_settings_exit_2(pipeline, tmp_path, setting, message):
 def test_report_names_the_model_auto_resolved_to(pipeline, tmp_path):
     ok("eval", pipeline.model, pipeline.fused, "-o", tmp_path / "ev", "--no-robustness")
     report = (tmp_path / "ev" / "report.md").read_text()
-    assert "- model: `late_decision (auto)`" in report
-    assert "late_decision (auto)" in (tmp_path / "ev" / "report.html").read_text()
+    chosen = json.loads((pipeline.model / "meta.json").read_text())["summary"]["model"]
+    assert f"- model: `{chosen} (auto)`" in report
+    html = (tmp_path / "ev" / "report.html").read_text()
+    assert f"{chosen} (auto)" in html
+    # the leaderboard of model auto, in both reports
+    assert "## Model selection (3-fold cv, macro-F1)" in report
+    assert "<section id='selection'><h2>Model selection</h2>" in html
