@@ -7,9 +7,9 @@ user's own data, and the best is refitted by the train stage:
   candidate fitted on part of the train split and scored on the rest, by ``cv``-fold
   cross-validation on the train split: stratified folds, or stratified *group* folds when the
   items carry a group (``preprocess --group``), so that no speaker or patient is on both
-  sides of a fold. With ``validation: val`` each candidate is instead fitted on train and
-  scored on the val split once (for a val split built to differ from train, e.g. held-out
-  speakers). Test rows never enter selection; val rows enter only as the scored rows of
+  sides of a fold. With ``validation: val`` (``auto`` picks it when the manifest's split
+  column gave a val split) each candidate is instead fitted on train and scored on the val
+  split once. Test rows never enter selection; val rows enter only as the scored rows of
   ``validation: val``.
 * candidates (in this order, cheap first): ``logreg`` (C tuned), ``late_decision`` (one
   logistic regression per modality, stacked; C tuned), ``linear_svm`` (calibrated, C tuned),

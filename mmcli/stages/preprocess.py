@@ -59,6 +59,9 @@ class PreprocessState:
     #: column -> [offset, scale]; scaled = (x - offset) / scale
     numeric: dict = field(default_factory=dict)
     classes: list = field(default_factory=list)
+    #: "manifest" when the manifest's split column gave the splits, else "hash"; model
+    #: selection scores on a given val split (it may hold speakers or sessions train lacks)
+    split_source: str = "hash"
     # limits (defaults keep state files written before they existed loadable)
     max_image_pixels: int = PreprocessConfig.max_image_pixels
     long_audio: str = PreprocessConfig.long_audio
@@ -111,6 +114,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
         long_audio=config.long_audio,
         max_text_chars=config.max_text_chars,
         long_text=config.long_text,
+        split_source="manifest" if "split" in manifest.columns else "hash",
     )
     inputs = manifest_inputs(manifest, state.columns)
     previous = _reusable_output(Path(out), state, config)

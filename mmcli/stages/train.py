@@ -159,7 +159,12 @@ def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[in
     blocks = _block_ranges(fused_path)
     how = config.select.get("validation", "auto")
     groups = [items[k].get("group") for k in tr]
-    groups = groups if how != "val" and all(g is not None for g in groups) else None
+    groups = groups if all(g is not None for g in groups) else None
+    given_val = PreprocessState.load(fused_path / "state").split_source == "manifest"
+    if how == "auto":
+        # a val split the manifest gave is the user's statement of what must generalise
+        # (held-out speakers, a later session): score on it; else cross-validate
+        how = "val" if given_val and X_va is not None and len(X_va) else "cv"
     if how == "val":
         if X_va is None or not len(X_va):
             raise UsageError("train.select.validation is val but the fuse directory has no "

@@ -206,3 +206,22 @@ def test_tasks_need_preprocess_to_keep_them(pipeline, tmp_path):
     config.write_text("train: {model: mlp, tasks: {size: {}}}\n")
     line = fails(3, "train", pipeline.fused, "-o", tmp_path / "model", "-c", config)
     assert "task column 'size'" in line and "tasks: [size]" in line
+
+
+def test_auto_scores_on_a_val_split_that_the_manifest_gave(tmp_path):
+    """A split column of the user's (held-out speakers, a later session) is what must
+    generalise: selection scores on its val rows instead of cross-validating inside train."""
+    from mmcli.testing.dummies import make_dataset
+
+    manifest = make_dataset(tmp_path / "data", n=45, with_split=True)
+    runs = tmp_path / "runs"
+    ok("preprocess", manifest, "-o", runs / "pre", "-j", "1", "-q")
+    ok("extract", runs / "pre", "-o", runs / "feat", "-j", "1", "-q")
+    ok("fuse", runs / "feat", "-o", runs / "fused", "-q")
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {select: {candidates: [logreg], jobs: 1}}\n")
+    result = ok("train", runs / "fused", "-o", runs / "model", "-c", config)
+    assert "model selection (val split, macro-F1;" in result.stdout
+    config.write_text("train: {select: {candidates: [logreg], jobs: 1, validation: cv}}\n")
+    result = ok("train", runs / "fused", "-o", runs / "model2", "-c", config)
+    assert "model selection (3-fold cv, macro-F1;" in result.stdout
