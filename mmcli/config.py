@@ -131,7 +131,7 @@ class TrainConfig:
     #: drop_blocks: true, drop_margin: 0.01, jobs: 0} (docs/models.md)
     select: dict = field(default_factory=dict)
     #: model auto: seconds after which no further candidate is started; 0: no limit
-    time_limit: float = 300.0
+    time_limit: float = 120.0
 
 
 @dataclass

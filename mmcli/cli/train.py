@@ -23,7 +23,7 @@ def command(
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", metavar="SECONDS",
         help="model auto: start no further candidate after this many seconds; 0: no limit "
-        "(default: 300).")] = None,
+        "(default: 120).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
     config: options.Config = None,

@@ -48,6 +48,10 @@ KEYS = ("candidates", "cv", "validation", "drop_blocks", "drop_margin", "jobs")
 VALIDATION = ("auto", "cv", "val")
 #: torch candidates train at most this many epochs in a fold (no val rows to stop on there)
 FOLD_EPOCHS = 60
+#: gradient boosting grows a tree per class and iteration over every feature: above this many
+#: train rows x features x classes (3,000 x 1,000 x 10 takes minutes a fit on one core) it is
+#: not a candidate; wide blocks of dense features are the linear models' and the MLP's ground
+MAX_TREE_WORK = 20_000_000
 
 
 @dataclasses.dataclass
@@ -224,6 +228,9 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
             reason = "reads word ids as numbers"
         elif cand.model == "late_decision" and _has_tokens(problem.layouts):
             reason = "reads word ids as numbers"
+        elif cand.model == "hist_gb" and _tree_work(problem) > MAX_TREE_WORK:
+            reason = (f"too slow for {len(problem.folds[0][0])} rows x {problem.X.shape[1]} "
+                      f"features x {problem.n_classes} classes")
         fields = {f.name for f in dataclasses.fields(MODELS.get(cand.model).Params)}
         given = {k: v for k, v in (params or {}).items() if k in fields}
         seen = []
@@ -252,6 +259,10 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
         row["chosen"] = row is chosen
     return {"model": winner["model"], "params": winner["params"], "leaderboard": board,
             "validation": how, "seconds": time.perf_counter() - started}
+
+
+def _tree_work(problem: Problem) -> int:
+    return len(problem.folds[0][0]) * problem.X.shape[1] * max(problem.n_classes, 2)
 
 
 def _has_tokens(layouts) -> bool:
