@@ -153,3 +153,23 @@ def test_media_bytes_decode_like_their_files(tmp_path):
                           np.load(tmp_path / "csv" / "data" / "image.npy")[keep])
     assert np.array_equal(np.load(tmp_path / "pq" / "data" / "audio.npy")[:1000],
                           np.load(tmp_path / "csv" / "data" / "audio.npy")[:1000])
+
+
+def test_show_and_run_follow_a_parquet_folder(tmp_path):
+    from mmcli.config import PreprocessConfig
+    from mmcli.stages import preprocess
+    from mmcli.stages.show import describe
+
+    manifest = make_dataset(tmp_path, n=9)
+    folder = tmp_path / "ds"
+    folder.mkdir()
+    to_parquet(manifest, folder / "part-0.parquet")
+    preprocess(folder, tmp_path / "pre", PreprocessConfig(jobs=1))
+    info = describe(tmp_path / "pre")
+    assert info["up_to_date"], info["reason"]
+    assert [n["kind"] for n in info["lineage"]] == ["manifest", "media"]
+    assert info["lineage"][0]["changed"] is False
+    (folder / "part-1.parquet").write_bytes((folder / "part-0.parquet").read_bytes())
+    info = describe(tmp_path / "pre")
+    assert (info["up_to_date"], info["reason"]) == (False, "inputs changed")
+    assert info["lineage"][0]["changed"] is True

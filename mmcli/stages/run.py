@@ -177,8 +177,8 @@ def inputs_now(stage: str, meta: dict) -> dict[str, str]:
     """
     recorded = {k: v for k, v in meta.get("inputs", {}).items() if k != "media"}
     where = {key: storage.local(key) for key in recorded}
-    dirs = [key for key in recorded
-            if not storage.is_url(where[key]) and Path(where[key]).is_dir()]
+    dirs = [key for key in recorded  # stage directories (a Parquet folder is a manifest)
+            if not storage.is_url(where[key]) and (Path(where[key]) / artifacts.META).is_file()]
     now = {key: _dir_inputs(Path(where[key]))[str(where[key])] for key in dirs}
     for key in recorded:
         if not storage.is_url(where[key]) and not Path(where[key]).exists():

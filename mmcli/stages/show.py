@@ -210,9 +210,11 @@ def _lineage(path: Path, meta: dict, seen: set) -> list[dict]:
                     node["inputs"] = _lineage(Path(where), parent, seen)
             except ArtifactError as exc:
                 node["problem"] = exc.message
-        elif Path(where).is_file():
+        elif Path(where).exists():  # a manifest file, or a folder of Parquet files
+            from mmcli.manifest import manifest_digest
+
             node.update(kind="manifest", found=str(where),
-                        changed=artifacts.sha256_file(Path(where)) != digest)
+                        changed=manifest_digest(Path(where)) != digest)
         else:
             node.update(kind="missing")
         nodes.append(node)
