@@ -33,7 +33,7 @@ def command(
     from mmcli.errors import ArtifactError
     from mmcli.stages.show import describe, describe_pipeline, render, render_pipeline
 
-    if target.is_file() and target.suffix in (".yaml", ".yml"):
+    if target.suffix in (".yaml", ".yml") and not target.is_dir():
         info = describe_pipeline(target)
         console.result(json.dumps(info, indent=2, sort_keys=True) if as_json
                        else render_pipeline(info))

@@ -66,6 +66,7 @@ def test_modified_missing_and_corrupt_directories_exit_4(pipeline, tmp_path):
     assert len(errors) == 1 and "blocks.json was modified" in errors[0]
 
     assert "is not a directory" in fails(4, "show", tmp_path / "nope")
+    assert "does not exist" in fails(2, "show", tmp_path / "nope.yaml")
     (feat / "meta.json").write_text("{not json")
     assert "is not valid JSON" in fails(4, "show", feat)
     (feat / "meta.json").unlink()
