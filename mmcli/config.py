@@ -163,6 +163,8 @@ class PredictConfig:
     max_failed_fraction: float = 1.0
     #: when non-empty, media are read only from inside these folders (see docs/failures.md)
     media_roots: list = field(default_factory=list)
+    #: csv (predictions.csv) or parquet (predictions.parquet too, with pyarrow)
+    format: str = "csv"
 
 
 C = TypeVar("C")

@@ -1,4 +1,4 @@
-"""Manifests: CSV or JSONL, one row per sample; column kinds; deterministic splits.
+"""Manifests: CSV, JSONL or Parquet, one row per sample; column kinds; deterministic splits.
 
 Columns ``id``, the label column and ``split`` are reserved (and a group column, extra task
 label columns: see :mod:`mmcli.stages.preprocess`); every other column is one
@@ -15,7 +15,7 @@ import io
 import json
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmcli import storage
@@ -37,6 +37,9 @@ class Manifest:
     path: Path | str
     columns: list[str]
     rows: list[dict[str, str]]
+    #: column -> type in the file's schema (Parquet: "double", "string", "binary"...; CSV and
+    #: JSONL: none). The cells of a binary column are bytes (encoded media), not text.
+    types: dict[str, str] = field(default_factory=dict)
 
     @property
     def base_dir(self) -> Path | str:
@@ -93,13 +96,20 @@ def read_manifest(path: Path | str) -> Manifest:
             raise DataError(f"manifest {path} cannot be read: {exc}",
                             "check the URL, the filesystem's credentials and its fsspec "
                             "back-end") from None
+        if storage.suffix(path).lower() in PARQUET_SUFFIXES:
+            return _read_parquet(path, io.BytesIO(data))
         return _parse(path, data)
     if path.is_dir():
-        raise DataError(f"manifest {path} is a directory", "pass the CSV or JSONL file in it")
+        if parquet_files(path):
+            return _read_parquet(path)
+        raise DataError(f"manifest {path} is a directory",
+                        "pass the CSV or JSONL file in it, or a folder of .parquet files")
     if not path.exists():
         raise DataError(f"manifest {path} does not exist", "check the path")
     if not path.is_file():
         raise DataError(f"manifest {path} is not a regular file", "pass the CSV or JSONL file")
+    if storage.suffix(path).lower() in PARQUET_SUFFIXES:
+        return _read_parquet(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
@@ -127,6 +137,161 @@ def _parse(path: Path | str, data: bytes) -> Manifest:
     if not rows:
         raise DataError(f"manifest {path} has no rows", "add at least one row below the header")
     return Manifest(path, columns, rows)
+
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+#: rows per batch read from a Parquet file (memory use is one batch of Arrow data at a time)
+PARQUET_BATCH_ROWS = 65_536
+
+
+def parquet_files(folder: Path) -> list[Path]:
+    """The ``.parquet`` files of a data set folder, partition subfolders included, in path
+    order; names starting with ``.`` or ``_`` (``_SUCCESS``, ``_metadata``) are no data."""
+    return sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in PARQUET_SUFFIXES
+                  and p.is_file() and not any(part.startswith((".", "_"))
+                                              for part in p.relative_to(folder).parts))
+
+
+def manifest_digest(path: Path | str) -> str:
+    """The sha256 of a manifest file; for a folder of Parquet files, of their relative paths
+    and sha256s."""
+    from mmcli.artifacts import sha256_file
+
+    if storage.is_url(path):
+        return storage.sha256(path)
+    path = Path(path)
+    if not path.is_dir():
+        return sha256_file(path)
+    h = hashlib.sha256()
+    for f in parquet_files(path):
+        h.update(f"{f.relative_to(path).as_posix()}\0{sha256_file(f)}\n".encode())
+    return h.hexdigest()
+
+
+def require_pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.compute
+        import pyarrow.dataset
+        import pyarrow.parquet
+    except ImportError:
+        raise UsageError("reading a Parquet manifest needs pyarrow",
+                         "pip install 'mmcli[parquet]'") from None
+    return pyarrow
+
+
+#: leading bytes of encoded media -> (kind, file suffix); RIFF files are told apart at byte 8
+_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image", ".png"), (b"\xff\xd8\xff", "image", ".jpg"),
+          (b"GIF8", "image", ".gif"), (b"BM", "image", ".bmp"), (b"II*\x00", "image", ".tif"),
+          (b"MM\x00*", "image", ".tif"), (b"fLaC", "audio", ".flac"),
+          (b"OggS", "audio", ".ogg"), (b"ID3", "audio", ".mp3"))
+
+
+def sniff_media(data: bytes) -> tuple[str, str] | None:
+    """(kind, file suffix) of encoded image or audio bytes, from their leading bytes."""
+    if data[:4] == b"RIFF":
+        return {b"WAVE": ("audio", ".wav"), b"WEBP": ("image", ".webp")}.get(data[8:12])
+    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
+        return ("audio", ".aiff")
+    return next(((kind, suffix) for magic, kind, suffix in _MAGIC if data.startswith(magic)),
+                None)
+
+
+def _bytes_kind(manifest: Manifest, col: str, override: str | None) -> str:
+    """The kind of a binary column: image or audio (by the leading bytes of 90% of its cells,
+    or set in the config), or ignore."""
+    if override in ("image", "audio", "ignore"):
+        return override
+    if override is not None:
+        raise DataError(f"manifest {manifest.path}: column {col!r} holds bytes, but "
+                        f"preprocess.columns makes it {override}",
+                        "a binary column can be image, audio or ignore")
+    cells = [r[col] for r in manifest.rows if isinstance(r.get(col), bytes) and r[col]]
+    sniffed = [sniff_media(c) for c in cells]
+    for kind in ("image", "audio"):
+        if cells and sum(x is not None and x[0] == kind for x in sniffed) >= 0.9 * len(cells):
+            return kind
+    raise DataError(f"manifest {manifest.path}: column {col!r} holds bytes that are not "
+                    "encoded images or audio (PNG, JPEG, GIF, BMP, TIFF, WebP; WAV, FLAC, "
+                    "Ogg, MP3, AIFF)", f"set it to ignore: preprocess: {{columns: {{{col}: "
+                    "ignore}}}, or to image or audio if it is one")
+
+
+def parquet_kind(type_name: str) -> str | None:
+    """The kind a Parquet column's type implies: numbers are numeric and booleans categorical
+    without looking at the values; None (strings, dates...): detected like a CSV column."""
+    if type_name.startswith(("int", "uint", "float", "double", "halffloat", "decimal")):
+        return "numeric"
+    if type_name == "bool":
+        return "categorical"
+    return None
+
+
+def _read_parquet(path: Path | str, source=None) -> Manifest:
+    """A Parquet file, or a folder of them (a data set; ``key=value`` subfolders are hive
+    partitions and become columns), read one batch of rows at a time. Cells become text like
+    a CSV's (numbers in their shortest form, nulls empty); the schema's types are kept in
+    :attr:`Manifest.types` so that number columns need no guessing."""
+    pa = require_pyarrow()
+    try:
+        if source is None and Path(path).is_dir():
+            files = [str(f) for f in parquet_files(Path(path))]
+            dataset = pa.dataset.dataset(files, format="parquet", partitioning="hive",
+                                         partition_base_dir=str(path))
+            schema = dataset.schema
+            batches = dataset.to_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
+        else:  # one file: its row groups in order
+            reader = pa.parquet.ParquetFile(source or str(path))
+            schema = reader.schema_arrow
+            batches = reader.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"manifest {path} is not a readable Parquet file ({first})",
+                        "write it again with pyarrow, pandas or Spark, or pass a CSV") from None
+    columns = [f.name for f in schema]
+    types = {}
+    for f in schema:
+        if f.name == "" or f.name.strip() != f.name:
+            raise DataError(f"manifest {path}: column {columns.index(f.name) + 1} has the "
+                            f"name {f.name!r}", "name every column, without outer spaces")
+        if pa.types.is_nested(f.type):
+            raise DataError(f"manifest {path}: column {f.name!r} is nested ({f.type}); mmcli "
+                            "reads flat columns", "flatten it into plain columns, or drop it")
+        types[f.name] = ("binary" if _is_binary(pa, f.type) else
+                         str(f.type.value_type if pa.types.is_dictionary(f.type) else f.type))
+    dupes = [c for c, n in Counter(columns).items() if n > 1]
+    if dupes:
+        raise DataError(f"manifest {path}: column {dupes[0]!r} appears twice",
+                        "rename one of them")
+    rows: list[dict[str, str]] = []
+    try:
+        for batch in batches:
+            cells = [_as_text(pa, batch.column(i)) for i in range(batch.num_columns)]
+            rows.extend(dict(zip(columns, values)) for values in zip(*cells))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"manifest {path} cannot be read as Parquet ({first})",
+                        "write it again, or check the disk") from None
+    if not rows:
+        raise DataError(f"manifest {path} has no rows", "write at least one row")
+    return Manifest(path, columns, rows, types)
+
+
+def _is_binary(pa, arrow_type) -> bool:
+    return (pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type)
+            or pa.types.is_fixed_size_binary(arrow_type))
+
+
+def _as_text(pa, array) -> list:
+    """An Arrow column as CSV-like cells: numbers as their shortest text, nulls as ''; a
+    binary column's cells stay bytes (encoded media, decoded like files)."""
+    if _is_binary(pa, array.type):
+        return [b if b is not None else "" for b in array.to_pylist()]
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    if not pa.types.is_string(array.type):
+        array = pa.compute.cast(array, pa.string())
+    return pa.compute.fill_null(array, "").to_pylist()
 
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -285,7 +450,18 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
     for col in manifest.columns:
         if col in reserved:
             continue
-        kind = overrides.get(col) or detect_kind([r.get(col, "") for r in manifest.rows])
+        if manifest.types.get(col) == "binary":
+            kind = _bytes_kind(manifest, col, overrides.get(col))
+            if kind != "ignore":
+                check_column_name(manifest, col)
+                kinds[col] = kind
+            continue
+        typed = parquet_kind(manifest.types[col]) if col in manifest.types else None
+        if overrides.get(col) in ("image", "audio") and typed is not None:
+            raise DataError(f"manifest {manifest.path}: column {col!r} is of type "
+                            f"{manifest.types[col]}, but preprocess.columns makes it "
+                            f"{overrides[col]}", "a media column holds paths or URLs (strings)")
+        kind = overrides.get(col) or typed or detect_kind([r.get(col, "") for r in manifest.rows])
         if kind != "ignore":
             check_column_name(manifest, col)
             kinds[col] = kind

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from mmcli import __version__
-from mmcli.cli import console, evaluate, extract, fuse, predict, preprocess, run, train
+from mmcli.cli import console, evaluate, extract, fuse, predict, preprocess, run, show, train
 
 app = typer.Typer(
     name="mmcli",
@@ -59,6 +59,7 @@ app.command("train")(train.command)
 app.command("eval")(evaluate.command)
 app.command("predict")(predict.command)
 app.command("run")(run.command)
+app.command("show")(show.command)
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ def command(
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,
+    track: options.Track = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Score a model on every split: metrics.json, report.html (figures, robustness, data
@@ -56,7 +57,11 @@ def command(
     for value in compare or []:
         model, sep, fused = value.rpartition(":") if ":" in value else (value, "", "")
         pairs.append((Path(model), Path(fused) if sep else None))
-    metrics = evaluate(model_dir, fused_dir, out, cfg, console.progress, pairs)
+    from mmcli.tracking import Tracker
+
+    with Tracker(f"mmcli eval {out}", "eval", track) as tracker:
+        metrics = evaluate(model_dir, fused_dir, out, cfg, console.progress, pairs)
+        tracker.log_stage(out)
     lines = ["split   n     accuracy  balanced_acc  macro_f1"]
     for split, m in metrics.items():
         lines.append(f"{split:<7} {m['n']:<5} {m['accuracy']:<9.3f} "

@@ -56,3 +56,10 @@ MediaRoot = Annotated[
                  "through '..', absolute paths or symlinks are refused per item. Use it for "
                  "manifests from untrusted sources."),
 ]
+Track = Annotated[
+    bool | None,
+    typer.Option("--track/--no-track",
+                 help="Log params, metrics, report and leaderboard to MLflow (mmcli[mlflow]; "
+                 "default: on when MLFLOW_TRACKING_URI is set). An unreachable server costs a "
+                 "warning, never the run."),
+]

@@ -16,8 +16,8 @@ def command(
     ],
     manifest: Annotated[
         str, typer.Argument(metavar="MANIFEST",
-                            help="New manifest (CSV/JSONL; a path or an fsspec URL); no label "
-                            "needed.")
+                            help="New manifest (CSV/JSONL/Parquet; a path or an fsspec URL); no "
+                            "label needed.")
     ],
     out: options.Out,
     config: options.Config = None,
@@ -26,6 +26,9 @@ def command(
     executor: options.Executor = None,
     scheduler: options.Scheduler = None,
     media_root: options.MediaRoot = None,
+    fmt: Annotated[str | None, typer.Option(
+        "--format", metavar="csv|parquet",
+        help="parquet: also write predictions.parquet (needs pyarrow: mmcli[parquet]).")] = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Predict new items with a trained model directory.
@@ -48,7 +51,8 @@ def command(
     cfg = build(PredictConfig, read_config_file(config), "predict",
                 {"label": label, "jobs": jobs,
                  "executor": executor, "scheduler": scheduler,
-                 "media_roots": [str(p) for p in media_root] if media_root else None})
+                 "media_roots": [str(p) for p in media_root] if media_root else None,
+                 "format": fmt})
     s = predict(model_dir, manifest, out, cfg, console.progress)
     console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "
                  f"{s['failed']} left out (see {out}/failures.csv)")
@@ -56,5 +60,6 @@ def command(
         a = s["accuracy"]
         console.info(f"accuracy on the {a['n']} rows with a {a['label']!r} value: "
                      f"{a['accuracy']:.3f}")
-    console.info(f"wrote {out}/predictions.csv")
+    also = " and predictions.parquet" if cfg.format == "parquet" else ""
+    console.info(f"wrote {out}/predictions.csv{also}")
     console.finish(s["failed"])

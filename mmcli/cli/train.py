@@ -29,6 +29,7 @@ def command(
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,
+    track: options.Track = None,
     quiet: options.Quiet = False,
 ) -> None:
     """Train a classifier on the fused features (val split for early stopping).
@@ -59,7 +60,11 @@ def command(
     cfg = build(TrainConfig, read_config_file(config), "train",
                 {"model": model, "device": device, "label": label, "seed": seed,
                  "time_limit": time_limit})
-    s = train(fused_dir, out, cfg, console.progress)
+    from mmcli.tracking import Tracker
+
+    with Tracker(f"mmcli train {out}", "train", track) as tracker:
+        s = train(fused_dir, out, cfg, console.progress)
+        tracker.log_stage(out)
     if s.get("selection"):
         console.result(leaderboard_table(s["selection"]))
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"

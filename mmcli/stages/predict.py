@@ -8,6 +8,7 @@ Output directory::
     meta.json
     predictions.csv     id, prediction, prob_<class>... per usable item, in manifest order,
                         and prediction_<task> per extra task of a multi-task model
+    predictions.parquet the same columns (probabilities as float64), with format parquet
     failures.csv        row, id, column, reason for every item left out
 """
 
@@ -21,6 +22,7 @@ import numpy as np
 
 from mmcli import artifacts, storage
 from mmcli.config import PredictConfig, to_dict
+from mmcli.errors import UsageError
 from mmcli.manifest import read_manifest
 from mmcli.parallel import connect, runtime_of
 from mmcli.progress import ProgressFactory, silent
@@ -32,6 +34,7 @@ from mmcli.stages.preprocess import apply as preprocess_apply
 from mmcli.stages.train import extra_task_predictions
 
 CHUNK = 4096
+PREDICTION_FORMATS = ("csv", "parquet")
 
 
 @storage.staged("model_dir")
@@ -41,6 +44,13 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     from mmcli.models import load_model
 
     config = config or PredictConfig()
+    if config.format not in PREDICTION_FORMATS:
+        raise UsageError(f"predict format {config.format!r} is not one of "
+                         f"{', '.join(PREDICTION_FORMATS)}", "pass --format csv or parquet")
+    if config.format == "parquet":
+        from mmcli.manifest import require_pyarrow
+
+        require_pyarrow()  # not installed: fails now, not after the work
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
     resolve_media_roots(config.media_roots)
     model_stage = artifacts.open_stage(model_dir, "train", "mmcli predict")
@@ -75,6 +85,9 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
             for k, (it, label, row) in enumerate(zip(items, predicted, proba)):
                 out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row),
                                   *(v[k] for v in tasks.values())])
+        if config.format == "parquet":
+            _write_parquet(writer.path / "predictions.parquet", items, predicted, classes, proba,
+                           tasks)
         del blocks
         shutil.move(str(work / "failures.csv"), writer.path / "failures.csv")
         shutil.rmtree(work)
@@ -86,6 +99,20 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
                       {str(model_stage.path): model_stage.meta_hash(),
                        **manifest_inputs(manifest, pstate.columns)}, summary)
     return summary
+
+
+def _write_parquet(path: Path, items: list[dict], predicted: list[str], classes: list[str],
+                   proba: np.ndarray, tasks: dict[str, list]) -> None:
+    """predictions.parquet: the columns of predictions.csv, probabilities as float64."""
+    from mmcli.manifest import require_pyarrow
+
+    pa = require_pyarrow()
+    table = pa.table({"id": pa.array([it["id"] for it in items], pa.string()),
+                      "prediction": pa.array(predicted, pa.string()),
+                      **{f"prob_{c}": pa.array(proba[:, k].astype(np.float64), pa.float64())
+                         for k, c in enumerate(classes)},
+                      **{f"prediction_{t}": pa.array(v) for t, v in tasks.items()}})
+    pa.parquet.write_table(table, path, compression="zstd")
 
 
 def _accuracy(manifest, ids, items, predicted, label: str | None) -> dict | None:

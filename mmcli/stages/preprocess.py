@@ -32,6 +32,7 @@ from mmcli.manifest import (
     Manifest,
     assign_splits,
     column_kinds,
+    manifest_digest,
     read_manifest,
     require_column,
     row_groups,
@@ -238,9 +239,10 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
     replacing a file re-runs the stage without hashing every file's content)."""
     import hashlib
 
+    # (media bytes in a Parquet cell are covered by the manifest's own hash)
     paths = [manifest.resolve(row[col].strip()) for row in manifest.rows
              for col, kind in columns.items()
-             if kind in MEDIA_KINDS and (row.get(col) or "").strip()]
+             if kind in MEDIA_KINDS and isinstance(row.get(col), str) and row[col].strip()]
     # remote files: one metadata request each, many at a time (they are network round trips)
     remote = storage.stamps([p for p in paths if storage.is_url(p)])
     media = hashlib.sha256()
@@ -253,9 +255,7 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
             media.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
         except (OSError, ValueError):  # ValueError: a NUL byte in the path
             media.update(f"{path}\0missing\n".encode())
-    digest = (storage.sha256(manifest.path) if storage.is_url(manifest.path)
-              else artifacts.sha256_file(manifest.path))
-    return {str(manifest.path): digest,
+    return {str(manifest.path): manifest_digest(manifest.path),
             "media": media.hexdigest()}
 
 
@@ -495,8 +495,12 @@ def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
     payload: dict = {}
     hashes: dict[str, str] = {}
     for col, kind in spec["columns"].items():
-        raw = (values.get(col) or "").strip()
+        cell = values.get(col) or ""
+        raw = cell.strip() if isinstance(cell, str) else ""
         try:
+            if kind in MEDIA_KINDS and isinstance(cell, bytes):
+                hashes[col], payload[col] = _decode_bytes(cell, kind, col, spec)
+                continue
             if kind in MEDIA_KINDS:
                 if not raw:
                     raise MediaError(f"no {kind} path")
@@ -533,6 +537,27 @@ def _decode_media(path: Path, kind: str, col: str, spec: dict) -> tuple[str, obj
         return digest, load_image(path, tuple(spec["image_size"]), spec["max_image_pixels"])
     return digest, load_audio(path, spec["sample_rate"], spec["max_audio_seconds"],
                               spec["long_audio"])
+
+
+def _decode_bytes(data: bytes, kind: str, col: str, spec: dict) -> tuple[str, object]:
+    """:func:`_decode_media` of encoded media held in a manifest cell (a Parquet binary
+    column): written to a private temporary file and decoded like any file, so the limits,
+    reasons and content digest are a file's."""
+    import tempfile
+
+    from mmcli.manifest import sniff_media
+
+    sniffed = sniff_media(data)
+    fd, tmp = tempfile.mkstemp(prefix="mmcli-", suffix=sniffed[1] if sniffed else "")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            return _decode_media(Path(tmp), kind, col, spec)
+        except MediaError as exc:
+            raise MediaError(str(exc).replace(tmp, f"the {len(data)}-byte cell")) from None
+    finally:
+        os.unlink(tmp)
 
 
 def _decode_url(url: str, kind: str, col: str, spec: dict) -> tuple[str, object]:

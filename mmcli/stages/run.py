@@ -111,7 +111,7 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
         elif dry_run and upstream_changed:
             reason = "an earlier stage would run"
         else:
-            reason = _why_stale(stage, out, config, inputs)
+            reason = why_stale(stage, out, config, inputs)
         if reason is None:
             report = StageRun(stage, out, "skipped", "up to date")
         elif dry_run:
@@ -135,16 +135,23 @@ def _check_extractors(config: ExtractConfig) -> None:
     check_params(config.params, {kind: getattr(config, kind) for kind in KINDS})
 
 
-def _why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict]) -> str | None:
-    """None when ``out`` is up to date, else the reason to run the stage."""
+def why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict],
+              old: artifacts.StageDir | None = None) -> str | None:
+    """None when ``out`` is up to date, else the reason to run the stage.
+
+    ``config`` is the stage's resolved config and ``inputs`` computes its input record as the
+    stage would now (:func:`inputs_now` for an existing directory); ``old``, when the caller
+    has already opened and verified ``out``, saves hashing it again.
+    """
     import mmcli
 
-    if not (out / artifacts.META).is_file():
-        return "no output yet"
-    try:
-        old = artifacts.open_stage(out, stage, "mmcli run")
-    except MmcliError as exc:
-        return f"output unusable: {exc.message}"
+    if old is None:
+        if not (out / artifacts.META).is_file():
+            return "no output yet"
+        try:
+            old = artifacts.open_stage(out, stage, "mmcli run")
+        except MmcliError as exc:
+            return f"output unusable: {exc.message}"
     try:
         now = inputs()
     except MmcliError as exc:  # an input is missing: the stage will say so when it runs
@@ -157,6 +164,41 @@ def _why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict]) 
             {k: v for k, v in config.items() if k not in RUNTIME_KEYS}:
         return "config changed"
     return "inputs changed"
+
+
+def inputs_now(stage: str, meta: dict) -> dict[str, str]:
+    """The input record an existing stage directory (its ``meta.json`` record ``meta``) would
+    get if its stage ran now on the inputs it names, keyed as recorded: previous stage
+    directories by the hash of their ``meta.json``, a manifest by its hash and the digest of its
+    media (with the stage's own config, or for predict the model's columns), as ``run`` does.
+
+    Paths are recorded as given, relative to where the stage ran: call it from there. Raises
+    an :class:`MmcliError` when an input is missing.
+    """
+    recorded = {k: v for k, v in meta.get("inputs", {}).items() if k != "media"}
+    where = {key: storage.local(key) for key in recorded}
+    dirs = [key for key in recorded  # stage directories (a Parquet folder is a manifest)
+            if not storage.is_url(where[key]) and (Path(where[key]) / artifacts.META).is_file()]
+    now = {key: _dir_inputs(Path(where[key]))[str(where[key])] for key in dirs}
+    for key in recorded:
+        if not storage.is_url(where[key]) and not Path(where[key]).exists():
+            raise UsageError(f"{key} is missing", "run the stage that makes it, or restore it")
+    for key in set(recorded) - set(dirs):  # a manifest: preprocess and predict have one
+        if stage == "predict":
+            model = next((Path(where[d]) for d in dirs if (Path(where[d]) / "state").is_dir()),
+                         None)
+            if model is None:
+                raise UsageError(f"the model directory that made {key}'s predictions is "
+                                 "missing", "run train")
+            digests = _model_manifest_inputs(model, where[key])
+        else:
+            from mmcli.config import from_dict
+
+            digests = _manifest_inputs(where[key], from_dict(PreprocessConfig,
+                                                              meta.get("config", {})))
+        now["media"] = digests.pop("media")
+        now[key] = next(iter(digests.values()))
+    return now
 
 
 def _dir_inputs(*dirs: Path) -> dict[str, str]:

@@ -190,6 +190,20 @@ MANIFEST_CASES = [
          manifest="a_directory.csv", exit_code=3),
     Case("manifest_missing", "manifest path points to nothing", "error", "does not exist",
          manifest="missing.csv", exit_code=3),
+    # Parquet (with pyarrow: mmcli[parquet])
+    Case("parquet", "Parquet file: typed columns, nulls, several row groups", "accept",
+         manifest="typed.parquet", note="number columns are numeric by their type"),
+    Case("parquet_dataset", "folder of Parquet files partitioned by split (split=train/...)",
+         "accept", manifest="dataset", note="the partition key is a column"),
+    Case("parquet_not_parquet", "CSV text in a file named .parquet", "error",
+         "is not a readable Parquet file", manifest="not_parquet.parquet", exit_code=3),
+    Case("parquet_nested", "Parquet with a list column", "error", "is nested",
+         manifest="nested.parquet", exit_code=3),
+    Case("parquet_image_bytes", "Parquet with a column of encoded PNG bytes", "accept",
+         manifest="image_bytes.parquet", note="decoded like files; their hash is the bytes'"),
+    Case("parquet_other_bytes", "Parquet with a binary column that is no image or audio",
+         "error", "holds bytes that are not encoded images or audio",
+         manifest="other_bytes.parquet", exit_code=3),
 ]
 
 CASES = ITEM_CASES + MANIFEST_CASES
@@ -445,6 +459,37 @@ def _write_manifests(folder: Path, good: list[dict]) -> None:
     latin[3] = latin[3].replace(rows[2]["text"], "caf\u00e9 cr\u00e8me")
     (folder / "latin1.csv").write_bytes("".join(latin).encode("latin-1"))
     (folder / "a_directory.csv").mkdir(exist_ok=True)
+    _write_parquet_manifests(folder, rows)
+
+
+def _write_parquet_manifests(folder: Path, rows: list[dict]) -> None:
+    """The Parquet cases (left out when pyarrow is not installed)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        return
+
+    def table(rows_: list[dict], **extra) -> pa.Table:
+        columns = {c: [r[c] for r in rows_] for c in COLUMNS}
+        columns["value"] = [None if k == 1 else float(v)  # a null number: missing
+                            for k, v in enumerate(columns["value"])]
+        return pa.table({**columns, **extra})
+
+    pq.write_table(table(rows), folder / "typed.parquet", row_group_size=5)
+    dataset = folder / "dataset"
+    for split in ("train", "test"):
+        part = [{k: v for k, v in r.items()} for r in rows if r["split"] == split]
+        (dataset / f"split={split}").mkdir(parents=True, exist_ok=True)
+        pq.write_table(table(part).drop_columns(["split"]),
+                       dataset / f"split={split}" / "part-0.parquet")
+    (dataset / "_SUCCESS").write_text("")
+    (folder / "not_parquet.parquet").write_text("id,label\na,b\n", encoding="utf-8")
+    pq.write_table(table(rows, tags=[[1, 2]] * len(rows)), folder / "nested.parquet")
+    png = [(folder / r["image"]).read_bytes() for r in rows]
+    pq.write_table(table(rows, image=png), folder / "image_bytes.parquet")
+    pq.write_table(table(rows, blob=[b"\x00\x01 not media"] * len(rows)),
+                   folder / "other_bytes.parquet")
 
 
 def _drop_last_field(text: str, line: int) -> str:

@@ -1,0 +1,139 @@
+"""Parquet against CSV manifests: read, validate and split 1,000,000 rows.
+
+    python bench/parquet.py [-n 1000000] [--media 300] [--work runs/bench/parquet]
+
+Writes one manifest of N rows (id, image, audio, text, value, label; the media cells point at a
+few hundred real generated PNG and WAV files) as CSV and as Parquet (row groups of 65,536),
+then, in a fresh process per format and run (--repeat, alternating; each phase's fastest
+run is reported), does what preprocess does before decoding any media:
+read the manifest, detect the column kinds, check the ids, assign the splits, and compute the
+input record (the manifest's sha256 and a stat of every media path: what `mmcli run` compares).
+Each phase is timed; the peak RSS is the child process's. Prints a Markdown table and writes it
+to bench/results/parquet.md. Data are generated under --work, never shipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+WORDS = ("amber ash bright cold dust ember field fire frog glow grass green ice lake leaf moss "
+         "night rain red river sand sea sky smoke snow stone sun tide warm wave").split()
+
+
+def make_data(work: Path, n: int, media: int) -> tuple[Path, Path]:
+    from mmcli.testing.dummies import write_png, write_wav
+
+    csv_path, parquet_path = work / "manifest.csv", work / "manifest.parquet"
+    if csv_path.exists() and parquet_path.exists() and \
+            json.loads((work / "size.json").read_text()) == [n, media]:
+        return csv_path, parquet_path
+    rng = np.random.default_rng(0)
+    (work / "media").mkdir(parents=True, exist_ok=True)
+    for k in range(media):
+        write_png(work / "media" / f"m{k:04d}.png", (k % 256, 80, 160), rng=rng)
+        write_wav(work / "media" / f"m{k:04d}.wav", 200.0 + k, rng=rng)
+    pick = rng.integers(0, media, n)
+    words = rng.integers(0, len(WORDS), (n, 6))
+    columns = {
+        "id": [f"s{k:07d}" for k in range(n)],
+        "image": [f"media/m{k:04d}.png" for k in pick],
+        "audio": [f"media/m{k:04d}.wav" for k in pick],
+        "text": [" ".join(WORDS[w] for w in row) for row in words],
+        "value": np.round(rng.normal(size=n), 6).tolist(),
+        "label": [("red", "green", "blue")[k % 3] for k in pick],
+    }
+    with open(csv_path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f, lineterminator="\n")
+        writer.writerow(list(columns))
+        writer.writerows(zip(*columns.values()))
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table(columns), parquet_path, row_group_size=65_536)
+    (work / "size.json").write_text(json.dumps([n, media]))
+    return csv_path, parquet_path
+
+
+def child(path: str) -> None:
+    """One format, in a fresh process: phase timings and peak RSS as one JSON line."""
+    from mmcli.config import PreprocessConfig
+    from mmcli.manifest import assign_splits, read_manifest
+    from mmcli.stages.preprocess import feature_columns, manifest_inputs
+
+    times = {}
+    t = time.perf_counter()
+    m = read_manifest(Path(path))
+    times["read"] = time.perf_counter() - t
+    t = time.perf_counter()
+    kinds = feature_columns(m, PreprocessConfig())
+    times["kinds"] = time.perf_counter() - t
+    t = time.perf_counter()
+    ids = m.ids()
+    labels = [r["label"].strip() for r in m.rows]
+    splits = assign_splits(m, ids, labels, PreprocessConfig().split, 0)
+    times["ids+split"] = time.perf_counter() - t
+    t = time.perf_counter()
+    manifest_inputs(m, kinds)
+    times["input record"] = time.perf_counter() - t
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"times": times, "rss_mb": rss, "rows": len(m), "kinds": kinds,
+                      "train": splits.count("train")}))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", type=int, default=1_000_000)
+    parser.add_argument("--media", type=int, default=300)
+    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "parquet")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs per format; each phase's fastest is reported")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child)
+        return 0
+    csv_path, parquet_path = make_data(args.work, args.n, args.media)
+    results: dict[str, dict] = {}
+    for _ in range(args.repeat):  # alternating, so that a busy spell hits both formats
+        for name, path in (("CSV", csv_path), ("Parquet", parquet_path)):
+            out = subprocess.run([sys.executable, __file__, "--child", str(path)], check=True,
+                                 capture_output=True, text=True, cwd=ROOT).stdout
+            r = json.loads(out.splitlines()[-1])
+            if name in results:  # the fastest of the repeats, phase by phase
+                r["times"] = {k: min(v, results[name]["times"][k])
+                              for k, v in r["times"].items()}
+                r["rss_mb"] = max(r["rss_mb"], results[name]["rss_mb"])
+            results[name] = r
+    assert results["CSV"]["kinds"] == results["Parquet"]["kinds"], results
+    assert results["CSV"]["train"] == results["Parquet"]["train"]
+    phases = list(results["CSV"]["times"])
+    lines = ["| manifest | file size | " + " | ".join(f"{p} (s)" for p in phases)
+             + " | total (s) | peak RSS (MB) |", "|---" * (len(phases) + 4) + "|"]
+    for name, path in (("CSV", csv_path), ("Parquet", parquet_path)):
+        r = results[name]
+        lines.append(f"| {name} | {path.stat().st_size / 1e6:.0f} MB | "
+                     + " | ".join(f"{r['times'][p]:.2f}" for p in phases)
+                     + f" | {sum(r['times'].values()):.2f} | {r['rss_mb']:.0f} |")
+    table = "\n".join(lines)
+    note = (f"\n\n{args.n:,} rows, {args.media} media files of each kind, fastest of "
+            f"{args.repeat} runs per phase; kinds "
+            f"{results['CSV']['kinds']}; {results['CSV']['train']:,} rows in train.\n")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "parquet.md").write_text(table + note)
+    print(table + note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
