@@ -435,8 +435,70 @@ def _init_worker(initializer: Callable | None, initargs: tuple) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _exit_with_parent()
     if initializer is not None:
         initializer(*initargs)
+
+
+#: prctl option: the signal the kernel sends this process when its parent dies (Linux)
+PR_SET_PDEATHSIG = 1
+
+
+def _exit_with_parent() -> None:
+    """Make this worker die with the mmcli process that started its pool, however that dies.
+
+    A worker waits for tasks on a queue whose write end it holds itself, so it never sees
+    the queue close, and it held the fork server's "parent alive" pipe, which the fork server
+    watches to exit when its client dies: a ``kill -9`` of mmcli (``timeout -s KILL``, the
+    OOM killer) left the fork server and every worker waiting forever. Three mechanisms:
+
+    - the worker closes its copy of the "parent alive" pipe, so the fork server exits as soon
+      as mmcli's copy closes, i.e. when mmcli dies (a worker that started processes with the
+      fork server method would get a fork server of its own);
+    - Linux: the worker asks the kernel for SIGKILL when its parent, the fork server, dies
+      (``prctl(PR_SET_PDEATHSIG)``). That fires when the parent *thread* ends; the fork
+      server is single-threaded, so it means the fork server's death. Workers then go at
+      once, even in the middle of a C call. (Not for spawned workers, whose parent thread is
+      some thread of mmcli.)
+    - everywhere (the only one on macOS and the BSDs, which have no prctl): a daemon thread
+      waits on the pipe multiprocessing keeps between the worker and mmcli
+      (``parent_process().sentinel``) and ends the worker when it closes. A worker busy in a
+      C call that holds the GIL goes when the call returns.
+    """
+    import multiprocessing
+    import sys
+    from multiprocessing import forkserver
+
+    server = forkserver._forkserver
+    # a private attribute (Python 3.8-3.14): without it, the thread below still does the job
+    if getattr(server, "_forkserver_alive_fd", None) is not None:  # started by a fork server
+        if sys.platform.startswith("linux"):
+            _kill_me_when_parent_dies()
+        os.close(server._forkserver_alive_fd)
+        server._forkserver_alive_fd = None
+    parent = multiprocessing.parent_process()
+    if parent is not None and parent.sentinel is not None:
+        threading.Thread(target=_exit_when_closed, args=(parent.sentinel,), daemon=True,
+                         name="mmcli-parent-watch").start()
+
+
+def _kill_me_when_parent_dies() -> None:
+    """``prctl(PR_SET_PDEATHSIG, SIGKILL)`` (Linux); does nothing where it fails."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):  # no libc prctl (a static or unusual build)
+        pass
+
+
+def _exit_when_closed(sentinel: int) -> None:
+    from multiprocessing.connection import wait
+
+    # readable: EOF, the pipe's only writer, the process that started the pool, is gone
+    wait([sentinel])
+    os._exit(1)
 
 
 def chunks(n: int, size: int) -> list[tuple[int, int]]:
