@@ -72,6 +72,9 @@ def command(
     s = extract(pre_dir, out, cfg, console.progress)
     dims = ", ".join(f"{c} {d}" for c, d in s["blocks"].items())
     console.info(f"extract: {s['items']} items; feature dimensions: {dims}")
+    for column, notes in s.get("notes", {}).items():
+        for note in notes:
+            console.info(f"  {column}: {note}")
     if s["reused"] or s["resumed_chunks"] or not s["refit"]:
         fit = "fitted state reused (train split unchanged)" if not s["refit"] else "refitted"
         console.info(f"incremental: {fit}; computed {s['computed']} item features, reused "
