@@ -211,7 +211,7 @@ class Scored:
                 for a in range(0, len(self.y), 256)])
             self.seconds[key] = time.perf_counter() - t0
             if name == "frames":
-                self.decisions.append("frames? " + ext.applies_to(train)[1])
+                self.decisions.append("frames(auto) " + ext.applies_to(train)[1])
             if name == "tfidf":
                 auto = build_extractor("tfidf", "text", {})._use_chars(train)
                 self.decisions.append(f"tfidf chars auto: {'on' if auto[0] else 'off'} "

@@ -143,7 +143,8 @@ class MfccStats(_Summary):
         hop_length: int = 160
         n_mels: int = 40
         deltas: int = 1
-        stats: list = dataclasses.field(default_factory=lambda: ["mean", "std"])
+        stats: list = dataclasses.field(
+            default_factory=lambda: ["mean", "std", "p10", "p50", "p90"])
 
     def _check(self) -> None:
         self._check_stats()
@@ -319,10 +320,10 @@ class LogMelFrames(Extractor):
     for a GRU or Transformer encoder (``encoder: auto`` of the learned-fusion models), and the
     training augmentations ``gain_db``, ``time_shift`` and ``noise_snr_db`` act on it.
 
-    As ``frames?`` (the default audio list) it is used only where the train clips are short
-    and of similar length (a fixed grid of frames then lines up with the words): their
-    median duration is at most ``short_seconds`` and the spread of durations, (p90 - p10)
-    / median, at most ``length_spread``. The decision is taken once, at fit.
+    As ``frames(auto)`` (in the default audio list) it is used only where the train clips
+    are short and of similar length (a fixed grid of frames then lines up with the words):
+    their median duration is at most ``short_seconds`` and the spread of durations,
+    (p90 - p10) / median, at most ``length_spread``. The decision is taken once, at fit.
 
     Output dimension: ``n_frames * n_mels``
 
@@ -332,8 +333,8 @@ class LogMelFrames(Extractor):
         n_fft: FFT window in samples
         hop_length: hop between frames in samples
         mode: resample or pad
-        short_seconds: as frames?, the longest median train clip duration (seconds)
-        length_spread: as frames?, the largest (p90 - p10) / median of train durations
+        short_seconds: as frames(auto), the longest median train clip duration (seconds)
+        length_spread: as frames(auto), the largest (p90 - p10) / median of train durations
     """
 
     worker_modules = ("librosa.feature.spectral",)

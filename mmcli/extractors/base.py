@@ -9,9 +9,9 @@
   mels]}``, ``{"layout": "tokens", "shape": [max_len], "vocab": size}``), else ``None``; it
   flows through ``blocks.json`` and ``fusion.json`` to the learned-fusion models' encoders;
 * ``applies_to(train_data)`` says whether the extractor suits the column's train data and
-  why; it is asked only when the config names the extractor with a trailing ``?``
-  (``audio: [mfcc, spectral, prosody, frames?]``), once at fit, and the decision is recorded
-  in the fitted state and ``blocks.json``, so predict and incremental runs keep it;
+  why; it is asked only when the config names the extractor ``NAME(auto)`` (``audio: [mfcc,
+  spectral, prosody, frames(auto)]``), once at fit; the decision is recorded in the fitted
+  state and ``blocks.json``, so predict and incremental runs keep it;
 * ``get_state()``/``from_state()`` turn the fitted extractor into JSON plus arrays (no pickle);
   an extractor that needs a file (the ``cnn`` model) lists it in ``state_files()`` and the
   stage copies it beside the state, so a model directory stays self-contained.
@@ -96,7 +96,7 @@ class Extractor:
 
     def applies_to(self, data) -> tuple[bool, str]:
         """Whether to use this extractor on a column whose train split is ``data`` (asked for
-        a config entry ``name?``), and the reason in words."""
+        a config entry ``name(auto)``), and the reason in words."""
         return True, "always"
 
     def fit_note(self) -> str | None:
@@ -156,12 +156,12 @@ class Extractor:
         return obj
 
 
-#: a config entry ``name?`` uses the extractor only where its ``applies_to`` says so
-CONDITIONAL = "?"
+#: a config entry ``name(auto)`` uses the extractor only where its ``applies_to`` says so
+CONDITIONAL = "(auto)"
 
 
 def config_name(entry: str) -> tuple[str, bool]:
-    """The extractor name of a config entry and whether it is conditional (``frames?``)."""
+    """The extractor name of a config entry and whether it is conditional (``frames(auto)``)."""
     if isinstance(entry, str) and entry.endswith(CONDITIONAL):
         return entry[:-len(CONDITIONAL)], True
     return entry, False

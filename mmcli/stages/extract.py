@@ -7,7 +7,7 @@ Output directory::
     blocks.json             one entry per modality column: kind, extractors, dimensions (and
                             each extractor's row ``structure`` when it has one: image, logmel
                             or tokens layout and shape, for the models' encoders), and the
-                            fit-time ``decisions`` on conditional extractors (``frames?``)
+                            fit-time ``decisions`` on conditional extractors (``frames(auto)``)
     features/<col>.npy      (n_items, dim) float32 per modality column
     state/preprocess.json   carried over from preprocess
     state/extract/          the fitted extractors (JSON + npz, no pickle)
@@ -31,7 +31,7 @@ from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 128
 Plan = dict[str, list]  # column -> fitted extractors
-#: column -> [{name, applied, reason}] for the config's conditional extractors (``frames?``)
+#: column -> [{name, applied, reason}] for the config's conditional extractors (``frames(auto)``)
 Decisions = dict[str, list[dict]]
 
 
@@ -57,7 +57,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                             "re-run preprocess with a train split")
 
     plan: Plan = {}
-    conditional: dict[str, set[int]] = {}  # column -> positions of its `name?` extractors
+    conditional: dict[str, set[int]] = {}  # column -> positions of its `name(auto)` extractors
     for col, kind in pstate.columns.items():
         names = getattr(config, kind)
         if not names:
@@ -114,7 +114,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         save_plan(plan, pstate.columns, state_dir / "extract", decisions)
         artifacts.write_json(state_dir / "fit.json", {"signature": fit_signature})
         summary = {"items": len(data), "blocks": {b["column"]: b["dim"] for b in blocks}}
-        notes = {b["column"]: [*(f"{d['name']}? {'added' if d['applied'] else 'left out'}: "
+        notes = {b["column"]: [*(f"{d['name']}(auto) {'added' if d['applied'] else 'left out'}: "
                                  f"{d['reason']}" for d in b.get("decisions", [])),
                                *(f"{e['name']}: {e['note']}" for e in b["extractors"]
                                  if e.get("note"))]
@@ -157,7 +157,7 @@ def fit_plan(plan: Plan, conditional: dict[str, set[int]], train_column, advance
             names = ", ".join(e.name for e in extractors)
             raise UsageError(f"no extractor of column {col!r} applies to its train data "
                              f"({names} are all conditional and turned down)",
-                             "name at least one extractor without a trailing '?'")
+                             "name at least one extractor without '(auto)'")
     return fitted, decisions
 
 

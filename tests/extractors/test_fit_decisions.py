@@ -1,4 +1,4 @@
-"""Conditional extractors (``frames?``): decided once at fit from the train data, recorded in
+"""Conditional extractors (``frames(auto)``): decided once at fit from the train data, recorded in
 blocks.json and the fitted state, and kept by incremental runs, fuse and predict."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_default_audio_adds_frames_only_for_short_equal_clips(tmp_path, seconds,
     assert [e.name for e in load_plan(state)["speech"]] == names
     assert load_decisions(state)["speech"] == block["decisions"]
     note = summary["notes"]["speech"][0]
-    assert note.startswith("frames? added" if added else "frames? left out")
+    assert note.startswith("frames(auto) added" if added else "frames(auto) left out")
 
     # an incremental run (same train items and config) keeps the fitted state and decision
     again = extract(tmp_path / "pre", tmp_path / "feat", ExtractConfig(jobs=1))
@@ -89,7 +89,8 @@ def test_fit_plan_reads_train_data_once_and_refuses_an_empty_column():
         reads.append(col)
         return long
 
-    plan = {"a": [build_extractor("mfcc", "audio", {}), build_extractor("frames?", "audio", {})]}
+    plan = {"a": [build_extractor("mfcc", "audio", {}),
+                  build_extractor("frames(auto)", "audio", {})]}
     fitted, decisions = fit_plan(plan, {"a": {1}}, column)
     assert [e.name for e in fitted["a"]] == ["mfcc"] and reads == ["a"]
     assert decisions["a"][0]["applied"] is False

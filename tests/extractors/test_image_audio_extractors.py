@@ -69,9 +69,9 @@ def tone(freq: float, rate: int = 8000, seconds: float = 0.3) -> np.ndarray:
 def test_mfcc_dim_and_tones_differ():
     clips = AudioClips([tone(300), tone(300), tone(1500)], 8000)
     ext = build_extractor("mfcc", "audio", {"n_mfcc": 10}).fit(None)
-    assert ext.dim_ == 40
+    assert ext.dim_ == 10 * 2 * 5  # coefficients and deltas; mean, std, p10, p50, p90
     out = ext.transform(clips)
-    assert out.shape == (3, 40)
+    assert out.shape == (3, 100)
     np.testing.assert_array_equal(out[0], out[1])
     assert np.abs(out[0] - out[2]).max() > 1.0
 
@@ -79,7 +79,7 @@ def test_mfcc_dim_and_tones_differ():
 def test_mfcc_short_clips():
     clips = AudioClips([np.zeros(1, np.float32), tone(440)[:300], tone(440)[:600]], 8000)
     out = build_extractor("mfcc", "audio", {}).fit(None).transform(clips)
-    assert out.shape == (3, 80)
+    assert out.shape == (3, 200)
     assert np.all(np.isfinite(out))
 
 
@@ -211,8 +211,8 @@ def test_mfcc_deltas_and_percentiles():
     clips = AudioClips([tone(300), tone(1500)], 8000)
     base = build_extractor("mfcc", "audio", {"n_mfcc": 10}).fit(None).transform(clips)
     plain = build_extractor("mfcc", "audio", {"n_mfcc": 10, "deltas": 0}).fit(None)
-    assert plain.dim_ == 20
-    np.testing.assert_allclose(plain.transform(clips), base[:, :20], rtol=1e-6)
+    assert plain.dim_ == 50
+    np.testing.assert_allclose(plain.transform(clips), base[:, :50], rtol=1e-6)
     wide = build_extractor("mfcc", "audio", {"n_mfcc": 10, "deltas": 2,
                                              "stats": ["median", "p10", "p90"]}).fit(None)
     out = wide.transform(clips)
