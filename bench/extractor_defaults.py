@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import importlib.util
 import sys
 import tempfile
@@ -53,11 +54,14 @@ AUDIO = {
     "mfcc pct + spectral + prosody + frames": [("mfcc", {"stats": PCT}), ("spectral", {}),
                                                ("prosody", {}), ("frames", {})],
 }
+# tfidf skips its SVD with character n-grams; "svd N" rows reduce its output here, with a
+# TruncatedSVD fitted on the train rows as tfidf does without them
 TEXT = {
     "tfidf words, svd 100 (old default)": [("tfidf", {"chars": "off"})],
-    "tfidf words + chars, svd 100": [("tfidf", {"chars": "on"})],
+    "tfidf words + chars, svd 100": [("tfidf", {"chars": "on"}, 100)],
     "tfidf words, no svd": [("tfidf", {"chars": "off", "svd_components": 0})],
-    "tfidf words + chars, no svd": [("tfidf", {"chars": "on", "svd_components": 0})],
+    "tfidf words + chars, no svd (new default on short texts)": [("tfidf", {"chars": "on"})],
+    "tfidf words + chars, svd 300": [("tfidf", {"chars": "on"}, 300)],
 }
 
 
@@ -185,6 +189,7 @@ class Scored:
                 header = next(csv.reader(f))
             kinds = {c: "ignore" for c in header if c not in (column, "id", "label", "split")}
             preprocess(manifest, pre, PreprocessConfig(columns=kinds, jobs=2))
+        self.pre = pre
         self.state = PreprocessState.load(pre / "state")
         self.data = PreprocessedData(pre, self.state.columns, self.state.sample_rate)
         self.column = column
@@ -197,10 +202,20 @@ class Scored:
         self.seconds: dict[str, float] = {}
         self.decisions: list[str] = []
 
-    def features(self, name: str, params: dict) -> np.ndarray:
+    def features(self, name: str, params: dict, svd: int = 0) -> np.ndarray:
         from mmcli.extractors import build_extractor
 
+        if svd:
+            from sklearn.decomposition import TruncatedSVD
+
+            x = self.features(name, params).astype(np.float64)
+            k = min(svd, x.shape[1] - 1, len(self.split["train"]))
+            reduce = TruncatedSVD(n_components=k, random_state=0).fit(x[self.split["train"]])
+            return (x @ reduce.components_.T).astype(np.float32)
         key = f"{name} {sorted(params.items())}"
+        stored = self.pre / "features" / (hashlib.sha256(key.encode()).hexdigest()[:16] + ".npy")
+        if key not in self.cache and stored.exists():  # delete the folder after code changes
+            self.cache[key], self.seconds[key] = np.load(stored), 0.0
         if key not in self.cache:
             t0 = time.perf_counter()
             ext = build_extractor(name, self.kind, dict(params))
@@ -210,9 +225,14 @@ class Scored:
                 ext.transform(self.data.column(self.column, slice(a, a + 256)))
                 for a in range(0, len(self.y), 256)])
             self.seconds[key] = time.perf_counter() - t0
+            stored.parent.mkdir(exist_ok=True)
+            np.save(stored, self.cache[key])
+        if name in ("frames", "tfidf") and not self.decisions:
+            train = self.data.column(self.column, self.split["train"])
             if name == "frames":
-                self.decisions.append("frames(auto) " + ext.applies_to(train)[1])
-            if name == "tfidf":
+                reason = build_extractor("frames", "audio", {}).applies_to(train)[1]
+                self.decisions.append("frames(auto) " + reason)
+            else:
                 auto = build_extractor("tfidf", "text", {})._use_chars(train)
                 self.decisions.append(f"tfidf chars auto: {'on' if auto[0] else 'off'} "
                                       f"({auto[1]})")
@@ -282,8 +302,8 @@ def main() -> None:
         shape = describe(s)
         choices = AUDIO if s.kind == "audio" else TEXT
         for label, choice in choices.items():
-            x = np.hstack([s.features(n, p) for n, p in choice])
-            secs = sum(s.seconds[f"{n} {sorted(p.items())}"] for n, p in choice)
+            x = np.hstack([s.features(*c) for c in choice])
+            secs = sum(s.seconds[f"{c[0]} {sorted(c[1].items())}"] for c in choice)
             row = {"set": name, "shape": shape, "classes": len(s.state.classes),
                    "train/val/test": "/".join(str(len(s.split[k])) for k in
                                               ("train", "val", "test")),

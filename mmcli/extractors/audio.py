@@ -411,7 +411,7 @@ PROSODY_FEATURES = (
     "log_duration",
 )
 _RMS_FLOOR = 1e-4  # -80 dBFS: a quieter frame is never voiced (digital silence, dither)
-_DB_EPS = 1e-5  # energy in dB is 20 log10(rms + 1e-5): silence sits at -100 dB
+_RMS_EPS = 1e-5  # energy is log(rms + 1e-5): silence sits at log(1e-5), -11.5
 
 
 @EXTRACTORS.register("prosody", kind="audio")
@@ -429,8 +429,9 @@ class Prosody(Extractor):
 
     Features (20, in order): voiced fraction; log-F0 in semitones re 100 Hz over voiced
     frames: mean, std, p10, p50, p90, range (p90 - p10), slope (semitones per second);
-    frame energy in dB (20 log10 RMS) over all frames: mean, std, p10, p50, p90, range
-    (p90 - p10), slope (dB per second); voiced segments (runs of at least 2 voiced
+    frame energy, the natural log of the frame RMS (as in ``spectral``; 10 times louder is
+    +2.3), over all frames: mean, std, p10, p50, p90, range (p90 - p10), slope (per
+    second); voiced segments (runs of at least 2 voiced
     frames) per second; their mean length in seconds; energy peaks (local maxima of the
     50-ms smoothed energy, at least 100 ms apart and 3 dB above the lowest point within
     100 ms, above the energy threshold) per second;
@@ -510,7 +511,7 @@ class Prosody(Extractor):
         p = self.params
         frames = frames.astype(np.float64)
         rms = np.sqrt(np.mean(frames ** 2, axis=0))
-        db = 20 * np.log10(rms + _DB_EPS)
+        db = 20 * np.log10(rms + _RMS_EPS)  # the voicing and peak rules work in dB
         loud = np.percentile(db, 95)
         energetic = (db >= loud - p.energy_db) & (rms > _RMS_FLOOR)
         voiced = energetic & (self._periodicity(frames, sr / f0) >= p.periodicity)
@@ -526,8 +527,9 @@ class Prosody(Extractor):
                       _slope(times[voiced], semitones)]
         else:
             feats += [0.0] * 7
-        lo, mid, hi = np.percentile(db, [10, 50, 90])
-        feats += [db.mean(), db.std(), lo, mid, hi, hi - lo, _slope(times, db)]
+        energy = np.log(rms + _RMS_EPS)
+        lo, mid, hi = np.percentile(energy, [10, 50, 90])
+        feats += [energy.mean(), energy.std(), lo, mid, hi, hi - lo, _slope(times, energy)]
         runs = _runs(voiced)
         runs = runs[runs >= 2]
         feats += [len(runs) / duration, runs.mean() * step if runs.size else 0.0]

@@ -21,29 +21,31 @@ def tokenize(text: str) -> list[str]:
 
 @EXTRACTORS.register("tfidf", kind="text")
 class Tfidf(Extractor):
-    """TF-IDF (scikit-learn ``TfidfVectorizer``) over word n-grams and, on short texts,
-    character n-grams, vocabularies from train; optionally reduced by truncated SVD (latent
-    semantic analysis) fitted on train.
+    """TF-IDF (scikit-learn ``TfidfVectorizer``) over word n-grams, reduced by truncated SVD
+    (latent semantic analysis); on short texts over word and character n-grams instead,
+    unreduced. Vocabularies and SVD are fitted on train.
 
     Character n-grams (``char_wb``: n-grams inside word boundaries, lengths ``char_ngrams``)
     catch inflections, typos and shared stems that whole words miss, which matters most when
     a text has few words. With ``chars: auto`` they are used when the train texts' median
     length is at most ``short_words`` words (decided once, at fit, and kept in the state);
     ``on`` and ``off`` force it. The word and character TF-IDF rows (each of unit length)
-    are put side by side before the SVD.
+    are put side by side, and the SVD is skipped: reduced to ``svd_components`` they lost
+    what the character n-grams add (docs/extractors.md).
 
-    Output dimension: the word vocabulary size (at most ``max_features``) plus, with
-    character n-grams, theirs (at most ``char_max_features``); or ``min(svd_components,
-    that size - 1, train texts)`` with ``svd_components``
+    Output dimension: ``min(svd_components, vocabulary size - 1, train texts)`` with
+    ``svd_components`` and no character n-grams, else the word vocabulary size (at most
+    ``max_features``) plus the character n-gram vocabulary size (at most
+    ``char_max_features``)
 
     Parameters:
         max_features: largest word vocabulary (most frequent n-grams)
         ngram_max: longest word n-gram
         min_df: documents an n-gram must appear in
         sublinear_tf: use 1 + log(tf)
-        svd_components: 0 (off) or the number of SVD components kept
+        svd_components: 0 (off) or the number of SVD components kept (without chars)
         seed: random seed of the SVD (defaults to the config seed)
-        chars: auto (character n-grams on short train texts), on or off
+        chars: auto (character n-grams, no SVD, on short train texts), on or off
         char_ngrams: shortest and longest character n-gram
         char_max_features: largest character n-gram vocabulary
         short_words: with chars auto, the longest median train text (words) counted short
@@ -124,7 +126,7 @@ class Tfidf(Extractor):
         self.svd_ = np.zeros((0, n), dtype=np.float32)
         if n == 0:
             return 1
-        k = min(self.params.svd_components, n - 1, len(texts))
+        k = 0 if self.chars_ else min(self.params.svd_components, n - 1, len(texts))
         if k >= 1:
             from sklearn.decomposition import TruncatedSVD
 
@@ -135,7 +137,8 @@ class Tfidf(Extractor):
         return n
 
     def fit_note(self) -> str | None:
-        return f"character n-grams {'on' if self.chars_ else 'off'} ({self.chars_reason_})"
+        used = "on, no SVD" if self.chars_ else "off"
+        return f"character n-grams {used} ({self.chars_reason_})"
 
     def _tfidf(self, texts: list[str]):
         """The sparse word (and character) TF-IDF rows, side by side."""

@@ -64,7 +64,7 @@ CASES = [
     ("frames", {"n_frames": 6, "n_mels": 8, "mode": "pad"}),
     ("tfidf", {}),
     ("tokens", {"max_len": 4}),
-    ("tfidf", {"svd_components": 4}),
+    ("tfidf", {"svd_components": 4, "chars": "off"}),
     ("tfidf", {"chars": "off", "svd_components": 0}),
     ("word2vec", {"vector_size": 16, "epochs": 5}),
     ("word2vec", {"pretrained": "PRETRAINED"}),

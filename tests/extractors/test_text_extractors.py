@@ -120,7 +120,7 @@ def test_tfidf_svd_is_fitted_on_train():
     out = ext.transform(TRAIN + OTHER)
     assert out.shape == (8, 3)
     np.testing.assert_array_equal(out[6], 0)  # "zebra": no train n-gram
-    many = build_extractor("tfidf", "text", {"svd_components": 1000}).fit(TRAIN)
+    many = build_extractor("tfidf", "text", {"svd_components": 1000, "chars": "off"}).fit(TRAIN)
     assert many.dim_ == len(TRAIN)  # at most the rank of the train matrix
     few = build_extractor("tfidf", "text", {"svd_components": 1000, "ngram_max": 1,
                                             "max_features": 4, "chars": "off"}).fit(TRAIN)
@@ -239,8 +239,9 @@ def test_bad_tokens_params(params):
 
 
 def test_tfidf_character_ngrams_on_short_texts_only():
-    short = build_extractor("tfidf", "text", {"svd_components": 0}).fit(TRAIN)
+    short = build_extractor("tfidf", "text", {}).fit(TRAIN)  # the SVD is skipped
     assert short.chars_ and "median 4 words <= short_words 20" in short.fit_note()
+    assert short.svd_.shape[0] == 0
     assert " re" in short.char_vocabulary_ and "burn" in short.char_vocabulary_
     assert short.dim_ == len(short.vocabulary_) + len(short.char_vocabulary_)
     # an inflection never seen in train still shares character n-grams with "burns"
@@ -255,6 +256,7 @@ def test_tfidf_character_ngrams_on_short_texts_only():
     long = [" ".join([t] * 6) for t in TRAIN]  # 18-30 words
     off = build_extractor("tfidf", "text", {"short_words": 10.0}).fit(long)
     assert not off.chars_ and off.char_vocabulary_ == [] and "> short_words 10" in off.fit_note()
+    assert off.svd_.shape[0] == off.dim_ == len(TRAIN)  # words: reduced by the SVD
     forced = build_extractor("tfidf", "text", {"short_words": 10.0, "chars": "on"}).fit(long)
     assert forced.chars_ and forced.char_vocabulary_
 
@@ -263,7 +265,7 @@ def test_tfidf_character_ngrams_survive_the_state_round_trip(tmp_path):
     from mmcli import artifacts
     from mmcli.extractors import EXTRACTORS
 
-    ext = build_extractor("tfidf", "text", {"svd_components": 3, "char_ngrams": [3, 4]})
+    ext = build_extractor("tfidf", "text", {"char_ngrams": [3, 4]})
     ext.fit(TRAIN)
     state, arrays = ext.get_state()
     artifacts.save_state(tmp_path, "t", state, arrays)
