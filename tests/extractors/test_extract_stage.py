@@ -177,10 +177,14 @@ def test_audio_extractors_on_every_format_and_rate(tmp_path):
     manifest = write_manifest(tmp_path / "data" / "manifest.csv", rows)
     preprocess(manifest, tmp_path / "pre", PreprocessConfig(jobs=1))
     names = ["mfcc", "logmel", "chroma", "spectral", "frames"]
-    extract(tmp_path / "pre", tmp_path / "feat", ExtractConfig(jobs=1, audio=names))
+    # mean and std: percentiles (the mfcc default) are order statistics, which the last bits
+    # of a 16-bit copy can move by more than the tolerance below
+    mean_std = {"mfcc": {"stats": ["mean", "std"]}}
+    extract(tmp_path / "pre", tmp_path / "feat", ExtractConfig(jobs=1, audio=names,
+                                                               params=mean_std))
     x = np.load(tmp_path / "feat" / "features" / "audio.npy")
     assert x.shape[0] == len(variants) and np.isfinite(x).all()
-    chroma = 200 + 80  # after mfcc (20 x 2 x 5) and logmel (40 x 2): 12 chroma means
+    chroma = 80 + 80  # after mfcc (20 x 2 x 2) and logmel (40 x 2): 12 chroma means
     assert (x[:, chroma:chroma + 12].argmax(axis=1) == 9).all()  # every copy is an A
     for k, name in enumerate(variants):  # lossless copies at the same rate: the same MFCC,
         if name in ("pcm24.wav", "float.wav", "stereo.flac"):  # log-mel and chroma
