@@ -17,7 +17,8 @@ short sentences, ``short_sentences`` (one-line docstring summaries of 6 packages
 
     python bench/extractor_defaults.py [--work DIR] [--sets NAME ...]
 
-Prints a Markdown table (and writes it to bench/results/extractor_defaults.md).
+Prints a Markdown table (and writes it to bench/results/extractor_defaults.md). Features are
+cached under ``--work``; delete its ``pre/*/features`` folders after changing an extractor.
 """
 
 from __future__ import annotations
@@ -324,11 +325,10 @@ def main() -> None:
 
 def table(rows: list[dict]) -> str:
     lines = ["| set | train clips / texts | classes | train/val/test | extractors | dim | "
-             "LR | chain | seconds |", "|---|---|---:|---|---|---:|---:|---:|---:|"]
+             "LR | chain |", "|---|---|---:|---|---|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['set']} | {r['shape']} | {r['classes']} | {r['train/val/test']} | "
-                     f"{r['choice']} | {r['dim']} | {r['lr']:.3f} | {r['chain']:.3f} | "
-                     f"{r['seconds']:.1f} |")
+                     f"{r['choice']} | {r['dim']} | {r['lr']:.3f} | {r['chain']:.3f} |")
     return "\n".join(lines)
 
 
