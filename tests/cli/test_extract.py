@@ -36,7 +36,8 @@ def test_success_writes_features_per_modality(pipeline, tmp_path):
     assert "extract: 36 items; feature dimensions: " in result.stderr
     assert f"image {blocks['image']['dim']}" in result.stderr
     assert "audio: frames(auto) added: train clips: median 0.25 s" in result.stderr
-    assert "text: tfidf: character n-grams on (train texts: median 6 words" in result.stderr
+    assert "text: tfidf: character n-grams on, no SVD (train texts: median 6 words" \
+        in result.stderr
     assert "extract: 144/144 (100%)" in result.stderr  # 36 items x 4 modalities
     assert f"wrote {out}" in result.stderr
     assert result.stdout == ""
