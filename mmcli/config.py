@@ -83,9 +83,10 @@ class ExtractConfig:
     label: Any = None
     seed: int = 0
     #: extractor names per modality kind, applied to every column of that kind; the defaults
-    #: won the comparison in docs/extractors.md (`mmcli extract --list` shows every choice)
+    #: won the comparison in docs/extractors.md (`mmcli extract --list` shows every choice);
+    #: NAME(auto), e.g. frames(auto), uses an extractor only where it suits the train data
     image: list = field(default_factory=lambda: ["color_hist", "hog"])
-    audio: list = field(default_factory=lambda: ["frames"])
+    audio: list = field(default_factory=lambda: ["mfcc", "spectral", "prosody", "frames(auto)"])
     text: list = field(default_factory=lambda: ["tfidf"])
     numeric: list = field(default_factory=lambda: ["numeric"])
     categorical: list = field(default_factory=lambda: ["onehot"])

@@ -48,8 +48,10 @@ def command(
 ) -> None:
     """Compute per-modality features, fitted on the train split only.
 
-    Defaults: images color_hist + hog, audio frames (log-mel), text tfidf (+ SVD), numeric
-    values, categorical one-hot; choose others in the config's extract section.
+    Defaults: images color_hist + hog; audio whole-clip statistics (mfcc, spectral, prosody)
+    plus log-mel frames where train clips are short and of similar length (frames(auto)); text
+    tfidf over words and, on short texts, character n-grams (+ SVD); numeric values;
+    categorical one-hot. Choose others in the config's extract section.
     --list shows every extractor; docs/extractors.md has the details and measurements.
 
     Example:
@@ -72,6 +74,9 @@ def command(
     s = extract(pre_dir, out, cfg, console.progress)
     dims = ", ".join(f"{c} {d}" for c, d in s["blocks"].items())
     console.info(f"extract: {s['items']} items; feature dimensions: {dims}")
+    for column, notes in s.get("notes", {}).items():
+        for note in notes:
+            console.info(f"  {column}: {note}")
     if s["reused"] or s["resumed_chunks"] or not s["refit"]:
         fit = "fitted state reused (train split unchanged)" if not s["refit"] else "refitted"
         console.info(f"incremental: {fit}; computed {s['computed']} item features, reused "

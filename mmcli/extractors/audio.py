@@ -143,7 +143,8 @@ class MfccStats(_Summary):
         hop_length: int = 160
         n_mels: int = 40
         deltas: int = 1
-        stats: list = dataclasses.field(default_factory=lambda: ["mean", "std"])
+        stats: list = dataclasses.field(
+            default_factory=lambda: ["mean", "std", "p10", "p50", "p90"])
 
     def _check(self) -> None:
         self._check_stats()
@@ -319,6 +320,11 @@ class LogMelFrames(Extractor):
     for a GRU or Transformer encoder (``encoder: auto`` of the learned-fusion models), and the
     training augmentations ``gain_db``, ``time_shift`` and ``noise_snr_db`` act on it.
 
+    As ``frames(auto)`` (in the default audio list) it is used only where the train clips
+    are short and of similar length (a fixed grid of frames then lines up with the words):
+    their median duration is at most ``short_seconds`` and the spread of durations,
+    (p90 - p10) / median, at most ``length_spread``. The decision is taken once, at fit.
+
     Output dimension: ``n_frames * n_mels``
 
     Parameters:
@@ -327,6 +333,8 @@ class LogMelFrames(Extractor):
         n_fft: FFT window in samples
         hop_length: hop between frames in samples
         mode: resample or pad
+        short_seconds: as frames(auto), the longest median train clip duration (seconds)
+        length_spread: as frames(auto), the largest (p90 - p10) / median of train durations
     """
 
     worker_modules = ("librosa.feature.spectral",)
@@ -340,11 +348,28 @@ class LogMelFrames(Extractor):
         n_fft: int = 512
         hop_length: int = 160
         mode: str = "resample"
+        short_seconds: float = 2.0
+        length_spread: float = 0.25
 
     def _check(self) -> None:
         self._at_least(1, "n_frames", "n_mels", "hop_length")
         self._at_least(16, "n_fft")
         self._one_of("mode", ("resample", "pad"))
+        self._at_least(0, "short_seconds", "length_spread")
+
+    def applies_to(self, audio) -> tuple[bool, str]:
+        p = self.params
+        if len(audio) == 0:
+            return False, "no train clips"
+        seconds = np.array([len(c) for c in audio.clips], dtype=np.float64) / audio.sample_rate
+        lo, median, hi = np.percentile(seconds, [10, 50, 90])
+        spread = (hi - lo) / median if median > 0 else np.inf
+        facts = f"train clips: median {median:.2f} s, spread (p90 - p10) / median {spread:.2f}"
+        if median > p.short_seconds:
+            return False, f"{facts}; median > short_seconds {p.short_seconds:g} s"
+        if spread > p.length_spread:
+            return False, f"{facts}; spread > length_spread {p.length_spread:g}"
+        return True, f"{facts}; short and of similar length"
 
     def _fit(self, data) -> int:
         return self.params.n_frames * self.params.n_mels
@@ -374,3 +399,185 @@ class LogMelFrames(Extractor):
         hi = np.minimum(lo + 1, frames - 1)
         w = src - lo
         return logmel[:, lo] * (1 - w) + logmel[:, hi] * w
+
+
+#: names of the ``prosody`` features, in output order
+PROSODY_FEATURES = (
+    "voiced_fraction",
+    "f0_mean", "f0_std", "f0_p10", "f0_p50", "f0_p90", "f0_range", "f0_slope",
+    "energy_mean", "energy_std", "energy_p10", "energy_p50", "energy_p90", "energy_range",
+    "energy_slope",
+    "voiced_segments_per_s", "voiced_segment_s", "energy_peaks_per_s", "pause_fraction",
+    "log_duration",
+)
+_RMS_FLOOR = 1e-4  # -80 dBFS: a quieter frame is never voiced (digital silence, dither)
+_RMS_EPS = 1e-5  # energy is log(rms + 1e-5): silence sits at log(1e-5), -11.5
+
+
+@EXTRACTORS.register("prosody", kind="audio")
+class Prosody(Extractor):
+    """Prosody of the whole clip: pitch (F0) statistics over voiced frames, energy
+    statistics, voicing and rate measures.
+
+    F0 is found per frame by YIN (`librosa.yin`, `fmin` to `fmax` Hz, frames of
+    `frame_length` samples every `hop_length`). A frame is voiced when (1) its RMS is
+    within `energy_db` dB of the clip's loud frames (the 95th percentile of frame RMS)
+    and above -80 dBFS, and (2) it is periodic at the YIN period T: the normalised
+    correlation between the frame and itself shifted by T is at least `periodicity`.
+    (YIN's difference function is d(T) = e0 + eT - 2 r(T), so this is a threshold on
+    YIN's normalised aperiodicity, like Praat's voicing threshold of 0.45.)
+
+    Features (20, in order): voiced fraction; log-F0 in semitones re 100 Hz over voiced
+    frames: mean, std, p10, p50, p90, range (p90 - p10), slope (semitones per second);
+    frame energy, the natural log of the frame RMS (as in ``spectral``; 10 times louder is
+    +2.3), over all frames: mean, std, p10, p50, p90, range (p90 - p10), slope (per
+    second); voiced segments (runs of at least 2 voiced
+    frames) per second; their mean length in seconds; energy peaks (local maxima of the
+    50-ms smoothed energy, at least 100 ms apart and 3 dB above the lowest point within
+    100 ms, above the energy threshold) per second;
+    pause fraction (frames below the energy threshold); log duration in seconds. A clip
+    with no voiced frame has voiced fraction 0 and every F0 statistic 0.
+
+    Output dimension: 20
+
+    Parameters:
+        fmin: lowest F0 in Hz
+        fmax: highest F0 in Hz
+        frame_length: YIN frame in samples (at least 2 periods of fmin)
+        hop_length: hop between frames in samples
+        energy_db: voiced frames are within this many dB of the clip's loud frames
+        periodicity: least normalised correlation at the F0 period of a voiced frame
+    """
+
+    worker_modules = ("librosa.core.pitch",)
+    needs_fit = False
+
+    @dataclasses.dataclass
+    class Params:
+        fmin: float = 60.0
+        fmax: float = 500.0
+        frame_length: int = 1024
+        hop_length: int = 160
+        energy_db: float = 30.0
+        periodicity: float = 0.5
+
+    def _check(self) -> None:
+        p = self.params
+        if p.fmin <= 0:
+            raise self._bad("fmin", p.fmin, "> 0")
+        if p.fmax <= p.fmin:
+            raise self._bad("fmax", p.fmax, f"> fmin ({p.fmin})")
+        self._at_least(64, "frame_length")
+        self._at_least(1, "hop_length")
+        if p.energy_db <= 0:
+            raise self._bad("energy_db", p.energy_db, "> 0")
+        if not 0 < p.periodicity < 1:
+            raise self._bad("periodicity", p.periodicity, "between 0 and 1")
+
+    def _fit(self, data) -> int:
+        return len(PROSODY_FEATURES)
+
+    def _bounds(self, sr: int) -> tuple[float, float]:
+        """fmin and fmax as YIN can search them at this rate and frame length."""
+        p = self.params
+        fmin = max(p.fmin, 2.0 * sr / p.frame_length)  # two periods fit in a frame
+        fmax = min(p.fmax, sr / 4.0)
+        return fmin, max(fmax, fmin * 1.5)
+
+    def _transform(self, audio) -> np.ndarray:
+        import librosa
+
+        p, sr = self.params, audio.sample_rate
+        fmin, fmax = self._bounds(sr)
+        out = np.zeros((len(audio), self.dim_), dtype=np.float32)
+        groups: dict[int, list[int]] = {}
+        for k, clip in enumerate(audio.clips):
+            groups.setdefault(len(clip), []).append(k)
+        for length, ks in groups.items():
+            # YIN over a batch of equal-length clips works frame by frame (FFT, cumulative
+            # sums along each frame), so a clip's F0 is the one it gets alone (a test checks)
+            batch = np.stack([audio.clips[k] for k in ks]).astype(np.float32)
+            f0 = librosa.yin(batch, fmin=fmin, fmax=fmax, sr=sr,
+                             frame_length=p.frame_length, hop_length=p.hop_length)
+            half = p.frame_length // 2
+            frames = librosa.util.frame(np.pad(batch, [(0, 0), (half, half)]),
+                                        frame_length=p.frame_length, hop_length=p.hop_length)
+            for row, k in enumerate(ks):
+                out[k] = self._features(frames[row], f0[row], sr, length)
+        return out
+
+    def _features(self, frames: np.ndarray, f0: np.ndarray, sr: int, length: int) -> np.ndarray:
+        """The 20 features of one clip from its (frame_length, n) frames and YIN F0."""
+        p = self.params
+        frames = frames.astype(np.float64)
+        rms = np.sqrt(np.mean(frames ** 2, axis=0))
+        db = 20 * np.log10(rms + _RMS_EPS)  # the voicing and peak rules work in dB
+        loud = np.percentile(db, 95)
+        energetic = (db >= loud - p.energy_db) & (rms > _RMS_FLOOR)
+        voiced = energetic & (self._periodicity(frames, sr / f0) >= p.periodicity)
+        step = p.hop_length / sr
+        times = np.arange(len(db)) * step
+        duration = max(length / sr, step)
+
+        feats = [voiced.mean()]
+        semitones = 12 * np.log2(f0[voiced] / 100.0)
+        if semitones.size:
+            lo, mid, hi = np.percentile(semitones, [10, 50, 90])
+            feats += [semitones.mean(), semitones.std(), lo, mid, hi, hi - lo,
+                      _slope(times[voiced], semitones)]
+        else:
+            feats += [0.0] * 7
+        energy = np.log(rms + _RMS_EPS)
+        lo, mid, hi = np.percentile(energy, [10, 50, 90])
+        feats += [energy.mean(), energy.std(), lo, mid, hi, hi - lo, _slope(times, energy)]
+        runs = _runs(voiced)
+        runs = runs[runs >= 2]
+        feats += [len(runs) / duration, runs.mean() * step if runs.size else 0.0]
+        feats += [_peaks(db, energetic, sr, p.hop_length) / duration,
+                  1.0 - energetic.mean(), np.log(duration)]
+        return np.asarray(feats, dtype=np.float64)
+
+    def _periodicity(self, frames: np.ndarray, period: np.ndarray) -> np.ndarray:
+        """Per frame, the normalised correlation of the frame's start with the same span
+        one period (in samples, rounded) later; 0 for a silent frame."""
+        lag = np.clip(np.rint(period).astype(int), 1, frames.shape[0] // 2)
+        width = frames.shape[0] - int(lag.max())
+        cols = np.arange(frames.shape[1])
+        a = frames[:width]
+        b = frames[np.arange(width)[:, None] + lag[None, :], cols[None, :]]
+        energy = np.sqrt((a ** 2).sum(axis=0) * (b ** 2).sum(axis=0))
+        corr = (a * b).sum(axis=0)
+        return np.divide(corr, energy, out=np.zeros_like(corr), where=energy > 1e-12)
+
+
+def _slope(t: np.ndarray, y: np.ndarray) -> float:
+    """Least-squares slope of ``y`` against ``t``; 0 with fewer than 2 distinct times."""
+    if t.size < 2:
+        return 0.0
+    tc = t - t.mean()
+    denom = float((tc ** 2).sum())
+    return float((tc * (y - y.mean())).sum() / denom) if denom > 0 else 0.0
+
+
+def _runs(mask: np.ndarray) -> np.ndarray:
+    """Lengths of the runs of True in a boolean vector."""
+    edges = np.diff(np.concatenate([[0], mask.astype(np.int8), [0]]))
+    return np.flatnonzero(edges == -1) - np.flatnonzero(edges == 1)
+
+
+def _peaks(db: np.ndarray, energetic: np.ndarray, sr: int, hop: int) -> int:
+    """Syllable-like energy peaks: local maxima of the energy smoothed over 50 ms, at least
+    100 ms apart, 3 dB above the lowest point within 100 ms on either side, above the
+    energy threshold."""
+    frames_per = sr / hop
+    view = np.lib.stride_tricks.sliding_window_view
+    h = max(1, int(round(0.025 * frames_per)))  # +-25 ms moving average, edges repeated
+    smooth = view(np.pad(db, h, mode="edge"), 2 * h + 1).mean(axis=1)
+    half = max(1, int(round(0.05 * frames_per)))
+    top = view(np.pad(smooth, half, constant_values=-np.inf), 2 * half + 1).max(axis=1)
+    wide = max(1, int(round(0.1 * frames_per)))
+    low = view(np.pad(smooth, wide, mode="edge"), 2 * wide + 1).min(axis=1)
+    is_peak = (smooth >= top) & (smooth - low >= 3.0) & energetic
+    # a flat top counts once: only its first frame
+    is_peak[1:] &= ~(is_peak[:-1] & (smooth[1:] == smooth[:-1]))
+    return int(is_peak.sum())

@@ -8,6 +8,10 @@
   (``{"layout": "image", "shape": [h, w, c]}``, ``{"layout": "logmel", "shape": [frames,
   mels]}``, ``{"layout": "tokens", "shape": [max_len], "vocab": size}``), else ``None``; it
   flows through ``blocks.json`` and ``fusion.json`` to the learned-fusion models' encoders;
+* ``applies_to(train_data)`` says whether the extractor suits the column's train data and
+  why; it is asked only when the config names the extractor ``NAME(auto)`` (``audio: [mfcc,
+  spectral, prosody, frames(auto)]``), once at fit; the decision is recorded in the fitted
+  state and ``blocks.json``, so predict and incremental runs keep it;
 * ``get_state()``/``from_state()`` turn the fitted extractor into JSON plus arrays (no pickle);
   an extractor that needs a file (the ``cnn`` model) lists it in ``state_files()`` and the
   stage copies it beside the state, so a model directory stays self-contained.
@@ -90,6 +94,16 @@ class Extractor:
         if value not in choices:
             raise self._bad(param, value, "one of " + ", ".join(map(str, choices)))
 
+    def applies_to(self, data) -> tuple[bool, str]:
+        """Whether to use this extractor on a column whose train split is ``data`` (asked for
+        a config entry ``name(auto)``), and the reason in words."""
+        return True, "always"
+
+    def fit_note(self) -> str | None:
+        """A choice ``fit`` made from the train data that the user should see (in
+        ``blocks.json`` and the ``extract`` summary), e.g. tfidf's character n-grams."""
+        return None
+
     def structure(self) -> dict | None:
         """The layout of one output row for structure-aware encoders (see the module doc)."""
         return None
@@ -142,6 +156,17 @@ class Extractor:
         return obj
 
 
+#: a config entry ``name(auto)`` uses the extractor only where its ``applies_to`` says so
+CONDITIONAL = "(auto)"
+
+
+def config_name(entry: str) -> tuple[str, bool]:
+    """The extractor name of a config entry and whether it is conditional (``frames(auto)``)."""
+    if isinstance(entry, str) and entry.endswith(CONDITIONAL):
+        return entry[:-len(CONDITIONAL)], True
+    return entry, False
+
+
 def check_params(params: dict, lists: dict[str, list]) -> list[str]:
     """Check an extract config before any work: ``lists`` (kind -> extractor names) and
     ``params`` (extractor name -> parameters). An unknown name, in a list or as a key of
@@ -159,13 +184,15 @@ def check_params(params: dict, lists: dict[str, list]) -> list[str]:
         cls(**(values or {}))
     used = set()
     for kind, names in lists.items():
-        for name in names or ():
+        for entry in names or ():
+            name, _ = config_name(entry)
             build_extractor(name, kind, params.get(name))
             used.add(name)
     return [name for name in params if name not in used]
 
 
 def build_extractor(name: str, kind: str, params: dict | None) -> Extractor:
+    name = config_name(name)[0]
     cls = EXTRACTORS.get(name, where=f"extract.{kind}")
     expected = EXTRACTORS.tags(name).get("kind")
     if expected != kind:

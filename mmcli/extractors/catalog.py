@@ -94,6 +94,8 @@ def format_list() -> str:
         lines.append("")
     lines.append("Choose per kind in the config, e.g. extract: {image: [color_hist, hog]}; "
                  "print one's defaults as YAML with mmcli extract --show-config NAME.")
+    lines.append("NAME(auto), e.g. frames(auto), uses the extractor only where it suits the "
+                 "train data (its description says when); decided at fit and kept.")
     return "\n".join(lines)
 
 

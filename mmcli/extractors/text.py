@@ -26,19 +26,34 @@ def has_words(texts) -> bool:
 
 @EXTRACTORS.register("tfidf", kind="text")
 class Tfidf(Extractor):
-    """TF-IDF (scikit-learn ``TfidfVectorizer``) over word n-grams, vocabulary from train;
-    optionally reduced by truncated SVD (latent semantic analysis) fitted on train.
+    """TF-IDF (scikit-learn ``TfidfVectorizer``) over word n-grams, reduced by truncated SVD
+    (latent semantic analysis); on short texts over word and character n-grams instead,
+    unreduced. Vocabularies and SVD are fitted on train.
 
-    Output dimension: the vocabulary size (at most ``max_features``), or
-    ``min(svd_components, vocabulary size - 1, train texts)`` with ``svd_components``
+    Character n-grams (``char_wb``: n-grams inside word boundaries, lengths ``char_ngrams``)
+    catch inflections, typos and shared stems that whole words miss, which matters most when
+    a text has few words. With ``chars: auto`` they are used when the train texts' median
+    length is at most ``short_words`` words (decided once, at fit, and kept in the state);
+    ``on`` and ``off`` force it. The word and character TF-IDF rows (each of unit length)
+    are put side by side, and the SVD is skipped: reduced to ``svd_components`` they lost
+    what the character n-grams add (docs/extractors.md).
+
+    Output dimension: ``min(svd_components, vocabulary size - 1, train texts)`` with
+    ``svd_components`` and no character n-grams, else the word vocabulary size (at most
+    ``max_features``) plus the character n-gram vocabulary size (at most
+    ``char_max_features``)
 
     Parameters:
-        max_features: largest vocabulary (most frequent n-grams)
+        max_features: largest word vocabulary (most frequent n-grams)
         ngram_max: longest word n-gram
         min_df: documents an n-gram must appear in
         sublinear_tf: use 1 + log(tf)
-        svd_components: 0 (off) or the number of SVD components kept
+        svd_components: 0 (off) or the number of SVD components kept (without chars)
         seed: random seed of the SVD (defaults to the config seed)
+        chars: auto (character n-grams, no SVD, on short train texts), on or off
+        char_ngrams: shortest and longest character n-gram
+        char_max_features: largest character n-gram vocabulary
+        short_words: with chars auto, the longest median train text (words) counted short
     """
 
     worker_modules = ("sklearn.feature_extraction.text", "sklearn.decomposition")
@@ -51,10 +66,20 @@ class Tfidf(Extractor):
         sublinear_tf: bool = True
         svd_components: int = 100
         seed: int = 0
+        chars: str = "auto"
+        char_ngrams: list = dataclasses.field(default_factory=lambda: [2, 5])
+        char_max_features: int = 5000
+        short_words: float = 20.0
 
     def _check(self) -> None:
-        self._at_least(1, "max_features", "ngram_max", "min_df")
-        self._at_least(0, "svd_components")
+        self._at_least(1, "max_features", "ngram_max", "min_df", "char_max_features")
+        self._at_least(0, "svd_components", "short_words")
+        self._one_of("chars", ("auto", "on", "off"))
+        lengths = self.params.char_ngrams
+        if not (len(lengths) == 2 and all(isinstance(n, int) and not isinstance(n, bool)
+                                          for n in lengths) and 1 <= lengths[0] <= lengths[1]):
+            raise self._bad("char_ngrams", lengths, "[shortest, longest] with "
+                            "1 <= shortest <= longest")
 
     def _vectorizer(self, vocabulary=None):
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -65,54 +90,106 @@ class Tfidf(Extractor):
                                tokenizer=tokenize, token_pattern=None, lowercase=False,
                                vocabulary=vocabulary, dtype=np.float32)
 
-    def _fit(self, texts: list[str]) -> int:
-        vec = self._vectorizer()
+    def _char_vectorizer(self, vocabulary=None):
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        p = self.params
+        return TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(p.char_ngrams),
+                               max_features=p.char_max_features, min_df=p.min_df,
+                               sublinear_tf=p.sublinear_tf, lowercase=True,
+                               vocabulary=vocabulary, dtype=np.float32)
+
+    def _use_chars(self, texts: list[str]) -> tuple[bool, str]:
+        p = self.params
+        if p.chars != "auto":
+            return p.chars == "on", f"chars: {p.chars}"
+        words = float(np.median([len(tokenize(t)) for t in texts])) if texts else 0.0
+        short = words <= p.short_words
+        return short, (f"train texts: median {words:g} words "
+                       f"{'<=' if short else '>'} short_words {p.short_words:g}")
+
+    @staticmethod
+    def _fit_one(vec, texts: list[str]):
+        """(vocabulary, idf, fitted vectorizer), or empty ones when train has no n-gram."""
         try:
             vec.fit(texts)
         except ValueError as exc:  # empty vocabulary: no tokens in train
             if "empty vocabulary" not in str(exc):  # a bad parameter, e.g. max_features: 0
                 raise UsageError(f"tfidf cannot be fitted: {exc}",
                                  "fix extract.params.tfidf in the config") from None
-            # a library caller gets one all-zero feature; the extract stage refuses a text
-            # column without words in train before fitting (see has_words)
-            self.vocabulary_, self.idf_ = [], np.zeros(0, dtype=np.float32)
-            self.svd_ = np.zeros((0, 0), dtype=np.float32)
+            return [], np.zeros(0, dtype=np.float32), None
+        return list(vec.get_feature_names_out()), vec.idf_.astype(np.float32), vec
+
+    def _fit(self, texts: list[str]) -> int:
+        self.chars_, self.chars_reason_ = self._use_chars(texts)
+        self.vocabulary_, self.idf_, self._vec = self._fit_one(self._vectorizer(), texts)
+        self.char_vocabulary_, self.char_idf_, self._char_vec = [], np.zeros(0, np.float32), None
+        if self.chars_:
+            self.char_vocabulary_, self.char_idf_, self._char_vec = self._fit_one(
+                self._char_vectorizer(), texts)
+        n = len(self.vocabulary_) + len(self.char_vocabulary_)
+        self.svd_ = np.zeros((0, n), dtype=np.float32)
+        if n == 0:
             return 1
-        self.vocabulary_ = list(vec.get_feature_names_out())
-        self.idf_ = vec.idf_.astype(np.float32)
-        self._vec = vec
-        self.svd_ = np.zeros((0, len(self.vocabulary_)), dtype=np.float32)
-        k = min(self.params.svd_components, len(self.vocabulary_) - 1, len(texts))
+        k = 0 if self.chars_ else min(self.params.svd_components, n - 1, len(texts))
         if k >= 1:
             from sklearn.decomposition import TruncatedSVD
 
             svd = TruncatedSVD(n_components=k, random_state=self.params.seed)
-            svd.fit(vec.transform(texts).astype(np.float64))
+            svd.fit(self._tfidf(texts).astype(np.float64))
             self.svd_ = svd.components_.astype(np.float32)
             return int(self.svd_.shape[0])
-        return len(self.vocabulary_)
+        return n
+
+    def fit_note(self) -> str | None:
+        used = "on, no SVD" if self.chars_ else "off"
+        return f"character n-grams {used} ({self.chars_reason_})"
+
+    def _tfidf(self, texts: list[str]):
+        """The sparse word (and character) TF-IDF rows, side by side."""
+        import scipy.sparse
+
+        parts = []
+        if self.vocabulary_:
+            if self._vec is None:
+                self._vec = self._vectorizer({t: k for k, t in enumerate(self.vocabulary_)})
+                self._vec.idf_ = self.idf_
+            parts.append(self._vec.transform(texts))
+        if self.char_vocabulary_:
+            if self._char_vec is None:
+                self._char_vec = self._char_vectorizer(
+                    {t: k for k, t in enumerate(self.char_vocabulary_)})
+                self._char_vec.idf_ = self.char_idf_
+            parts.append(self._char_vec.transform(texts))
+        return parts[0] if len(parts) == 1 else scipy.sparse.hstack(parts, format="csr")
 
     def _transform(self, texts: list[str]) -> np.ndarray:
-        if not self.vocabulary_:
+        if not (self.vocabulary_ or self.char_vocabulary_):
             return np.zeros((len(texts), 1), dtype=np.float32)
-        if getattr(self, "_vec", None) is None:
-            vec = self._vectorizer({t: k for k, t in enumerate(self.vocabulary_)})
-            vec.idf_ = self.idf_
-            self._vec = vec
-        x = self._vec.transform(texts)
+        x = self._tfidf(texts)
         return x @ self.svd_.T if self.svd_.shape[0] else x.toarray()
 
     def _state(self):
         arrays = {"idf": self.idf_}
+        if self.char_vocabulary_:
+            arrays["char_idf"] = self.char_idf_
         if self.svd_.shape[0]:
             arrays["svd"] = self.svd_
-        return {"vocabulary": self.vocabulary_}, arrays
+        return {"vocabulary": self.vocabulary_, "chars": self.chars_,
+                "chars_reason": self.chars_reason_,
+                "char_vocabulary": self.char_vocabulary_}, arrays
 
     def _load(self, params, arrays):
         self.vocabulary_ = list(params["vocabulary"])
         self.idf_ = arrays.get("idf", np.zeros(0, dtype=np.float32))
-        self.svd_ = arrays.get("svd", np.zeros((0, len(self.vocabulary_)), dtype=np.float32))
-        self._vec = None
+        # states written before character n-grams existed have none
+        self.chars_ = bool(params.get("chars", False))
+        self.chars_reason_ = params.get("chars_reason", "")
+        self.char_vocabulary_ = list(params.get("char_vocabulary", []))
+        self.char_idf_ = arrays.get("char_idf", np.zeros(0, dtype=np.float32))
+        n = len(self.vocabulary_) + len(self.char_vocabulary_)
+        self.svd_ = arrays.get("svd", np.zeros((0, n), dtype=np.float32))
+        self._vec = self._char_vec = None
 
 
 @EXTRACTORS.register("tokens", kind="text")

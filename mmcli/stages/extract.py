@@ -7,7 +7,8 @@ Output directory::
                             preprocess)
     blocks.json             one entry per modality column: kind, extractors, dimensions (and
                             each extractor's row ``structure`` when it has one: image, logmel
-                            or tokens layout and shape, for the models' encoders)
+                            or tokens layout and shape, for the models' encoders), and the
+                            fit-time ``decisions`` on conditional extractors (``frames(auto)``)
     features/<col>.npy      (n_items, dim) float32 per modality column
     state/preprocess.json   carried over from preprocess
     state/extract/          the fitted extractors (JSON + npz, no pickle)
@@ -36,6 +37,8 @@ CHUNK = 128
 ITEM_KEYS = ("id", "row", "split", "label", "labels", "group")
 log = logging.getLogger(__name__)
 Plan = dict[str, list]  # column -> fitted extractors
+#: column -> [{name, applied, reason}] for the config's conditional extractors (``frames(auto)``)
+Decisions = dict[str, list[dict]]
 
 
 @storage.staged("pre_dir")
@@ -43,6 +46,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
     """Fit the configured extractors on train items and write every item's features."""
     from mmcli.extractors import EXTRACTORS, build_extractor, check_params
+    from mmcli.extractors.base import config_name
 
     config = config or ExtractConfig()
     for name in check_params(config.params, {kind: getattr(config, kind) for kind in KINDS}):
@@ -63,18 +67,22 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                             "re-run preprocess with a train split")
 
     plan: Plan = {}
+    conditional: dict[str, set[int]] = {}  # column -> positions of its `name(auto)` extractors
     for col, kind in pstate.columns.items():
         names = getattr(config, kind)
         if not names:
             raise UsageError(f"config 'extract.{kind}' is empty but column {col!r} is {kind}",
                              f"name at least one {kind} extractor, or ignore the column")
         plan[col] = []
-        for name in names:
+        for entry in names:
+            name, optional = config_name(entry)
             params = dict(config.params.get(name) or {})
             extractor = build_extractor(name, kind, params)
             if "seed" in {f.name for f in dataclasses.fields(extractor.Params)} \
                     and "seed" not in params:
                 extractor.params.seed = config.seed
+            if optional:
+                conditional.setdefault(col, set()).add(len(plan[col]))
             plan[col].append(extractor)
 
     keys = item_keys(pre.path, data.items, pstate.columns)
@@ -83,20 +91,20 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     previous = _previous(Path(out), fit_signature)
     if previous is not None:  # train split and config unchanged: the fitted state is reused
         plan = load_plan(Path(out) / "state" / "extract")
+        decisions = load_decisions(Path(out) / "state" / "extract")
         old_rows = {key: k for k, key in enumerate(previous)}
         reuse = {k: old_rows[key] for k, key in enumerate(keys) if key in old_rows}
     else:
         reuse = {}
         n_fits = sum(len(v) for v in plan.values())
         with progress("extract: fit", n_fits) as bar:
-            for col, extractors in plan.items():
-                train_data = None
-                for extractor in extractors:
-                    if extractor.needs_fit and train_data is None:
-                        train_data = data.column(col, train)
-                        check_train_column(col, pstate.columns[col], train_data)
-                    extractor.fit(train_data if extractor.needs_fit else None)
-                    bar.advance()
+
+            def train_column(col: str):
+                column = data.column(col, train)
+                check_train_column(col, pstate.columns[col], column)
+                return column
+
+            plan, decisions = fit_plan(plan, conditional, train_column, bar.advance)
 
     inputs = {str(pre.path): pre.meta_hash()}
     key = artifacts.fingerprint("extract", to_dict(config), inputs)
@@ -106,6 +114,9 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                                  runtime_of(config),
                                  progress, journal=journal, reuse=reuse,
                                  old_features=Path(out) / "features")
+        for block in blocks:
+            if decisions.get(block["column"]):
+                block["decisions"] = decisions[block["column"]]
         journal.close()
         artifacts.write_jsonl(writer.path / "items.jsonl",
                               [{**{k: it[k] for k in ITEM_KEYS
@@ -115,9 +126,17 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         state_dir = writer.path / "state"
         state_dir.mkdir(exist_ok=True)
         shutil.copy2(pre.path / "state" / "preprocess.json", state_dir / "preprocess.json")
-        save_plan(plan, pstate.columns, state_dir / "extract")
+        save_plan(plan, pstate.columns, state_dir / "extract", decisions)
         artifacts.write_json(state_dir / "fit.json", {"signature": fit_signature})
         summary = {"items": len(data), "blocks": {b["column"]: b["dim"] for b in blocks}}
+        notes = {b["column"]: [*(f"{d['name']}(auto) {'added' if d['applied'] else 'left out'}: "
+                                 f"{d['reason']}" for d in b.get("decisions", [])),
+                               *(f"{e['name']}: {e['note']}" for e in b["extractors"]
+                                 if e.get("note"))]
+                 for b in blocks}
+        notes = {c: n for c, n in notes.items() if n}
+        if notes:
+            summary["notes"] = notes
         writer.commit(to_dict(config), config.seed, inputs, summary)
     # how much was reused is reported, not recorded: the output is the same either way
     return {**summary, **work, "refit": previous is None}
@@ -135,6 +154,40 @@ def check_train_column(col: str, kind: str, train_data) -> None:
             "empty, punctuation or symbols): its extractors would learn nothing from it",
             f"fix the column in the manifest, or drop it with '{col}: ignore' under "
             "preprocess.columns in the config")
+
+
+def fit_plan(plan: Plan, conditional: dict[str, set[int]], train_column, advance=None
+             ) -> tuple[Plan, Decisions]:
+    """Fit every column's extractors on its train data (``train_column(col)``, read once per
+    column and only when an extractor needs it), first dropping each conditional extractor
+    whose ``applies_to`` turns it down. Returns the fitted plan and those decisions."""
+    fitted: Plan = {}
+    decisions: Decisions = {}
+    for col, extractors in plan.items():
+        train_data = None
+        fitted[col] = []
+        for k, extractor in enumerate(extractors):
+            optional = k in conditional.get(col, ())
+            if (extractor.needs_fit or optional) and train_data is None:
+                train_data = train_column(col)
+            if optional:
+                applied, reason = extractor.applies_to(train_data)
+                decisions.setdefault(col, []).append(
+                    {"name": extractor.name, "applied": bool(applied), "reason": reason})
+                if not applied:
+                    if advance:
+                        advance()
+                    continue
+            extractor.fit(train_data if extractor.needs_fit else None)
+            fitted[col].append(extractor)
+            if advance:
+                advance()
+        if not fitted[col]:
+            names = ", ".join(e.name for e in extractors)
+            raise UsageError(f"no extractor of column {col!r} applies to its train data "
+                             f"({names} are all conditional and turned down)",
+                             "name at least one extractor without '(auto)'")
+    return fitted, decisions
 
 
 def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> list[str]:
@@ -159,10 +212,11 @@ def _worker_modules(pre_dir: Path, config: ExtractConfig) -> tuple[str, ...]:
     workers (read before the input is checked: anything wrong gives none; open_stage then
     says what is wrong)."""
     from mmcli.extractors import EXTRACTORS
+    from mmcli.extractors.base import config_name
 
     try:
         kinds = set(PreprocessState.load(Path(pre_dir) / "state").columns.values())
-        classes = [EXTRACTORS.get(name) for kind in sorted(kinds)
+        classes = [EXTRACTORS.get(config_name(name)[0]) for kind in sorted(kinds)
                    for name in (getattr(config, kind, None) or [])]
     except Exception:  # noqa: BLE001 - only an optimisation
         return ()
@@ -246,14 +300,16 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     blocks = [
         {"column": col, "kind": pstate.columns[col], "dim": appenders[col].trailing[0],
          "extractors": [{"name": e.name, "dim": e.dim_,
-                         **({"structure": e.structure()} if e.structure() else {})}
+                         **({"structure": e.structure()} if e.structure() else {}),
+                         **({"note": e.fit_note()} if e.fit_note() else {})}
                         for e in plan[col]]}
         for col in plan
     ]
     return blocks, work
 
 
-def save_plan(plan: Plan, columns: dict, directory: Path) -> None:
+def save_plan(plan: Plan, columns: dict, directory: Path,
+              decisions: Decisions | None = None) -> None:
     index = {}
     for col, extractors in plan.items():
         index[col] = []
@@ -266,8 +322,16 @@ def save_plan(plan: Plan, columns: dict, directory: Path) -> None:
                 if Path(source).resolve() != target.resolve():
                     shutil.copyfile(source, target)
             index[col].append(stem)
-    artifacts.write_json(directory / "extract.json", {"columns": columns, "extractors": index},
-                        sort_keys=False)
+    record = {"columns": columns, "extractors": index}
+    decisions = {c: d for c, d in (decisions or {}).items() if c in plan and d}
+    if decisions:
+        record["decisions"] = decisions
+    artifacts.write_json(directory / "extract.json", record, sort_keys=False)
+
+
+def load_decisions(directory: Path) -> Decisions:
+    """The fit-time decisions on conditional extractors saved with a plan ({} when none)."""
+    return dict(artifacts.read_json(directory / "extract.json").get("decisions") or {})
 
 
 def load_plan(directory: Path) -> Plan:

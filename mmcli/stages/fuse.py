@@ -23,7 +23,7 @@ from mmcli import artifacts, storage
 from mmcli.config import FuseConfig, to_dict
 from mmcli.errors import ArtifactError, UsageError
 from mmcli.progress import ProgressFactory, silent
-from mmcli.stages.extract import load_plan, save_plan
+from mmcli.stages.extract import load_decisions, load_plan, save_plan
 from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 4096
@@ -122,7 +122,8 @@ def carry_state(src: Path, dst: Path, columns: list[str]) -> None:
     pstate.numeric = {c: v for c, v in pstate.numeric.items() if c in columns}
     pstate.save(dst)
     plan = load_plan(src / "extract")
-    save_plan({c: plan[c] for c in columns}, pstate.columns, dst / "extract")
+    save_plan({c: plan[c] for c in columns}, pstate.columns, dst / "extract",
+              load_decisions(src / "extract"))
 
 
 def load_fusion(state_dir: Path):

@@ -17,7 +17,10 @@ def test_success_writes_features_per_modality(pipeline, tmp_path):
     blocks = {b["column"]: b for b in json.loads((out / "blocks.json").read_text())}
     assert sorted(blocks) == ["audio", "image", "text", "value"]
     assert [e["name"] for e in blocks["image"]["extractors"]] == ["color_hist", "hog"]
-    assert [e["name"] for e in blocks["audio"]["extractors"]] == ["frames"]
+    # short clips of one length: the whole-clip statistics and, as frames(auto), the frames
+    assert [e["name"] for e in blocks["audio"]["extractors"]] == ["mfcc", "spectral", "prosody",
+                                                                 "frames"]
+    assert [(d["name"], d["applied"]) for d in blocks["audio"]["decisions"]] == [("frames", True)]
     assert [e["name"] for e in blocks["text"]["extractors"]] == ["tfidf"]
     for block in blocks.values():
         features = np.load(out / "features" / f"{block['column']}.npy")
@@ -32,6 +35,9 @@ def test_success_writes_features_per_modality(pipeline, tmp_path):
 
     assert "extract: 36 items; feature dimensions: " in result.stderr
     assert f"image {blocks['image']['dim']}" in result.stderr
+    assert "audio: frames(auto) added: train clips: median 0.25 s" in result.stderr
+    assert "text: tfidf: character n-grams on, no SVD (train texts: median 6 words" \
+        in result.stderr
     assert "extract: 144/144 (100%)" in result.stderr  # 36 items x 4 modalities
     assert f"wrote {out}" in result.stderr
     assert result.stdout == ""

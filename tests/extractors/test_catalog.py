@@ -34,6 +34,8 @@ def test_list_names_every_extractor_by_kind():
     text = format_list()
     for info in all_extractors():
         assert f"\n  {info.name}\n" in text
+    assert "audio (default: mfcc, spectral, prosody, frames(auto))" in text
+    assert "NAME(auto), e.g. frames(auto), uses the extractor only where it suits" in text
     assert text.index("image (default: color_hist, hog)") < text.index("\n  hog\n") \
         < text.index("audio (default: ") < text.index("\n  mfcc\n")
     assert "bins = 16  histogram bins per channel" in text
@@ -70,6 +72,6 @@ def test_default_config_file_matches_the_extractor_defaults():
     fresh = ExtractConfig()
     for kind in ("image", "audio", "text", "numeric", "categorical"):
         assert getattr(config, kind) == getattr(fresh, kind)
-        for name in getattr(config, kind):
+        for name in (n.removesuffix("(auto)") for n in getattr(config, kind)):
             defaults = {p.name: p.default for p in describe(name).params if p.name != "seed"}
             assert config.params.get(name) == defaults, name

@@ -12,7 +12,8 @@ from mmcli.registry import Registry
 def test_registered_names_and_kinds():
     assert EXTRACTORS.names(kind="image") == ["cnn", "color_hist", "hog", "lbp", "pixels",
                                               "pixels_pca"]
-    assert EXTRACTORS.names(kind="audio") == ["chroma", "frames", "logmel", "mfcc", "spectral"]
+    assert EXTRACTORS.names(kind="audio") == ["chroma", "frames", "logmel", "mfcc", "prosody",
+                                               "spectral"]
     assert EXTRACTORS.names(kind="text") == ["doc2vec", "fasttext", "tfidf", "tokens",
                                              "word2vec"]
     assert EXTRACTORS.names(kind="numeric") == ["numeric"]

@@ -69,9 +69,9 @@ def tone(freq: float, rate: int = 8000, seconds: float = 0.3) -> np.ndarray:
 def test_mfcc_dim_and_tones_differ():
     clips = AudioClips([tone(300), tone(300), tone(1500)], 8000)
     ext = build_extractor("mfcc", "audio", {"n_mfcc": 10}).fit(None)
-    assert ext.dim_ == 40
+    assert ext.dim_ == 10 * 2 * 5  # coefficients and deltas; mean, std, p10, p50, p90
     out = ext.transform(clips)
-    assert out.shape == (3, 40)
+    assert out.shape == (3, 100)
     np.testing.assert_array_equal(out[0], out[1])
     assert np.abs(out[0] - out[2]).max() > 1.0
 
@@ -79,7 +79,7 @@ def test_mfcc_dim_and_tones_differ():
 def test_mfcc_short_clips():
     clips = AudioClips([np.zeros(1, np.float32), tone(440)[:300], tone(440)[:600]], 8000)
     out = build_extractor("mfcc", "audio", {}).fit(None).transform(clips)
-    assert out.shape == (3, 80)
+    assert out.shape == (3, 200)
     assert np.all(np.isfinite(out))
 
 
@@ -211,8 +211,8 @@ def test_mfcc_deltas_and_percentiles():
     clips = AudioClips([tone(300), tone(1500)], 8000)
     base = build_extractor("mfcc", "audio", {"n_mfcc": 10}).fit(None).transform(clips)
     plain = build_extractor("mfcc", "audio", {"n_mfcc": 10, "deltas": 0}).fit(None)
-    assert plain.dim_ == 20
-    np.testing.assert_allclose(plain.transform(clips), base[:, :20], rtol=1e-6)
+    assert plain.dim_ == 50
+    np.testing.assert_allclose(plain.transform(clips), base[:, :50], rtol=1e-6)
     wide = build_extractor("mfcc", "audio", {"n_mfcc": 10, "deltas": 2,
                                              "stats": ["median", "p10", "p90"]}).fit(None)
     out = wide.transform(clips)
@@ -295,7 +295,7 @@ def test_color_histogram_counts_like_numpy_histogram(bins):
     assert ex.transform(images[:0]).shape == (0, 3 * bins)
 
 
-@pytest.mark.parametrize("name, params", [("mfcc", {}), ("mfcc", {"deltas": 2}),
+@pytest.mark.parametrize("name, params", [("mfcc", {}), ("mfcc", {"deltas": 2}), ("prosody", {}),
                                           ("logmel", {}), ("frames", {}),
                                           ("frames", {"mode": "pad"})])
 def test_audio_features_of_a_clip_do_not_depend_on_its_chunk(name, params):
@@ -310,3 +310,68 @@ def test_audio_features_of_a_clip_do_not_depend_on_its_chunk(name, params):
     alone = np.vstack([extractor.transform(AudioClips([c], 8000)) for c in clips])
     assert np.array_equal(together, alone)
     assert np.array_equal(extractor.transform(AudioClips(clips[::-1], 8000)), together[::-1])
+
+
+def prosody_of(*clips, rate=16000) -> dict[str, np.ndarray]:
+    from mmcli.extractors.audio import PROSODY_FEATURES
+
+    out = build_extractor("prosody", "audio", {}).fit(None).transform(AudioClips(list(clips),
+                                                                                 rate))
+    return dict(zip(PROSODY_FEATURES, out.T))
+
+
+def sine(freq: float, amplitude: float = 0.5, seconds: float = 0.6, rate: int = 16000):
+    t = np.arange(int(rate * seconds)) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+@pytest.mark.parametrize("freq, rate", [(90.0, 16000), (150.0, 16000), (220.0, 8000),
+                                        (440.0, 22050)])
+def test_prosody_finds_the_pitch_of_a_sine(freq, rate):
+    f = prosody_of(sine(freq, rate=rate), rate=rate)
+    assert f["voiced_fraction"][0] > 0.9
+    hz = 100 * 2 ** (f["f0_p50"][0] / 12)  # semitones re 100 Hz
+    assert abs(hz - freq) / freq < 0.03
+    assert f["f0_std"][0] < 0.2 and abs(f["f0_slope"][0]) < 1.0  # a steady tone
+
+
+def test_prosody_silence_has_no_voiced_frame_and_zero_f0_fill():
+    rng = np.random.default_rng(0)
+    f = prosody_of(np.zeros(8000, np.float32), (rng.standard_normal(8000) * 0.1).astype(np.float32))
+    np.testing.assert_array_equal(f["voiced_fraction"], [0.0, 0.0])  # silence, white noise
+    for name in ("f0_mean", "f0_std", "f0_p10", "f0_p90", "f0_range", "f0_slope"):
+        np.testing.assert_array_equal(f[name], [0.0, 0.0])
+    assert f["pause_fraction"][0] == 1.0 and f["energy_mean"][0] == pytest.approx(np.log(1e-5))
+
+
+def test_prosody_louder_clip_has_higher_energy_and_the_same_pitch():
+    f = prosody_of(sine(180.0, 0.05), sine(180.0, 0.5))
+    for name in ("energy_mean", "energy_p10", "energy_p50", "energy_p90"):
+        assert f[name][1] - f[name][0] == pytest.approx(np.log(10), abs=0.05)  # 10x louder
+    assert f["f0_mean"][1] == pytest.approx(f["f0_mean"][0], abs=0.05)
+
+
+def test_prosody_rising_pitch_rate_and_duration():
+    rate = 16000
+    t = np.arange(2 * rate) / rate
+    chirp = 0.5 * np.sin(2 * np.pi * (120 * t + 30 * t ** 2))  # 120 -> 240 Hz in 2 s
+    bursts = np.clip(np.sin(2 * np.pi * 2.5 * t), 0, None) * sine(200.0, 0.5, 2.0)  # 5 bursts
+    f = prosody_of(chirp.astype(np.float32), bursts.astype(np.float32))
+    assert f["f0_slope"][0] == pytest.approx(6.0, abs=1.0)  # 12 semitones in 2 s
+    assert f["energy_peaks_per_s"][1] == pytest.approx(2.5)  # 5 peaks in 2 s
+    assert f["voiced_segments_per_s"][1] == pytest.approx(2.5)
+    assert f["log_duration"][0] == pytest.approx(np.log(2.0))
+
+
+def test_frames_applies_to_short_clips_of_similar_length_only():
+    frames = build_extractor("frames", "audio", {})
+    short = AudioClips([np.zeros(n, np.float32) for n in [8000] * 9 + [7000]], 8000)
+    assert frames.applies_to(short)[0]
+    long = AudioClips([np.zeros(n * 8000, np.float32) for n in (3, 4, 5)], 8000)
+    applies, reason = frames.applies_to(long)
+    assert not applies and "median 4.00 s" in reason and "short_seconds" in reason
+    varied = AudioClips([np.zeros(n, np.float32) for n in (2000, 4000, 8000, 12000)], 8000)
+    applies, reason = frames.applies_to(varied)
+    assert not applies and "length_spread" in reason
+    loose = build_extractor("frames", "audio", {"short_seconds": 10.0, "length_spread": 2.0})
+    assert loose.applies_to(varied)[0] and loose.applies_to(long)[0]

@@ -28,7 +28,7 @@ def test_tokenize_unicode():
 
 
 def test_tfidf_vocabulary_from_train_only():
-    ext = build_extractor("tfidf", "text", {"svd_components": 0}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"svd_components": 0, "chars": "off"}).fit(TRAIN)
     assert "zebra" not in ext.vocabulary_
     assert not any("zebra" in term for term in ext.vocabulary_)
     assert "red fire" in ext.vocabulary_  # bigrams by default
@@ -38,20 +38,22 @@ def test_tfidf_vocabulary_from_train_only():
 
 
 def test_tfidf_rows_are_l2_normalised():
-    ext = build_extractor("tfidf", "text", {"ngram_max": 1, "svd_components": 0}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"ngram_max": 1, "svd_components": 0,
+                                            "chars": "off"}).fit(TRAIN)
     out = ext.transform(TRAIN)
     np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
     assert ext.dim_ == len(ext.vocabulary_) == len({t for s in TRAIN for t in tokenize(s)})
 
 
 def test_tfidf_max_features():
-    ext = build_extractor("tfidf", "text", {"max_features": 5, "svd_components": 0}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"max_features": 5, "svd_components": 0,
+                                            "chars": "off"}).fit(TRAIN)
     assert ext.dim_ == 5
     assert ext.transform(OTHER).shape == (2, 5)
 
 
 def test_tfidf_empty_train_vocabulary():
-    ext = build_extractor("tfidf", "text", {}).fit(["!!!", "..."])
+    ext = build_extractor("tfidf", "text", {"chars": "off"}).fit(["!!!", "..."])
     assert ext.dim_ == 1
     np.testing.assert_array_equal(ext.transform(["hello"]), [[0.0]])
     # its state saves and loads (getting it raised AttributeError: no svd_)
@@ -117,15 +119,15 @@ def test_reproducible_across_processes():
 
 
 def test_tfidf_svd_is_fitted_on_train():
-    ext = build_extractor("tfidf", "text", {"svd_components": 3}).fit(TRAIN)
+    ext = build_extractor("tfidf", "text", {"svd_components": 3, "chars": "off"}).fit(TRAIN)
     assert ext.dim_ == 3 and ext.svd_.shape == (3, len(ext.vocabulary_))
     out = ext.transform(TRAIN + OTHER)
     assert out.shape == (8, 3)
     np.testing.assert_array_equal(out[6], 0)  # "zebra": no train n-gram
-    many = build_extractor("tfidf", "text", {"svd_components": 1000}).fit(TRAIN)
+    many = build_extractor("tfidf", "text", {"svd_components": 1000, "chars": "off"}).fit(TRAIN)
     assert many.dim_ == len(TRAIN)  # at most the rank of the train matrix
     few = build_extractor("tfidf", "text", {"svd_components": 1000, "ngram_max": 1,
-                                            "max_features": 4}).fit(TRAIN)
+                                            "max_features": 4, "chars": "off"}).fit(TRAIN)
     assert few.dim_ == 3  # TruncatedSVD needs fewer components than features
 
 
@@ -238,3 +240,48 @@ def test_tokens_min_count_and_state_round_trip():
 def test_bad_tokens_params(params):
     with pytest.raises(UsageError, match=next(iter(params))):
         build_extractor("tokens", "text", params)
+
+
+def test_tfidf_character_ngrams_on_short_texts_only():
+    short = build_extractor("tfidf", "text", {}).fit(TRAIN)  # the SVD is skipped
+    assert short.chars_ and "median 4 words <= short_words 20" in short.fit_note()
+    assert short.svd_.shape[0] == 0
+    assert " re" in short.char_vocabulary_ and "burn" in short.char_vocabulary_
+    assert short.dim_ == len(short.vocabulary_) + len(short.char_vocabulary_)
+    # an inflection never seen in train still shares character n-grams with "burns"
+    words_only = build_extractor("tfidf", "text", {"svd_components": 0, "chars": "off"})
+    assert not words_only.fit(TRAIN).transform(["burning"]).any()
+    assert short.transform(["burning"]).any()
+    rows = short.transform(TRAIN)
+    n = len(short.vocabulary_)
+    np.testing.assert_allclose(np.linalg.norm(rows[:, :n], axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(rows[:, n:], axis=1), 1.0, rtol=1e-5)
+
+    long = [" ".join([t] * 6) for t in TRAIN]  # 18-30 words
+    off = build_extractor("tfidf", "text", {"short_words": 10.0}).fit(long)
+    assert not off.chars_ and off.char_vocabulary_ == [] and "> short_words 10" in off.fit_note()
+    assert off.svd_.shape[0] == off.dim_ == len(TRAIN)  # words: reduced by the SVD
+    forced = build_extractor("tfidf", "text", {"short_words": 10.0, "chars": "on"}).fit(long)
+    assert forced.chars_ and forced.char_vocabulary_
+
+
+def test_tfidf_character_ngrams_survive_the_state_round_trip(tmp_path):
+    from mmcli import artifacts
+    from mmcli.extractors import EXTRACTORS
+
+    ext = build_extractor("tfidf", "text", {"char_ngrams": [3, 4]})
+    ext.fit(TRAIN)
+    state, arrays = ext.get_state()
+    artifacts.save_state(tmp_path, "t", state, arrays)
+    loaded = EXTRACTORS.get("tfidf").from_state(*artifacts.load_state(tmp_path, "t"))
+    assert loaded.chars_ and loaded.char_vocabulary_ == ext.char_vocabulary_
+    assert loaded.fit_note() == ext.fit_note()
+    np.testing.assert_array_equal(loaded.transform(TRAIN + OTHER), ext.transform(TRAIN + OTHER))
+
+
+@pytest.mark.parametrize("params, message", [({"chars": "yes"}, "'chars' parameter"),
+                                             ({"char_ngrams": [5, 2]}, "'char_ngrams'"),
+                                             ({"char_ngrams": [3]}, "'char_ngrams'")])
+def test_tfidf_bad_character_parameters(params, message):
+    with pytest.raises(UsageError, match=message):
+        build_extractor("tfidf", "text", params)
