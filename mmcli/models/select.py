@@ -74,11 +74,17 @@ class Candidate:
 
 
 def default_candidates() -> list[Candidate]:
-    """The candidates of ``model: auto``, cheap first (ties go to the earlier one)."""
+    """The candidates of ``model: auto``, cheap first (ties go to the earlier one).
+
+    The linear models are tried on standardised features and on the fused values as they are
+    (``scale: none``): the concat fusion gives each block a total variance of 1, which on a
+    small train split with thousands of features regularises usefully (sample data: test
+    accuracy 0.833 unscaled against 0.646 standardised for logreg) and on whole-clip
+    statistics hides the informative features (long utterances: the reverse)."""
+    scaled = [{"C": c, "scale": s} for s in ("standard", "none") for c in (0.01, 0.1, 1.0)]
     return [
-        Candidate("logreg", {}, {"C": [0.01, 0.1, 1.0]}),
-        Candidate("late_decision", {"cv": 3},
-                  {"base_params": [{"C": 0.01}, {"C": 0.1}, {"C": 1.0}]}, needs="blocks"),
+        Candidate("logreg", {}, {"C": [0.01, 0.1, 1.0], "scale": ["standard", "none"]}),
+        Candidate("late_decision", {"cv": 3}, {"base_params": scaled}, needs="blocks"),
         Candidate("linear_svm", {}, {"C": [0.01, 0.1]}),
         Candidate("hist_gb", {"max_iter": 100}),
         Candidate("mlp", {"hidden": [256], "dropout": 0.3, "epochs": FOLD_EPOCHS}),
