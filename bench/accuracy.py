@@ -48,8 +48,9 @@ ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "
        **os.environ,
        "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
 
-#: extractor choices per modality kind: name -> (extract list, params); the first is the
-#: default. ``quick`` keeps the names marked True.
+#: extractor choices per modality kind besides mmcli's default: name -> (extract list,
+#: params, in --quick). Parameters are explicit, so a name means the same after the defaults
+#: change; a choice equal to the current default (same list, no params) is skipped.
 EXTRACT_CHOICES = {
     "audio": {
         "frames": (["frames"], {}, True),
@@ -66,20 +67,43 @@ EXTRACT_CHOICES = {
         "pixels_pca": (["pixels_pca"], {}, False),
     },
     "text": {
-        "tfidf+svd100": (["tfidf"], {}, True),
+        "tfidf+svd100": (["tfidf"], {"tfidf": {"svd_components": 100}}, True),
         "tfidf": (["tfidf"], {"tfidf": {"svd_components": 0}}, True),
         "tfidf-unigram": (["tfidf"], {"tfidf": {"svd_components": 0, "ngram_max": 1}}, False),
     },
 }
-#: models: name -> (model, params, in quick)
+#: models: name -> (model, params, in --quick); "auto" is mmcli's default
 MODEL_CHOICES = {
     "auto": ("auto", {}, True),
-    "logreg C=0.1": ("logreg", {"C": 0.1}, True),
+    "logreg C=0.1": ("logreg", {"C": 0.1}, False),
     "logreg C=1": ("logreg", {"C": 1.0}, True),
     "logreg C=10": ("logreg", {"C": 10.0}, False),
     "hist_gb": ("hist_gb", {}, False),
     "mlp": ("mlp", {}, True),
 }
+
+
+def _is_default(names: list, params: dict, default: list) -> bool:
+    """Whether a choice is the current default: the same extractors, parameters as default."""
+    from mmcli.extractors.catalog import describe
+
+    if names != default:
+        return False
+    for extractor, values in params.items():
+        defaults = {p.name: p.default for p in describe(extractor).params}
+        if any(defaults.get(k) != v for k, v in values.items()):
+            return False
+    return True
+
+
+def extract_choices(kind: str) -> dict[str, tuple[list, dict, bool]]:
+    """mmcli's current default for the kind first (``default``), then the other choices."""
+    from mmcli.config import ExtractConfig
+
+    default = list(getattr(ExtractConfig(), kind))
+    others = {name: c for name, c in EXTRACT_CHOICES.get(kind, {}).items()
+              if not _is_default(c[0], c[1], default)}
+    return {"default": (default, {}, True), **others}
 
 
 def mmcli(*args: str, config: Path | None = None) -> float:
@@ -210,16 +234,29 @@ def baseline(manifest: Path, pre: Path) -> dict:
 
 # --- (c) the search ----------------------------------------------------------------------------
 
-def extract_grid(kinds: set[str], quick: bool) -> list[dict[str, str]]:
-    """Extractor choices to try: the full product when one kind varies, else one kind at a
-    time (the per-kind best are combined afterwards, see search)."""
-    options = {k: [n for n, (_, _, q) in EXTRACT_CHOICES[k].items() if q or not quick]
-               for k in sorted(kinds) if k in EXTRACT_CHOICES}
-    default = {k: names[0] for k, names in options.items()}
-    if len(options) <= 1:
-        return [dict(zip(options, combo)) for combo in itertools.product(*options.values())]
+def grid_options(kinds: dict[str, str], quick: bool) -> dict[str, list[str]]:
+    """What the search varies: extractor choices per modality kind, and with several columns,
+    which columns are fused (``all`` or one alone, as ``fuse.modalities``)."""
+    options = {}
+    for kind in sorted(set(kinds.values())):
+        if kind in EXTRACT_CHOICES:
+            options[kind] = [n for n, (_, _, q) in extract_choices(kind).items()
+                             if q or not quick]
+    if len(kinds) > 1:
+        options["modalities"] = ["all", *sorted(kinds)]
+    return options
+
+
+def extract_grid(options: dict[str, list[str]]) -> list[dict[str, str]]:
+    """The full product when one thing varies, else one at a time from the defaults (the
+    per-kind best are combined afterwards, see search)."""
+    varied = {k: v for k, v in options.items() if len(v) > 1}
+    default = {k: v[0] for k, v in options.items()}
+    if len(varied) <= 1:
+        return [{**default, **dict(zip(varied, combo))}
+                for combo in itertools.product(*varied.values())]
     grid = [default]
-    for kind, names in options.items():
+    for kind, names in varied.items():
         grid += [{**default, kind: name} for name in names[1:]]
     return grid
 
@@ -227,27 +264,40 @@ def extract_grid(kinds: set[str], quick: bool) -> list[dict[str, str]]:
 def search_config(choice: dict[str, str], model: str, base: dict) -> dict:
     extract: dict = {"params": {}}
     for kind, name in choice.items():
-        names, params, _ = EXTRACT_CHOICES[kind][name]
+        if kind == "modalities":
+            continue
+        names, params, _ = extract_choices(kind)[name]
         extract[kind] = names
         for extractor, p in params.items():
             extract["params"].setdefault(extractor, {}).update(p)
+    fuse = {"method": "concat", "modalities": [] if choice.get("modalities", "all") == "all"
+            else [choice["modalities"]]}
     model_name, params, _ = MODEL_CHOICES[model]
-    return {**base, "extract": extract, "train": {"model": model_name, "params": params},
+    return {**base, "extract": extract, "fuse": fuse,
+            "train": {"model": model_name, "params": params},
             "eval": {"bootstrap": 0, "robustness": False}}
+
+
+def _key(choice: dict[str, str]) -> str:
+    return "_".join(f"{k}-{v}" for k, v in sorted(choice.items())).replace("+", "")
 
 
 def run_choice(choice: dict[str, str], models: list[str], pre: Path, work: Path,
                base: dict) -> list[dict]:
-    key = "_".join(f"{k}-{v}" for k, v in sorted(choice.items())).replace("+", "")
-    d = work / "search" / key
+    """Extract (shared by choices that differ only in the fused columns), fuse, then train and
+    evaluate every model."""
+    feat = work / "search" / "feat" / _key({k: v for k, v in choice.items()
+                                            if k != "modalities"})
+    d = work / "search" / _key(choice)
     results = []
     try:
         config = write_yaml(d / "extract.yaml", search_config(choice, "auto", base))
-        wall = mmcli("extract", str(pre), "-o", str(d / "feat"), config=config)
-        wall += mmcli("fuse", str(d / "feat"), "-o", str(d / "fused"), "--method", "concat",
-                      config=config)
+        wall = 0.0
+        if not (feat / "meta.json").exists():
+            wall += mmcli("extract", str(pre), "-o", str(feat), config=config)
+        wall += mmcli("fuse", str(feat), "-o", str(d / "fused"), config=config)
     except RuntimeError as exc:
-        print(f"    {key}: {exc}", file=sys.stderr)
+        print(f"    {_key(choice)}: {exc}", file=sys.stderr)
         return [{"extract": choice, "model": m, "error": str(exc)} for m in models]
     for m in models:
         mdir = d / m.replace(" ", "_").replace("=", "")
@@ -259,7 +309,7 @@ def run_choice(choice: dict[str, str], models: list[str], pre: Path, work: Path,
             results.append({"extract": choice, "model": m, "scores": scores(mdir / "eval"),
                             "wall": wall + t})
         except RuntimeError as exc:
-            print(f"    {key} {m}: {exc}", file=sys.stderr)
+            print(f"    {_key(choice)} {m}: {exc}", file=sys.stderr)
             results.append({"extract": choice, "model": m, "error": str(exc)})
     return results
 
@@ -272,9 +322,9 @@ def _rank(split: str):
 
 
 def search(pre: Path, work: Path, base: dict, quick: bool) -> list[dict]:
-    kinds = set(column_kinds(pre).values())
+    options = grid_options(column_kinds(pre), quick)
     models = [m for m, (_, _, q) in MODEL_CHOICES.items() if q or not quick]
-    grid = extract_grid(kinds, quick)
+    grid = extract_grid(options)
     results = []
     for choice in grid:
         print(f"    search {choice}", file=sys.stderr)
@@ -297,7 +347,12 @@ def search(pre: Path, work: Path, base: dict, quick: bool) -> list[dict]:
 # --- report ------------------------------------------------------------------------------------
 
 def describe(choice: dict, model: str) -> str:
-    return " ".join(f"{k}: {v}" for k, v in sorted(choice.items())) + f"; {model}"
+    parts = []
+    for kind, name in sorted(choice.items()):
+        if name == "default":
+            name = "default=" + "+".join(extract_choices(kind)["default"][0])
+        parts.append(f"{kind}: {name}")
+    return ", ".join(parts) + f"; {model}"
 
 
 def run_set(name: str, work: Path, quick: bool, group_flag: bool) -> dict:
