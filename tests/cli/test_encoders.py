@@ -15,6 +15,7 @@ preprocess: {jobs: 1, image_size: [12, 12]}
 extract:
   jobs: 1
   image: [pixels]
+  audio: [frames]
   text: [tokens]
   params: {pixels: {size: 0}, frames: {n_frames: 6, n_mels: 8}, tokens: {max_len: 8}}
 train:
