@@ -94,13 +94,7 @@ def default_candidates() -> list[Candidate]:
 
 def check_select(select: dict) -> None:
     for key in select:
-        if key not in KEYS:
-            import difflib
-
-            close = difflib.get_close_matches(str(key), KEYS, n=1)
-            raise UsageError(f"unknown key {key!r} in train.select",
-                             f"did you mean {close[0]!r}?" if close
-                             else f"known keys: {', '.join(KEYS)}")
+        _known(key, KEYS, "key", "train.select")
     if select.get("validation", "auto") not in VALIDATION:
         raise UsageError(f"train.select.validation is {select.get('validation')!r}",
                          f"use one of {', '.join(VALIDATION)}")
@@ -115,13 +109,18 @@ def check_select(select: dict) -> None:
                              f"e.g. candidates: [logreg, late_decision]; known: "
                              f"{', '.join(known)}")
         for name in names:
-            if name not in known:
-                import difflib
+            _known(name, known, "candidate", "train.select.candidates")
 
-                close = difflib.get_close_matches(str(name), known, n=1)
-                raise UsageError(f"unknown candidate {name!r} in train.select.candidates",
-                                 f"did you mean {close[0]!r}?" if close
-                                 else f"choose from {', '.join(known)}")
+
+def _known(value, known, what: str, where: str) -> None:
+    """Refuse ``value`` unless it is one of ``known``, with a did-you-mean hint."""
+    if value in known:
+        return
+    import difflib
+
+    close = difflib.get_close_matches(str(value), list(known), n=1)
+    raise UsageError(f"unknown {what} {value!r} in {where}",
+                     f"did you mean {close[0]!r}?" if close else f"known: {', '.join(known)}")
 
 
 @dataclasses.dataclass

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -88,19 +89,11 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
                                        cls, fused.path)
-    epochs = getattr(model.params, "epochs", None)
-    with progress(f"train {config.model}", epochs or 1) as bar:
-        if epochs:
-            model.on_epoch = lambda record: bar.advance()
+    with _epochs_bar(model, progress, f"train {config.model}"):
         if tasks:
             model.fit_tasks(X_tr, Y, tasks, X_va, Y_val)
         else:
             model.fit(X_tr, y, len(classes), X_va, y_val if va else None)
-        if epochs and epochs > len(model.log_):
-            bar.advance(epochs - len(model.log_))  # stopped early: complete the bar
-        elif not epochs:
-            bar.advance()
-        model.on_epoch = None
 
     with artifacts.StageWriter(out, "train", (fused.path,)) as writer:
         shutil.copytree(fused.path / "state", writer.path / "state")
@@ -133,6 +126,24 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
             **summary["selection"], "seconds": selection["seconds"],
             "leaderboard": leaderboard_rows(selection["leaderboard"], times=True)}}
     return summary
+
+
+@contextmanager
+def _epochs_bar(model, progress: ProgressFactory, description: str):
+    """A progress bar over the model's epochs (one step for models not trained in epochs),
+    completed when early stopping ends training before the last epoch."""
+    epochs = getattr(model.params, "epochs", None)
+    with progress(description, epochs or 1) as bar:
+        if epochs:
+            model.on_epoch = lambda record: bar.advance()
+        try:
+            yield
+        finally:
+            model.on_epoch = None
+        if epochs and epochs > len(model.log_):
+            bar.advance(epochs - len(model.log_))  # stopped early: complete the bar
+        elif not epochs:
+            bar.advance()
 
 
 def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[int], X_tr, y,
