@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .helpers import fails, ok, read_rows, write_rows
 
 
@@ -225,3 +227,43 @@ def test_auto_scores_on_a_val_split_that_the_manifest_gave(tmp_path):
     config.write_text("train: {select: {candidates: [logreg], jobs: 1, validation: cv}}\n")
     result = ok("train", runs / "fused", "-o", runs / "model2", "-c", config)
     assert "model selection (3-fold cv, macro-F1;" in result.stdout
+
+
+@pytest.mark.parametrize("validation", ["cv", "val"])
+def test_selection_never_sees_test_rows(pipeline, tmp_path, monkeypatch, validation):
+    """Whatever the validation, the rows model selection fits and scores are train rows (and
+    val rows, only as scored rows, with validation: val): never a test row."""
+    import numpy as np
+
+    from mmcli import artifacts
+    from mmcli.config import TrainConfig
+    from mmcli.models import select as select_module
+    from mmcli.stages.train import train
+
+    seen = {}
+    real = select_module.select_model
+
+    def spy(problem, *args, **kwargs):
+        seen["problem"] = problem
+        return real(problem, *args, **kwargs)
+
+    monkeypatch.setattr(select_module, "select_model", spy)
+    train(pipeline.fused, tmp_path / "m", TrainConfig(
+        select={"candidates": ["logreg"], "jobs": 1, "validation": validation,
+                "drop_blocks": False}))
+    items = artifacts.read_jsonl(pipeline.fused / "items.jsonl")
+    X = np.asarray(artifacts.load_npy(pipeline.fused / "fused.npy"))
+    rows = {split: X[[k for k, it in enumerate(items) if it["split"] == split]]
+            for split in ("train", "val", "test")}
+    problem = seen["problem"]
+    n_train = len(rows["train"])
+    np.testing.assert_array_equal(problem.X[:n_train], rows["train"])
+    if validation == "cv":
+        assert len(problem.X) == n_train
+        assert all(max(fit.max(), scored.max()) < n_train for fit, scored in problem.folds)
+    else:
+        np.testing.assert_array_equal(problem.X[n_train:], rows["val"])
+        assert [len(f) for f in problem.folds[0]] == [n_train, len(rows["val"])]
+        assert problem.folds[0][0].max() < n_train  # val rows are only ever scored
+    for test_row in rows["test"]:
+        assert not (problem.X == test_row).all(axis=1).any()
