@@ -37,8 +37,9 @@ def command(
     By default (--model auto) a set of candidates (logistic regression, late
     decision fusion, linear SVM, gradient boosting, MLP, encoders where blocks
     have a shape) is scored by cross-validation on the train split (group
-    folds with preprocess --group), the best is refitted, and the leaderboard
-    is printed and written to leaderboard.csv.
+    folds with preprocess --group; the val split instead when the manifest's
+    split column gave one), the best is refitted, and the leaderboard is
+    printed and written to leaderboard.csv.
 
     Learned-fusion models (late_repr, late_decision, gmu, lowrank, attention,
     tensor_layer) need a concat fuse directory. With train.params.encoder:
