@@ -84,12 +84,18 @@ def _curves(y_true, proba, classes, kind: str):
 def roc_curves(y_true: list[str], proba: np.ndarray, classes: list[str], auc: dict, title: str):
     """One-vs-rest ROC curve per class (classes absent from the split are left out)."""
     fig, (ax,) = _figure()
+    drawn = 0
     for c, x, y in _curves(y_true, proba, classes, "roc"):
         ax.plot(x, y, label=f"{c} (AUC {auc[c]:.3f})", drawstyle="steps-post")
+        drawn += 1
     ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
     ax.set(xlabel="false positive rate", ylabel="true positive rate", title=title,
            xlim=(-0.02, 1.02), ylim=(-0.02, 1.02))
-    ax.legend(loc="lower right", fontsize=8)
+    if drawn:
+        ax.legend(loc="lower right", fontsize=8)
+    else:  # a split of one class has no negatives for any one-vs-rest curve
+        ax.text(0.5, 0.5, "no ROC curve: every item of the split has the same label",
+                ha="center", va="center", fontsize=8)
     return fig
 
 

@@ -51,3 +51,15 @@ def test_importing_the_cli_and_stages_does_not_load_matplotlib():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=60)
     assert done.stdout.strip() == "False", done.stderr
+
+
+def test_roc_of_a_one_class_split_draws_a_note_and_warns_nothing():
+    """A split whose items all share one label has no one-vs-rest ROC curve: matplotlib
+    warned 'No artists with labels found to put in legend' (seen in the suite's eval of a
+    tracked pipeline)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = plots.roc_curves(["a"] * 4, PROBA[:4], CLASSES, {}, "t")
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
