@@ -64,6 +64,12 @@ def command(
                  "executor": executor, "scheduler": scheduler,
                  "media_roots": [str(p) for p in media_root] if media_root else None})
     s = preprocess(manifest, out, cfg, console.progress)
+    print_summary(s, out, cfg.group)
+
+
+def print_summary(s: dict, out, group: str | None) -> None:
+    """What preprocess prints (stderr): items kept per split, modalities and classes, groups,
+    labels train lacks, incremental reuse; then the exit status for left-out items."""
     splits = ", ".join(f"{k} {v}" for k, v in s["splits"].items())
     kinds = ", ".join(f"{c} ({k})" for c, k in s["columns"].items())
     console.info(f"preprocess: {s['kept']} of {s['rows']} items kept ({splits}); "
@@ -71,7 +77,7 @@ def command(
     console.info(f"modalities: {kinds}; classes: {', '.join(s['classes'])}")
     if "groups" in s:
         counts = ", ".join(f"{k} {v}" for k, v in s["groups"].items())
-        console.info(f"groups ({cfg.group}): {counts}")
+        console.info(f"groups ({group}): {counts}")
     for name, n in s.get("unseen_labels", {}).items():
         console.info(f"note: label {name!r} ({n} item{'s' if n > 1 else ''}) is not in the "
                      "train split; the model cannot predict it")

@@ -66,6 +66,12 @@ def command(
     with Tracker(f"mmcli train {out}", "train", track) as tracker:
         s = train(fused_dir, out, cfg, console.progress)
         tracker.log_stage(out)
+    print_summary(s, out)
+
+
+def print_summary(s: dict, out: str) -> None:
+    """What train prints: the leaderboard of model auto (stdout), then the model's
+    accuracies, the search's best, the extra tasks and the output (stderr)."""
     if s.get("selection"):
         console.result(leaderboard_table(s["selection"]))
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"

@@ -34,15 +34,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import logging
 import time
 from typing import Any
 
 import numpy as np
 
 from mmcli.errors import UsageError
-
-logger = logging.getLogger(__name__)
 
 KEYS = ("candidates", "cv", "validation", "drop_blocks", "drop_margin", "jobs")
 VALIDATION = ("auto", "cv", "val")
@@ -217,34 +214,7 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
     "validation", "seconds"}`` with the winner's name and parameters. ``params`` (the
     config's ``train.params``) go to every candidate that has such a parameter."""
     check_select(select)
-    wanted = select.get("candidates")
-    structured = any((info or {}).get("layout") for info in problem.layouts or [])
-    runs: list[dict] = []
-    from mmcli.models.base import MODELS
-
-    for cand in default_candidates():
-        if wanted is not None and cand.model not in wanted:
-            continue
-        reason = None
-        if cand.needs == "blocks" and not (problem.blocks and len(problem.blocks) > 1):
-            reason = "needs a concat fuse directory with several modalities"
-        elif cand.needs == "structure" and not structured:
-            reason = "no block with a shape (pixels, frames, tokens)"
-        elif cand.needs is None and _has_tokens(problem.layouts):
-            reason = "reads word ids as numbers"
-        elif cand.model == "late_decision" and _has_tokens(problem.layouts):
-            reason = "reads word ids as numbers"
-        elif cand.model == "hist_gb" and _tree_work(problem) > MAX_TREE_WORK:
-            reason = (f"too slow for {len(problem.folds[0][0])} rows x {problem.X.shape[1]} "
-                      f"features x {problem.n_classes} classes")
-        fields = {f.name for f in dataclasses.fields(MODELS.get(cand.model).Params)}
-        given = {k: v for k, v in (params or {}).items() if k in fields}
-        seen = []
-        for setting in cand.settings():
-            setting = {**setting, **given}  # train.params win where a candidate has them
-            if setting not in seen:
-                seen.append(setting)
-                runs.append({"model": cand.model, "params": setting, "skip": reason})
+    runs = _runs(problem, select.get("candidates"), params)
     jobs = _jobs(select.get("jobs", 0))
     started = time.perf_counter()
     deadline = time.time() + time_limit if time_limit > 0 else None
@@ -265,6 +235,38 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
         row["chosen"] = row is chosen
     return {"model": winner["model"], "params": winner["params"], "leaderboard": board,
             "validation": how, "seconds": time.perf_counter() - started}
+
+
+def _runs(problem: Problem, wanted: list | None, params: dict | None) -> list[dict]:
+    """Every candidate setting to score, in order; a candidate that does not fit the data
+    (no blocks, no shaped block, word ids, too much tree work) is a skipped row that says why.
+    ``params`` (``train.params``) win where a candidate has such a parameter."""
+    from mmcli.models.base import MODELS
+
+    structured = any((info or {}).get("layout") for info in problem.layouts or [])
+    runs: list[dict] = []
+    for cand in default_candidates():
+        if wanted is not None and cand.model not in wanted:
+            continue
+        reason = None
+        if cand.needs == "blocks" and not (problem.blocks and len(problem.blocks) > 1):
+            reason = "needs a concat fuse directory with several modalities"
+        elif cand.needs == "structure" and not structured:
+            reason = "no block with a shape (pixels, frames, tokens)"
+        elif cand.needs != "structure" and _has_tokens(problem.layouts):
+            reason = "reads word ids as numbers"
+        elif cand.model == "hist_gb" and _tree_work(problem) > MAX_TREE_WORK:
+            reason = (f"too slow for {len(problem.folds[0][0])} rows x {problem.X.shape[1]} "
+                      f"features x {problem.n_classes} classes")
+        fields = {f.name for f in dataclasses.fields(MODELS.get(cand.model).Params)}
+        given = {k: v for k, v in (params or {}).items() if k in fields}
+        seen = []
+        for setting in cand.settings():
+            setting = {**setting, **given}
+            if setting not in seen:
+                seen.append(setting)
+                runs.append({"model": cand.model, "params": setting, "skip": reason})
+    return runs
 
 
 def _tree_work(problem: Problem) -> int:

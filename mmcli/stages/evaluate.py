@@ -390,6 +390,19 @@ def trained_model(model_meta: dict) -> str:
     return f"{name} (auto)" if configured == "auto" and name != "auto" else name
 
 
+def _selection_md(selection: dict | None) -> list[str]:
+    """report.md's leaderboard of train's model auto (none for a named model)."""
+    if not selection or not selection.get("leaderboard"):
+        return []
+    lines = ["", f"## Model selection ({selection['validation']}, macro-F1)", "",
+             "| rank | model | params | score | std | |", "|---:|---|---|---:|---:|---|"]
+    for row in selection["leaderboard"]:
+        mark = ("**chosen** " if row["chosen"] else "") + row["note"]
+        lines.append(f"| {row['rank']} | {row['model']} | `{row['params']}` | "
+                     f"{row['cv_score']} | {row['cv_std']} | {mark.strip()} |")
+    return lines
+
+
 def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
     cfg = model_meta["config"]
     lines = [
@@ -411,14 +424,7 @@ def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
                      f"{m['balanced_accuracy']:.3f} | {m['macro_f1']:.3f} | "
                      f"{m['weighted_f1']:.3f} | {_f(m.get('roc_auc_macro'))} | "
                      f"{_f(m.get('log_loss'))} | {_f(m.get('ece'))} |")
-    selection = model_meta.get("summary", {}).get("selection")
-    if selection and selection.get("leaderboard"):
-        lines += ["", f"## Model selection ({selection['validation']}, macro-F1)", "",
-                  "| rank | model | params | score | std | |", "|---:|---|---|---:|---:|---|"]
-        for row in selection["leaderboard"]:
-            mark = ("**chosen** " if row["chosen"] else "") + row["note"]
-            lines.append(f"| {row['rank']} | {row['model']} | `{row['params']}` | "
-                         f"{row['cv_score']} | {row['cv_std']} | {mark.strip()} |")
+    lines += _selection_md(model_meta.get("summary", {}).get("selection"))
     with_ci = [(s, m["ci"]) for s, m in metrics.items() if m.get("ci")]
     if with_ci:
         level = with_ci[0][1]["level"]

@@ -44,9 +44,13 @@ Decisions = dict[str, list[dict]]
 @storage.staged("pre_dir")
 def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
-    """Fit the configured extractors on train items and write every item's features."""
-    from mmcli.extractors import EXTRACTORS, build_extractor, check_params
-    from mmcli.extractors.base import config_name
+    """Fit the configured extractors on train items and write every item's features.
+
+    Long (about 80 lines) because it is the stage's one straight sequence, each step a call:
+    check the config, start the workers, open the input, build the plan, fit it or reuse the
+    previous fit, transform and write; splitting it further would pass a dozen locals
+    between helpers."""
+    from mmcli.extractors import EXTRACTORS, check_params
 
     config = config or ExtractConfig()
     for name in check_params(config.params, {kind: getattr(config, kind) for kind in KINDS}):
@@ -66,24 +70,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         raise ArtifactError(f"{pre.path} has no train items",
                             "re-run preprocess with a train split")
 
-    plan: Plan = {}
-    conditional: dict[str, set[int]] = {}  # column -> positions of its `name(auto)` extractors
-    for col, kind in pstate.columns.items():
-        names = getattr(config, kind)
-        if not names:
-            raise UsageError(f"config 'extract.{kind}' is empty but column {col!r} is {kind}",
-                             f"name at least one {kind} extractor, or ignore the column")
-        plan[col] = []
-        for entry in names:
-            name, optional = config_name(entry)
-            params = dict(config.params.get(name) or {})
-            extractor = build_extractor(name, kind, params)
-            if "seed" in {f.name for f in dataclasses.fields(extractor.Params)} \
-                    and "seed" not in params:
-                extractor.params.seed = config.seed
-            if optional:
-                conditional.setdefault(col, set()).add(len(plan[col]))
-            plan[col].append(extractor)
+    plan, conditional = build_plan(config, pstate.columns)
 
     keys = item_keys(pre.path, data.items, pstate.columns)
     fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
@@ -140,6 +127,34 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         writer.commit(to_dict(config), config.seed, inputs, summary)
     # how much was reused is reported, not recorded: the output is the same either way
     return {**summary, **work, "refit": previous is None}
+
+
+def build_plan(config: ExtractConfig, columns: dict[str, str]
+               ) -> tuple[Plan, dict[str, set[int]]]:
+    """The configured (unfitted) extractors of every column, and per column the positions of
+    its conditional ones (``name(auto)``), whose ``applies_to`` decides at fit."""
+    from mmcli.extractors import build_extractor
+    from mmcli.extractors.base import config_name
+
+    plan: Plan = {}
+    conditional: dict[str, set[int]] = {}
+    for col, kind in columns.items():
+        names = getattr(config, kind)
+        if not names:
+            raise UsageError(f"config 'extract.{kind}' is empty but column {col!r} is {kind}",
+                             f"name at least one {kind} extractor, or ignore the column")
+        plan[col] = []
+        for entry in names:
+            name, optional = config_name(entry)
+            params = dict(config.params.get(name) or {})
+            extractor = build_extractor(name, kind, params)
+            if "seed" in {f.name for f in dataclasses.fields(extractor.Params)} \
+                    and "seed" not in params:
+                extractor.params.seed = config.seed
+            if optional:
+                conditional.setdefault(col, set()).add(len(plan[col]))
+            plan[col].append(extractor)
+    return plan, conditional
 
 
 def check_train_column(col: str, kind: str, train_data) -> None:

@@ -41,8 +41,11 @@ LEADERBOARD = ("rank", "model", "params", "cv_score", "cv_std", "chosen", "note"
 @storage.staged("fused_dir")
 def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
           progress: ProgressFactory = silent) -> dict:
-    """Train ``config.model`` on the fused features; returns a summary with accuracies."""
-    from mmcli.models import MODELS, build_model, save_model
+    """Train ``config.model`` on the fused features; returns a summary with accuracies.
+
+    A little over 60 lines because it is one straight sequence (rows, model choice or
+    selection, search, fit, summary), each step a call; writing is :func:`_write_model_dir`."""
+    from mmcli.models import MODELS, build_model
 
     config = config or TrainConfig()
     fused = artifacts.open_stage(fused_dir, "fuse", "mmcli train")
@@ -95,33 +98,38 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         else:
             model.fit(X_tr, y, len(classes), X_va, y_val if va else None)
 
+    summary = {"model": config.model, "classes": classes, "n_train": len(tr), "n_val": len(va),
+               "train_accuracy": _accuracy(model, X_tr, y),
+               "val_accuracy": _accuracy(model, X_va, y_val) if va else None}
+    if getattr(model, "best_epoch_", None) is not None and model.log_:
+        summary.update(best_epoch=model.best_epoch_, epochs_run=len(model.log_))
+    if searched is not None:
+        summary["search"] = searched
+    if tasks:
+        summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
+    return _write_model_dir(out, fused, model, classes, summary, selection, requested)
+
+
+def _write_model_dir(out: Path, fused, model, classes: list[str], summary: dict,
+                     selection: dict | None, requested: TrainConfig) -> dict:
+    """The model directory: the carried state, the model, its epoch log and, for model auto,
+    the leaderboard (no wall-clock times in any file: they are only in the returned
+    summary, for display)."""
+    from mmcli.models import save_model
+    from mmcli.models.select import leaderboard_rows
+
     with artifacts.StageWriter(out, "train", (fused.path,)) as writer:
         shutil.copytree(fused.path / "state", writer.path / "state")
         save_model(model, writer.path / "state" / "model", classes)
         artifacts.write_jsonl(writer.path / "train_log.jsonl", model.log_)
         if selection is not None:
-            from mmcli.models.select import leaderboard_rows
-
             rows = leaderboard_rows(selection["leaderboard"])
             artifacts.write_csv(writer.path / "leaderboard.csv", rows, list(LEADERBOARD))
-        summary = {"model": config.model, "classes": classes, "n_train": len(tr),
-                   "n_val": len(va),
-                   "train_accuracy": _accuracy(model, X_tr, y),
-                   "val_accuracy": _accuracy(model, X_va, y_val) if va else None}
-        if getattr(model, "best_epoch_", None) is not None and model.log_:
-            summary.update(best_epoch=model.best_epoch_, epochs_run=len(model.log_))
-        if searched is not None:
-            summary["search"] = searched
-        if selection is not None:
             summary["selection"] = {"validation": selection["validation"],
                                     "params": selection["params"], "leaderboard": rows}
-        if tasks:
-            summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
-        writer.commit(to_dict(requested), config.seed, {str(fused.path): fused.meta_hash()},
-                      summary)
+        writer.commit(to_dict(requested), requested.seed,
+                      {str(fused.path): fused.meta_hash()}, summary)
     if selection is not None:  # wall-clock, so reported and never recorded
-        from mmcli.models.select import leaderboard_rows
-
         summary = {**summary, "selection": {
             **summary["selection"], "seconds": selection["seconds"],
             "leaderboard": leaderboard_rows(selection["leaderboard"], times=True)}}
