@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 from mmcli.errors import UsageError
 
-KINDS = ("image", "audio", "text", "numeric", "categorical")
 STAGES = ("preprocess", "extract", "fuse", "train", "eval", "predict")
 TOP_LEVEL = ("label", "seed", "pipeline", *STAGES)
 #: keys that say how a stage runs, never what it computes: left out of meta.json and of
@@ -82,14 +81,15 @@ class ExtractConfig:
     #: null: the label column preprocess used; otherwise checked against it
     label: Any = None
     seed: int = 0
-    #: extractor names per modality kind, applied to every column of that kind; the defaults
-    #: won the comparison in docs/extractors.md (`mmcli extract --list` shows every choice);
+    #: extractor names per modality kind (one field per kind of mmcli.kinds), applied to every
+    #: column of that kind; the defaults (each kind's ``default_extractors``) won the
+    #: comparison in docs/extractors.md (`mmcli extract --list` shows every choice);
     #: NAME(auto), e.g. frames(auto), uses an extractor only where it suits the train data
-    image: list = field(default_factory=lambda: ["color_hist", "hog"])
-    audio: list = field(default_factory=lambda: ["mfcc", "spectral", "prosody", "frames(auto)"])
-    text: list = field(default_factory=lambda: ["tfidf"])
-    numeric: list = field(default_factory=lambda: ["numeric"])
-    categorical: list = field(default_factory=lambda: ["onehot"])
+    image: list = field(default_factory=lambda: _default_extractors("image"))
+    audio: list = field(default_factory=lambda: _default_extractors("audio"))
+    text: list = field(default_factory=lambda: _default_extractors("text"))
+    numeric: list = field(default_factory=lambda: _default_extractors("numeric"))
+    categorical: list = field(default_factory=lambda: _default_extractors("categorical"))
     #: extractor name -> parameters, e.g. {word2vec: {vector_size: 100}}
     params: dict = field(default_factory=dict)
     #: worker processes; 0 means all cores
@@ -166,6 +166,12 @@ class PredictConfig:
     media_roots: list = field(default_factory=list)
     #: csv (predictions.csv) or parquet (predictions.parquet too, with pyarrow)
     format: str = "csv"
+
+
+def _default_extractors(kind: str) -> list[str]:
+    from mmcli.kinds import get_kind
+
+    return list(get_kind(kind).default_extractors)
 
 
 C = TypeVar("C")

@@ -53,26 +53,36 @@ class PreprocessedData:
             buf = f.read((stop - start) * row)
         return np.frombuffer(buf, dtype=meta.dtype).reshape((stop - start, *meta.shape[1:]))
 
+    def array(self, name: str) -> np.ndarray:
+        """A stored array (``data/<name>.npy``), memory-mapped."""
+        return self._array(name)
+
     def column(self, col: str, index: slice | np.ndarray):
-        """The column's values for ``index`` (a slice or an array of item positions)."""
-        kind = self.columns[col]
+        """The column's values for ``index`` (a slice or an array of item positions), as its
+        kind reads them (:meth:`mmcli.kinds.base.Kind.read`)."""
+        from mmcli.kinds import get_kind
+
+        return get_kind(self.columns[col]).read(self, col, index)
+
+    def fixed_rows(self, name: str, index: slice | np.ndarray) -> np.ndarray:
+        """Items ``index`` of a fixed-shape array (an image batch)."""
+        if isinstance(index, slice) and index.step in (None, 1):
+            start, stop, _ = index.indices(len(self.items))
+            return self._rows(name, start, stop).copy()
+        return np.asarray(self._array(name)[index])
+
+    def ragged_rows(self, name: str, index: slice | np.ndarray) -> list[np.ndarray]:
+        """Items ``index`` of a ragged array (concatenated, with ``<name>.offsets.npy``)."""
         contiguous = isinstance(index, slice) and index.step in (None, 1)
-        if kind == "image":
-            if contiguous:
-                start, stop, _ = index.indices(len(self.items))
-                return self._rows(col, start, stop).copy()
-            return np.asarray(self._array(col)[index])
-        if kind == "numeric":
-            return np.asarray(self._array(col)[index], dtype=np.float32)
         positions = np.arange(len(self.items))[index]
-        if kind == "audio":
-            offsets = self._array(f"{col}.offsets")
-            if contiguous and len(positions):
-                first, last = int(offsets[positions[0]]), int(offsets[positions[-1] + 1])
-                block = self._rows(col, first, last)
-                return AudioClips([block[offsets[k] - first:offsets[k + 1] - first].copy()
-                                   for k in positions], self.sample_rate)
-            samples = self._array(col)
-            return AudioClips([np.asarray(samples[offsets[k]:offsets[k + 1]])
-                               for k in positions], self.sample_rate)
-        return [self.items[k]["values"][col] for k in positions]
+        offsets = self._array(f"{name}.offsets")
+        if contiguous and len(positions):
+            first, last = int(offsets[positions[0]]), int(offsets[positions[-1] + 1])
+            block = self._rows(name, first, last)
+            return [block[offsets[k] - first:offsets[k + 1] - first].copy() for k in positions]
+        samples = self._array(name)
+        return [np.asarray(samples[offsets[k]:offsets[k + 1]]) for k in positions]
+
+    def values(self, col: str, index: slice | np.ndarray) -> list:
+        """Items ``index`` of a column stored in items.jsonl (text, categorical)."""
+        return [self.items[k]["values"][col] for k in np.arange(len(self.items))[index]]

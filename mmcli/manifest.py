@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmcli import storage
-from mmcli.config import KINDS
 from mmcli.errors import DataError, UsageError
+from mmcli.kinds import detect_kind, get_kind, kind_names, media_kinds, sniff_media
+from mmcli.kinds.numeric import MISSING_NUMBERS  # noqa: F401  (re-exported)
 
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aiff", ".aif", ".opus"}
-#: markers of a missing value in a numeric column (preprocess reads them as NaN)
-MISSING_NUMBERS = ("nan", "na", "null", "none")
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "val",
                  "dev": "val", "test": "test"}
@@ -180,41 +177,26 @@ def require_pyarrow():
     return pyarrow
 
 
-#: leading bytes of encoded media -> (kind, file suffix); RIFF files are told apart at byte 8
-_MAGIC = ((b"\x89PNG\r\n\x1a\n", "image", ".png"), (b"\xff\xd8\xff", "image", ".jpg"),
-          (b"GIF8", "image", ".gif"), (b"BM", "image", ".bmp"), (b"II*\x00", "image", ".tif"),
-          (b"MM\x00*", "image", ".tif"), (b"fLaC", "audio", ".flac"),
-          (b"OggS", "audio", ".ogg"), (b"ID3", "audio", ".mp3"))
-
-
-def sniff_media(data: bytes) -> tuple[str, str] | None:
-    """(kind, file suffix) of encoded image or audio bytes, from their leading bytes."""
-    if data[:4] == b"RIFF":
-        return {b"WAVE": ("audio", ".wav"), b"WEBP": ("image", ".webp")}.get(data[8:12])
-    if data[:4] == b"FORM" and data[8:12] in (b"AIFF", b"AIFC"):
-        return ("audio", ".aiff")
-    return next(((kind, suffix) for magic, kind, suffix in _MAGIC if data.startswith(magic)),
-                None)
-
-
 def _bytes_kind(manifest: Manifest, col: str, override: str | None) -> str:
-    """The kind of a binary column: image or audio (by the leading bytes of 90% of its cells,
+    """The kind of a binary column: a media kind (by the leading bytes of 90% of its cells,
     or set in the config), or ignore."""
-    if override in ("image", "audio", "ignore"):
+    media = media_kinds()
+    if override in (*media, "ignore"):
         return override
     if override is not None:
         raise DataError(f"manifest {manifest.path}: column {col!r} holds bytes, but "
                         f"preprocess.columns makes it {override}",
-                        "a binary column can be image, audio or ignore")
+                        f"a binary column can be {', '.join(media)} or ignore")
     cells = [r[col] for r in manifest.rows if isinstance(r.get(col), bytes) and r[col]]
     sniffed = [sniff_media(c) for c in cells]
-    for kind in ("image", "audio"):
+    for kind in media:
         if cells and sum(x is not None and x[0] == kind for x in sniffed) >= 0.9 * len(cells):
             return kind
+    formats = "; ".join(f"{k}: " + ", ".join(sorted({m[2][1:] for m in get_kind(k).magic}))
+                        for k in media)
     raise DataError(f"manifest {manifest.path}: column {col!r} holds bytes that are not "
-                    "encoded images or audio (PNG, JPEG, GIF, BMP, TIFF, WebP; WAV, FLAC, "
-                    "Ogg, MP3, AIFF)", f"set it to ignore: preprocess: {{columns: {{{col}: "
-                    "ignore}}}, or to image or audio if it is one")
+                    f"encoded media ({formats})", f"set it to ignore: preprocess: {{columns: "
+                    f"{{{col}: ignore}}}}, or to {' or '.join(media)} if it is one")
 
 
 def parquet_kind(type_name: str) -> str | None:
@@ -388,34 +370,6 @@ def _to_str(value) -> str:
     return str(value)
 
 
-def detect_kind(values: list[str]) -> str:
-    """Guess a column's kind from its non-empty values."""
-    present = [v.strip() for v in values if v.strip()]
-    if not present:
-        return "text"
-    n = len(present)
-    suffixes = [Path(v).suffix.lower() for v in present]
-    if sum(s in IMAGE_EXTENSIONS for s in suffixes) >= 0.9 * n:
-        return "image"
-    if sum(s in AUDIO_EXTENSIONS for s in suffixes) >= 0.9 * n:
-        return "audio"
-    numbers = [v for v in present if v.lower() not in MISSING_NUMBERS]
-    if numbers and all(_is_float(v) for v in numbers):
-        return "numeric"
-    distinct = len(set(present))
-    if distinct <= max(2, min(50, n // 2)) and max(len(v.split()) for v in present) <= 3:
-        return "categorical"
-    return "text"
-
-
-def _is_float(value: str) -> bool:
-    try:
-        float(value)
-    except ValueError:
-        return False
-    return True
-
-
 #: longest modality column name; names become file names (data/<col>.npy, ...)
 MAX_COLUMN_NAME = 100
 
@@ -443,9 +397,9 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
                 f"which is not in {manifest.path}",
                 f"columns are: {', '.join(manifest.columns)}",
             )
-        if kind not in (*KINDS, "ignore"):
+        if kind not in (*kind_names(), "ignore"):
             raise UsageError(f"config 'preprocess.columns.{col}' is {kind!r}",
-                             f"use one of: {', '.join((*KINDS, 'ignore'))}")
+                             f"use one of: {', '.join((*kind_names(), 'ignore'))}")
     kinds = {}
     for col in manifest.columns:
         if col in reserved:
@@ -457,7 +411,7 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
                 kinds[col] = kind
             continue
         typed = parquet_kind(manifest.types[col]) if col in manifest.types else None
-        if overrides.get(col) in ("image", "audio") and typed is not None:
+        if overrides.get(col) in media_kinds() and typed is not None:
             raise DataError(f"manifest {manifest.path}: column {col!r} is of type "
                             f"{manifest.types[col]}, but preprocess.columns makes it "
                             f"{overrides[col]}", "a media column holds paths or URLs (strings)")

@@ -182,11 +182,13 @@ def check_params(params: dict, lists: dict[str, list]) -> list[str]:
             raise UsageError(f"config 'extract.params.{name}' must be a mapping of parameters; "
                              f"got {values!r}", f"see mmcli extract --show-config {name}")
         cls(**(values or {}))
+    from mmcli.kinds import get_kind
+
     used = set()
     for kind, names in lists.items():
         for entry in names or ():
             name, _ = config_name(entry)
-            build_extractor(name, kind, params.get(name))
+            get_kind(kind).build_extractor(name, params.get(name))
             used.add(name)
     return [name for name in params if name not in used]
 

@@ -10,8 +10,8 @@ import dataclasses
 import inspect
 from dataclasses import dataclass
 
-from mmcli.config import KINDS
 from mmcli.extractors.base import EXTRACTORS
+from mmcli.kinds import kind_names
 
 
 @dataclass
@@ -66,14 +66,14 @@ def _default(f: dataclasses.Field):
 
 def all_extractors() -> list[ExtractorInfo]:
     """Every registered extractor, grouped by kind in pipeline order, then by name."""
-    return [describe(n) for kind in KINDS for n in EXTRACTORS.names(kind=kind)]
+    return [describe(n) for kind in kind_names() for n in EXTRACTORS.names(kind=kind)]
 
 
 def default_extractors() -> dict[str, list[str]]:
     from mmcli.config import ExtractConfig
 
     config = ExtractConfig()
-    return {kind: list(getattr(config, kind)) for kind in KINDS}
+    return {kind: list(getattr(config, kind)) for kind in kind_names()}
 
 
 def format_list() -> str:
@@ -82,7 +82,7 @@ def format_list() -> str:
 
     defaults = default_extractors()
     lines: list[str] = []
-    for kind in KINDS:
+    for kind in kind_names():
         lines.append(f"{kind} (default: {', '.join(defaults[kind])})")
         for info in (i for i in all_extractors() if i.kind == kind):
             lines.append(f"  {info.name}")

@@ -37,13 +37,10 @@ Text blocks (``tokens`` ids, padding 0, unknown 1):
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
 from mmcli.errors import UsageError
-
-_SILENCE = math.log(1e-6)  # what the frames extractor pads with (audio._LOG_EPS)
 
 
 @dataclasses.dataclass
@@ -58,10 +55,23 @@ class AugmentParams:
     token_unk: float = 0.0
 
 
-#: which layout each augmentation acts on
-TARGETS = {"flip": "image", "rotate": "image", "crop": "image", "gain_db": "logmel",
-           "time_shift": "logmel", "noise_snr_db": "logmel", "token_drop": "tokens",
-           "token_unk": "tokens"}
+
+
+def _targets() -> dict[str, str]:
+    """Which layout each augmentation acts on: the ``augmentations`` of the modality kind
+    of that layout (:mod:`mmcli.kinds`), which also implements them (``Kind.augment``)."""
+    from mmcli.kinds import get_kind, kind_names
+
+    return {key: get_kind(n).layout for n in kind_names() for key in get_kind(n).augmentations}
+
+
+def _kind_of_layout(layout: str):
+    from mmcli.kinds import get_kind, kind_names
+
+    return next(get_kind(n) for n in kind_names() if get_kind(n).layout == layout)
+
+
+TARGETS = _targets()
 _WHAT = {"image": "an image (pixels)", "logmel": "log-mel frames", "tokens": "word ids"}
 _HOW = {"image": "pixels", "logmel": "frames", "tokens": "tokens"}
 
@@ -129,78 +139,6 @@ class Augmenter:
         xb = xb.clone()
         for a, z, info, mean, scale in self.jobs:
             raw = xb[:, a:z] if mean is None else xb[:, a:z] * scale + mean
-            fn = {"image": self._image, "logmel": self._logmel, "tokens": self._tokens}
-            raw = fn[info["layout"]](raw, info["shape"], rng)
+            raw = _kind_of_layout(info["layout"]).augment(raw, info["shape"], self.p, rng)
             xb[:, a:z] = raw if mean is None else (raw - mean) / scale
         return xb
-
-    def _image(self, raw, shape, rng):
-        import torch
-        import torch.nn.functional as F
-
-        p, n = self.p, raw.shape[0]
-        h, w, c = shape
-        img = raw.reshape(n, h, w, c).permute(0, 3, 1, 2)
-        if p.flip > 0:
-            flip = torch.as_tensor(rng.random(n) < p.flip, device=raw.device)
-            img = torch.where(flip[:, None, None, None], img.flip(-1), img)
-        if p.rotate > 0 or p.crop > 0:
-            angle = np.deg2rad(rng.uniform(-p.rotate, p.rotate, n))
-            keep = 1.0 - rng.uniform(0.0, p.crop, n)
-            tx, ty = (rng.uniform(-1, 1, n) * (1 - keep) for _ in range(2))
-            # a rotation in pixels, written in affine_grid's [-1, 1] coordinates (each axis
-            # scaled by its own side, so non-square images are not sheared)
-            cos, sin = keep * np.cos(angle), keep * np.sin(angle)
-            theta = np.stack([np.stack([cos, -sin * h / w, tx], 1),
-                              np.stack([sin * w / h, cos, ty], 1)], 1)
-            theta = torch.as_tensor(theta, dtype=img.dtype, device=raw.device)
-            grid = F.affine_grid(theta, list(img.shape), align_corners=False)
-            img = F.grid_sample(img, grid, mode="bilinear", padding_mode="border",
-                                align_corners=False)
-        return img.permute(0, 2, 3, 1).reshape(n, -1)
-
-    def _logmel(self, raw, shape, rng):
-        import torch
-
-        p, n = self.p, raw.shape[0]
-        t, m = shape
-        x = raw.reshape(n, t, m)
-        if p.gain_db > 0:
-            gain = rng.uniform(-p.gain_db, p.gain_db, n) * math.log(10) / 10
-            x = x + torch.as_tensor(gain, dtype=x.dtype, device=x.device)[:, None, None]
-        if p.time_shift > 0:
-            shifts = rng.integers(-p.time_shift, p.time_shift + 1, n)
-            shifted = torch.full_like(x, _SILENCE)
-            for k, s in enumerate(shifts):
-                s = int(s)
-                if s >= t or -s >= t:
-                    continue
-                if s >= 0:
-                    shifted[k, s:] = x[k, :t - s]
-                else:
-                    shifted[k, :t + s] = x[k, -s:]
-            x = shifted
-        if p.noise_snr_db != 0:
-            power = torch.exp(x.double())
-            noise_mean = power.mean((1, 2), keepdim=True) / 10 ** (p.noise_snr_db / 10)
-            draws = torch.as_tensor(rng.exponential(1.0, (n, t, m)), device=x.device)
-            x = torch.log(power + noise_mean * draws).to(x.dtype)
-        return x.reshape(n, -1)
-
-    def _tokens(self, raw, shape, rng):
-        import torch
-
-        p = self.p
-        ids = np.rint(raw.detach().cpu().numpy()).astype(np.int64)
-        present = ids > 0
-        if p.token_drop > 0:
-            drop = (rng.random(ids.shape) < p.token_drop) & present
-            out = np.zeros_like(ids)
-            for k in range(len(ids)):
-                kept = ids[k][present[k] & ~drop[k]]
-                out[k, :len(kept)] = kept
-            ids = out
-            present = ids > 0
-        if p.token_unk > 0:
-            ids = np.where((rng.random(ids.shape) < p.token_unk) & present, 1, ids)
-        return torch.as_tensor(ids.astype(np.float32), device=raw.device)

@@ -30,7 +30,15 @@ from mmcli.errors import UsageError
 ENCODERS = ("mlp", "cnn", "gru", "transformer")
 #: the layouts each encoder can read (mlp reads any block)
 FITS = {"cnn": ("image",), "gru": ("logmel", "tokens"), "transformer": ("logmel", "tokens")}
-AUTO = {"image": "cnn", "logmel": "gru", "tokens": "transformer"}
+
+
+def auto_encoders() -> dict[str, str]:
+    """Block layout -> the encoder ``encoder: auto`` picks: each modality kind's default
+    encoder for its layout (:attr:`mmcli.kinds.base.Kind.encoder`)."""
+    from mmcli.kinds import get_kind, kind_names
+
+    kinds = [get_kind(n) for n in kind_names()]
+    return {k.layout: k.encoder for k in kinds if k.layout is not None}
 
 
 def check_encoder_params(p, model: str) -> None:
@@ -61,9 +69,10 @@ def choose_encoders(p, layouts: list[dict] | None, n_blocks: int, model: str) ->
         raise UsageError(f"train.params.encoders names {unknown[0]!r}, which is not a "
                          "modality of the fuse directory", f"its modalities: {', '.join(columns)}")
     names = []
+    auto = auto_encoders()
     for column, info in zip(columns, layouts):
         layout = info.get("layout")
-        name = p.encoders.get(column) or (AUTO.get(layout, "mlp") if p.encoder == "auto"
+        name = p.encoders.get(column) or (auto.get(layout, "mlp") if p.encoder == "auto"
                                           else "mlp")
         if name != "mlp" and layout not in FITS[name]:
             what = f"a {layout} block" if layout else "a plain feature vector"

@@ -5,7 +5,8 @@
   ``tokens`` block (word ids) is replaced by padding (no text) instead.
 * Noise: the *preprocessed* test data of one modality is corrupted at increasing severities
   ``s`` in [0, 1], then the fitted extractors, fusion and model run on it; the other modalities
-  stay clean. Per modality kind:
+  stay clean. Each modality kind declares its perturbations (``perturbations`` and
+  ``perturb`` of its class in :mod:`mmcli.kinds`); the built-in ones:
 
   ============  ===============  ====================================================
   kind          perturbation     at severity s
@@ -34,24 +35,9 @@ from pathlib import Path
 import numpy as np
 
 from mmcli import artifacts
-from mmcli.dataset import AudioClips, PreprocessedData
+from mmcli.dataset import PreprocessedData
+from mmcli.kinds import get_kind
 from mmcli.progress import ProgressFactory, silent
-
-PERTURBATIONS = {
-    "image": ("gaussian_noise", "blur"),
-    "audio": ("white_noise",),
-    "text": ("word_drop",),
-    "numeric": ("gaussian_noise",),
-    "categorical": ("swap",),
-}
-DESCRIBE = {
-    ("image", "gaussian_noise"): "Gaussian noise, std 128·s grey levels",
-    ("image", "blur"): "Gaussian blur, sigma s·width/16 px",
-    ("audio", "white_noise"): "white noise, SNR 30 - 40·s dB",
-    ("text", "word_drop"): "each word dropped with probability s",
-    ("numeric", "gaussian_noise"): "Gaussian noise, std s (scaled units)",
-    ("categorical", "swap"): "value swapped with probability s",
-}
 
 
 @dataclass
@@ -118,35 +104,9 @@ def _is_tokens(extractors: list) -> bool:
 
 def perturb(kind: str, name: str, data, severity: float, rng: np.random.Generator):
     """A corrupted copy of one batch of preprocessed values (see the module docstring)."""
-    s = float(severity)
-    if s == 0:
+    if float(severity) == 0:
         return data
-    if kind == "image" and name == "gaussian_noise":
-        noisy = data.astype(np.float32) + rng.normal(0, 128 * s, data.shape).astype(np.float32)
-        return np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    if kind == "image" and name == "blur":
-        from scipy.ndimage import gaussian_filter
-
-        sigma = s * data.shape[2] / 16
-        blurred = gaussian_filter(data.astype(np.float32), sigma=(0, sigma, sigma, 0))
-        return np.clip(np.rint(blurred), 0, 255).astype(np.uint8)
-    if kind == "audio":
-        snr_db = 30 - 40 * s
-        clips = []
-        for clip in data.clips:
-            power = float(np.mean(clip.astype(np.float64) ** 2)) if clip.size else 0.0
-            std = np.sqrt(power / 10 ** (snr_db / 10))
-            clips.append((clip + rng.normal(0, std, clip.shape)).astype(np.float32))
-        return AudioClips(clips, data.sample_rate)
-    if kind == "text":
-        return [" ".join(w for w, keep in zip(t.split(), rng.random(len(t.split())) >= s)
-                         if keep) for t in data]
-    if kind == "numeric":
-        return (data + rng.normal(0, s, data.shape)).astype(np.float32)
-    if kind == "categorical":
-        pool = sorted(set(data))
-        return [pool[int(rng.integers(len(pool)))] if rng.random() < s else v for v in data]
-    raise ValueError(f"no perturbation {name!r} for {kind}")
+    return get_kind(kind).perturb(name, data, float(severity), rng)
 
 
 def noise_robustness(fitted: Fitted, pre_path: Path, levels: list[float], seed: int,
@@ -169,11 +129,12 @@ def noise_robustness(fitted: Fitted, pre_path: Path, levels: list[float], seed: 
     clean = [features(col, raw[col]) for col in fitted.columns]
     clean_accuracy = fitted.accuracy(clean, labels)
     kinds = {col: fitted.pstate.columns[col] for col in fitted.columns}
+    perturbations = {col: get_kind(kind).perturbations for col, kind in kinds.items()}
     curves = {}
-    total = sum(len(PERTURBATIONS[kinds[c]]) for c in fitted.columns) * (len(levels) - 1)
+    total = sum(len(perturbations[c]) for c in fitted.columns) * (len(levels) - 1)
     with progress("eval: robustness", total) as bar:
         for k, col in enumerate(fitted.columns):
-            for p, name in enumerate(PERTURBATIONS[kinds[col]]):
+            for p, name in enumerate(perturbations[col]):
                 accuracy = []
                 for j, level in enumerate(levels):
                     if level == 0:
@@ -187,7 +148,7 @@ def noise_robustness(fitted: Fitted, pre_path: Path, levels: list[float], seed: 
                 auc, relative = relative_robustness(levels, accuracy)
                 curves[f"{col}/{name}"] = {
                     "column": col, "kind": kinds[col], "perturbation": name,
-                    "severity": DESCRIBE[(kinds[col], name)], "n": int(test.size),
+                    "severity": perturbations[col][name], "n": int(test.size),
                     "levels": list(levels),
                     "accuracy": accuracy, "auc": auc, "relative_robustness": relative}
     return curves

@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from mmcli import artifacts, storage
-from mmcli.config import KINDS, RUNTIME_KEYS, ExtractConfig, to_dict
+from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
-from mmcli.errors import ArtifactError, DataError, UsageError
+from mmcli.errors import ArtifactError, UsageError
 from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of, start_workers
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
@@ -50,13 +50,8 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     check the config, start the workers, open the input, build the plan, fit it or reuse the
     previous fit, transform and write; splitting it further would pass a dozen locals
     between helpers."""
-    from mmcli.extractors import EXTRACTORS, check_params
-
     config = config or ExtractConfig()
-    for name in check_params(config.params, {kind: getattr(config, kind) for kind in KINDS}):
-        kind = EXTRACTORS.tags(name)["kind"]
-        log.warning("extract.params.%s is not used: no extract list names %r (add it to "
-                    "extract.%s, or remove its parameters)", name, name, kind)
+    _check_lists(config)
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
     # workers start now, importing what the extractors need, while this process checks the
     # input's hashes and fits
@@ -129,12 +124,24 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     return {**summary, **work, "refit": previous is None}
 
 
+def _check_lists(config: ExtractConfig) -> None:
+    """Check every kind's extractor list and the params; warn of params no list uses."""
+    from mmcli.extractors import EXTRACTORS, check_params
+    from mmcli.kinds import kind_names
+
+    for name in check_params(config.params,
+                             {kind: getattr(config, kind) for kind in kind_names()}):
+        kind = EXTRACTORS.tags(name)["kind"]
+        log.warning("extract.params.%s is not used: no extract list names %r (add it to "
+                    "extract.%s, or remove its parameters)", name, name, kind)
+
+
 def build_plan(config: ExtractConfig, columns: dict[str, str]
                ) -> tuple[Plan, dict[str, set[int]]]:
     """The configured (unfitted) extractors of every column, and per column the positions of
     its conditional ones (``name(auto)``), whose ``applies_to`` decides at fit."""
-    from mmcli.extractors import build_extractor
     from mmcli.extractors.base import config_name
+    from mmcli.kinds import get_kind
 
     plan: Plan = {}
     conditional: dict[str, set[int]] = {}
@@ -147,7 +154,7 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
         for entry in names:
             name, optional = config_name(entry)
             params = dict(config.params.get(name) or {})
-            extractor = build_extractor(name, kind, params)
+            extractor = get_kind(kind).build_extractor(name, params)
             if "seed" in {f.name for f in dataclasses.fields(extractor.Params)} \
                     and "seed" not in params:
                 extractor.params.seed = config.seed
@@ -158,17 +165,11 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
 
 
 def check_train_column(col: str, kind: str, train_data) -> None:
-    """Refuse a column its extractors would learn nothing from: a text column whose train
-    texts hold no word (all empty, punctuation or symbols). Every row of it would be the
-    same constant, whatever later texts say, since vocabularies come from train only."""
-    from mmcli.extractors.text import has_words
+    """Refuse a column its extractors would learn nothing from (its kind's
+    :meth:`~mmcli.kinds.base.Kind.check_train`, e.g. a text column without words)."""
+    from mmcli.kinds import get_kind
 
-    if kind == "text" and not has_words(train_data):
-        raise DataError(
-            f"text column {col!r} has no words in its {len(train_data)} train texts (all "
-            "empty, punctuation or symbols): its extractors would learn nothing from it",
-            f"fix the column in the manifest, or drop it with '{col}: ignore' under "
-            "preprocess.columns in the config")
+    get_kind(kind).check_train(col, train_data)
 
 
 def fit_plan(plan: Plan, conditional: dict[str, set[int]], train_column, advance=None
@@ -211,8 +212,10 @@ def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> lis
     import hashlib
     import json
 
+    from mmcli.kinds import get_kind
+
     numeric = {c: artifacts.load_npy(pre_path / "data" / f"{c}.npy", mmap=False)
-               for c, k in columns.items() if k == "numeric"}
+               for c, k in columns.items() if get_kind(k).stored == "numbers"}
     out = []
     for n, it in enumerate(items):
         blob = json.dumps([it.get("hashes", {}), it.get("values", {}),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import math
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -27,8 +26,8 @@ import numpy as np
 from mmcli import artifacts, storage
 from mmcli.config import PreprocessConfig, to_dict
 from mmcli.errors import DataError, UsageError
+from mmcli.kinds import get_kind, media_kinds
 from mmcli.manifest import (
-    MISSING_NUMBERS,
     Manifest,
     assign_splits,
     column_kinds,
@@ -37,13 +36,12 @@ from mmcli.manifest import (
     require_column,
     row_groups,
 )
-from mmcli.media import LONG_POLICIES, MediaError, load_audio, load_image, load_text
+from mmcli.media import LONG_POLICIES, MediaError
 from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of
 from mmcli.progress import ProgressFactory, silent
 
 CHUNK = 64
 log = logging.getLogger(__name__)
-MEDIA_KINDS = ("image", "audio")
 
 
 @dataclass
@@ -75,7 +73,24 @@ class PreprocessState:
 
     @classmethod
     def load(cls, directory: Path) -> PreprocessState:
-        return cls(**artifacts.read_json(directory / "preprocess.json"))
+        state = cls(**artifacts.read_json(directory / "preprocess.json"))
+        _check_kinds(state.columns, directory / "preprocess.json")
+        return state
+
+
+def _check_kinds(columns: dict, path: Path) -> None:
+    """Every column kind of a state file must be one this mmcli knows (a newer version's
+    kind, or an edited file, would otherwise be read as something it is not)."""
+    from mmcli.errors import ArtifactError, MmcliError
+
+    for col, kind in columns.items():
+        try:
+            get_kind(kind)
+        except MmcliError:
+            raise ArtifactError(f"{path}: column {col!r} has kind {kind!r}, which this version "
+                                "of mmcli does not know",
+                                "re-run preprocess (and the later stages) with this version, "
+                                "or upgrade mmcli") from None
 
 
 def check_label(pstate: PreprocessState, label: str | None, where: Path) -> None:
@@ -138,9 +153,6 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     return {**summary, **work}
 
 
-#: the settings that decide how a media file decodes; equal settings allow reusing old arrays
-_MEDIA_SETTINGS = ("image_size", "sample_rate", "max_audio_seconds", "long_audio",
-                   "max_image_pixels")
 
 
 def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig) -> Path | None:
@@ -155,10 +167,12 @@ def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig
         return None
     if not isinstance(old_state, dict):
         return None
-    media = {c: k for c, k in state.columns.items() if k in MEDIA_KINDS}
-    old_media = {c: k for c, k in old_state.get("columns", {}).items() if k in MEDIA_KINDS}
+    media = {c: k for c, k in state.columns.items() if get_kind(k).media}
+    old_media = {c: k for c, k in old_state.get("columns", {}).items() if k in media_kinds()}
+    # the settings that decide how a media file decodes: equal ones allow reusing old arrays
+    settings = sorted({key for k in media_kinds() for key in get_kind(k).decode_settings})
     same = media == old_media and all(
-        old_state.get(key) == getattr(state, key) for key in _MEDIA_SETTINGS)
+        old_state.get(key) == getattr(state, key) for key in settings)
     roots = old.meta.get("config", {}).get("media_roots", [])
     return out if same and roots == list(config.media_roots) else None
 
@@ -242,7 +256,7 @@ def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, st
     # (media bytes in a Parquet cell are covered by the manifest's own hash)
     paths = [manifest.resolve(row[col].strip()) for row in manifest.rows
              for col, kind in columns.items()
-             if kind in MEDIA_KINDS and isinstance(row.get(col), str) and row[col].strip()]
+             if get_kind(kind).media and isinstance(row.get(col), str) and row[col].strip()]
     # remote files: one metadata request each, many at a time (they are network round trips)
     remote = storage.stamps([p for p in paths if storage.is_url(p)])
     media = hashlib.sha256()
@@ -281,37 +295,25 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
         raise DataError(f"manifest {manifest.path} lacks column {missing[0]!r}, which the "
                         f"model was trained with", "add the column; its values may be empty")
     spec = {
+        # the decode settings and limits every kind reads what it needs from
+        **{k: v for k, v in state.__dict__.items() if k not in ("numeric", "classes")},
         # absolute: workers of a Dask cluster do not share this process's working directory
         "columns": state.columns, "base_dir": (manifest.base_dir if storage.is_url(
             manifest.base_dir) else os.path.abspath(manifest.base_dir)),
-        "image_size": state.image_size, "sample_rate": state.sample_rate,
-        "max_audio_seconds": state.max_audio_seconds, "lowercase": state.lowercase,
-        "max_image_pixels": state.max_image_pixels, "long_audio": state.long_audio,
-        "max_text_chars": state.max_text_chars, "long_text": state.long_text,
         "media_roots": [str(r) for r in resolve_media_roots(media_roots)],
     }
-    media_cols = [c for c, k in state.columns.items() if k in MEDIA_KINDS]
-    old = _Previous(previous, state.columns) if previous is not None else None
+    media_cols = [c for c, k in state.columns.items() if get_kind(k).media]
+    old = _Previous(previous, spec) if previous is not None else None
     spec["reuse"] = old.digests if old is not None else {}
     data_dir = directory / "data"
     data_dir.mkdir(parents=True, exist_ok=True)
     done = journal.records if journal is not None else []
     items: list[dict] = [it for r in done for it in r["items"]]
     failures: list[dict] = [f for r in done for f in r["failures"]]
-    numeric_raw: dict[str, list[float]] = {c: [v for r in done for v in r["numeric"][c]]
-                                           for c, k in state.columns.items() if k == "numeric"}
-    offsets: dict[str, list[int]] = {c: [0] for c, k in state.columns.items() if k == "audio"}
-    for col in offsets:
-        for n in (n for r in done for n in r["audio"][col]):
-            offsets[col].append(offsets[col][-1] + n)
-    w, h = state.image_size
-    appenders = {}
-    for col, kind in state.columns.items():
-        if kind in MEDIA_KINDS:
-            resume = done[-1]["rows"][col] if done else None
-            appenders[col] = artifacts.NpyAppender(
-                data_dir / f"{col}.npy", np.uint8 if kind == "image" else np.float32,
-                (h, w, 3) if kind == "image" else (), resume_rows=resume)
+    numeric_raw: dict[str, list[float]] = {
+        c: [v for r in done for v in r["numeric"][c]]
+        for c, k in state.columns.items() if get_kind(k).stored == "numbers"}
+    appenders, offsets = _open_arrays(spec, data_dir, done)
     counts = {"decoded": sum(r["decoded"] for r in done), "reused": sum(r["reused"] for r in done)}
     tasks = [
         [(i, {c: manifest.rows[i].get(c, "") for c in state.columns}) for i in range(a, b)]
@@ -342,15 +344,13 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
                 reused = True  # an item counts as reused when none of its media was decoded
                 for col, kind in state.columns.items():
                     value = payload[col]
-                    if kind in MEDIA_KINDS:
+                    if get_kind(kind).media:
                         if isinstance(value, str):  # a content hash found in the previous output
                             value = old.array(col, value)
                         else:
                             reused = False
-                        appenders[col].append(value[None] if kind == "image" else value)
-                        if kind == "audio":
-                            record["audio"][col].append(len(value))
-                    elif kind == "numeric":
+                        _append(spec, col, value, appenders, record["audio"])
+                    elif get_kind(kind).stored == "numbers":
                         record["numeric"][col].append(value)
                     else:
                         values[col] = value
@@ -427,6 +427,36 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     return summary
 
 
+def _open_arrays(spec: dict, data_dir: Path, done: list[dict]
+                 ) -> tuple[dict[str, artifacts.NpyAppender], dict[str, list[int]]]:
+    """Appenders of the media columns' arrays (:meth:`~mmcli.kinds.base.Kind.arrays`), and
+    the item offsets of the ragged ones, resumed after the chunks in ``done``."""
+    appenders, offsets = {}, {}
+    for col, kind in spec["columns"].items():
+        for suffix, (dtype, shape) in get_kind(kind).arrays(spec).items():
+            name = col + suffix
+            resume = done[-1]["rows"][name] if done else None
+            appenders[name] = artifacts.NpyAppender(data_dir / f"{name}.npy", dtype,
+                                                    shape if shape is not None else (),
+                                                    resume_rows=resume)
+            if shape is None:
+                offsets[name] = [0]
+                # (the journal's "audio" key holds every ragged array's item lengths)
+                for n in (n for r in done for n in r["audio"][name]):
+                    offsets[name].append(offsets[name][-1] + n)
+    return appenders, offsets
+
+
+def _append(spec: dict, col: str, value, appenders: dict, lengths: dict) -> None:
+    """Append one decoded media value to its column's arrays (a ragged array's item length
+    to ``lengths``)."""
+    kind = get_kind(spec["columns"][col])
+    for (suffix, (_, shape)), part in zip(kind.arrays(spec).items(), kind.parts(value)):
+        appenders[col + suffix].append(part[None] if shape is not None else part)
+        if shape is None:
+            lengths[col + suffix].append(len(part))
+
+
 def _fit_scaling(x: np.ndarray, method: str, col: str) -> list[float]:
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -491,40 +521,39 @@ def _decode_chunk(rows: list[tuple[int, dict]]) -> list[tuple[int, tuple | None,
 
 def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
     spec = _SPEC
-    roots = [Path(r) for r in spec.get("media_roots", ())]
     payload: dict = {}
     hashes: dict[str, str] = {}
     for col, kind in spec["columns"].items():
         cell = values.get(col) or ""
-        raw = cell.strip() if isinstance(cell, str) else ""
         try:
-            if kind in MEDIA_KINDS and isinstance(cell, bytes):
-                hashes[col], payload[col] = _decode_bytes(cell, kind, col, spec)
-                continue
-            if kind in MEDIA_KINDS:
-                if not raw:
-                    raise MediaError(f"no {kind} path")
-                path = storage.join(spec["base_dir"], raw)
-                if storage.is_url(path):
-                    if roots:
-                        raise MediaError(f"{raw!r} is a URL; media roots allow only local "
-                                         "files inside them; refused")
-                    hashes[col], payload[col] = _decode_url(path, kind, col, spec)
-                    continue
-                if roots:
-                    path = confine(path, roots, raw)
-                hashes[col], payload[col] = _decode_media(path, kind, col, spec)
-            elif kind == "numeric":
-                payload[col] = _parse_number(raw)
-            elif kind == "text":
-                payload[col] = load_text(values.get(col) or "", spec["lowercase"],
-                                         spec["max_text_chars"], spec["long_text"])
+            if get_kind(kind).media:
+                hashes[col], payload[col] = _decode_media_cell(cell, kind, col, spec)
             else:
-                payload[col] = raw
+                payload[col] = get_kind(kind).parse(cell if isinstance(cell, str) else "", spec)
         except MediaError as exc:
             return i, (col, str(exc)), {}
     payload["__hashes__"] = hashes
     return i, None, payload
+
+
+def _decode_media_cell(cell, kind: str, col: str, spec: dict) -> tuple[str, object]:
+    """(content digest, decoded value) of a media cell: encoded bytes, a URL, or a path
+    (relative to the manifest's folder, confined to the media roots when there are any)."""
+    if isinstance(cell, bytes):
+        return _decode_bytes(cell, kind, col, spec)
+    raw = cell.strip()
+    if not raw:
+        raise MediaError(f"no {kind} path")
+    roots = [Path(r) for r in spec.get("media_roots", ())]
+    path = storage.join(spec["base_dir"], raw)
+    if storage.is_url(path):
+        if roots:
+            raise MediaError(f"{raw!r} is a URL; media roots allow only local "
+                             "files inside them; refused")
+        return _decode_url(path, kind, col, spec)
+    if roots:
+        path = confine(path, roots, raw)
+    return _decode_media(path, kind, col, spec)
 
 
 def _decode_media(path: Path, kind: str, col: str, spec: dict) -> tuple[str, object]:
@@ -533,10 +562,7 @@ def _decode_media(path: Path, kind: str, col: str, spec: dict) -> tuple[str, obj
     digest = _content_digest(path)
     if digest in spec["reuse"].get(col, ()):
         return digest, digest
-    if kind == "image":
-        return digest, load_image(path, tuple(spec["image_size"]), spec["max_image_pixels"])
-    return digest, load_audio(path, spec["sample_rate"], spec["max_audio_seconds"],
-                              spec["long_audio"])
+    return digest, get_kind(kind).load(path, spec)
 
 
 def _decode_bytes(data: bytes, kind: str, col: str, spec: dict) -> tuple[str, object]:
@@ -545,7 +571,7 @@ def _decode_bytes(data: bytes, kind: str, col: str, spec: dict) -> tuple[str, ob
     reasons and content digest are a file's."""
     import tempfile
 
-    from mmcli.manifest import sniff_media
+    from mmcli.kinds import sniff_media
 
     sniffed = sniff_media(data)
     fd, tmp = tempfile.mkstemp(prefix="mmcli-", suffix=sniffed[1] if sniffed else "")
@@ -601,12 +627,13 @@ def _content_digest(path: Path) -> str:
 class _Previous:
     """Decoded media of an earlier preprocess output, looked up by content hash."""
 
-    def __init__(self, directory: Path, columns: dict[str, str]):
+    def __init__(self, directory: Path, spec: dict):
         self.directory = directory
+        self.spec = spec
         self.digests: dict[str, dict[str, int]] = {}
         items = artifacts.read_jsonl(directory / "items.jsonl")
-        for col, kind in columns.items():
-            if kind in MEDIA_KINDS:
+        for col, kind in spec["columns"].items():
+            if get_kind(kind).media:
                 self.digests[col] = {it["hashes"][col]: k for k, it in enumerate(items)
                                      if it.get("hashes", {}).get(col)}
         self._arrays: dict[str, np.ndarray] = {}
@@ -616,13 +643,19 @@ class _Previous:
             self._arrays[name] = artifacts.load_npy(self.directory / "data" / f"{name}.npy")
         return self._arrays[name]
 
-    def array(self, col: str, digest: str) -> np.ndarray:
+    def array(self, col: str, digest: str):
+        """The decoded value of ``col`` whose content hash is ``digest``."""
         k = self.digests[col][digest]
-        data = self._load(col)
-        if data.ndim > 1:  # images
-            return np.asarray(data[k])
-        offsets = self._load(f"{col}.offsets")
-        return np.asarray(data[offsets[k]:offsets[k + 1]])
+        kind = get_kind(self.spec["columns"][col])
+        parts = []
+        for suffix, (_, shape) in kind.arrays(self.spec).items():
+            data = self._load(col + suffix)
+            if shape is not None:
+                parts.append(np.asarray(data[k]))
+                continue
+            offsets = self._load(f"{col}{suffix}.offsets")
+            parts.append(np.asarray(data[offsets[k]:offsets[k + 1]]))
+        return kind.join(tuple(parts))
 
 
 def resolve_media_roots(roots) -> list[Path]:
@@ -659,14 +692,3 @@ def confine(path: Path, roots: list[Path], raw: str) -> Path:
                          f"({', '.join(str(r) for r in roots)}); refused")
     return real
 
-
-def _parse_number(raw: str) -> float:
-    if not raw or raw.lower() in MISSING_NUMBERS:
-        return math.nan
-    try:
-        value = float(raw)
-    except ValueError:
-        raise MediaError(f"{raw!r} is not a number") from None
-    if math.isinf(value):
-        raise MediaError(f"{raw!r} is not a finite number")
-    return value

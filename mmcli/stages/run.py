@@ -129,10 +129,10 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
 
 
 def _check_extractors(config: ExtractConfig) -> None:
-    from mmcli.config import KINDS
     from mmcli.extractors import check_params
+    from mmcli.kinds import kind_names
 
-    check_params(config.params, {kind: getattr(config, kind) for kind in KINDS})
+    check_params(config.params, {kind: getattr(config, kind) for kind in kind_names()})
 
 
 def why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict],

@@ -202,7 +202,7 @@ MANIFEST_CASES = [
     Case("parquet_image_bytes", "Parquet with a column of encoded PNG bytes", "accept",
          manifest="image_bytes.parquet", note="decoded like files; their hash is the bytes'"),
     Case("parquet_other_bytes", "Parquet with a binary column that is no image or audio",
-         "error", "holds bytes that are not encoded images or audio",
+         "error", "holds bytes that are not encoded media",
          manifest="other_bytes.parquet", exit_code=3),
 ]
 

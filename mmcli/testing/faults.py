@@ -25,8 +25,8 @@ except ImportError:  # dask is optional; these plugins are only used with it
 def _patch_decoder(should_die) -> None:
     import importlib
 
-    # (mmcli.stages exports a function named preprocess, which hides the module)
-    stage = importlib.import_module("mmcli.stages.preprocess")
+    # the image kind's decoder, which preprocess calls through the kind object
+    stage = importlib.import_module("mmcli.kinds.image")
     decode = stage.load_image
 
     def crashing(path, *args, **kwargs):

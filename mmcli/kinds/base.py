@@ -1,0 +1,149 @@
+"""The modality-kind contract: everything mmcli does that depends on what a column holds.
+
+A kind (image, audio, text, numeric, categorical, video) is one subclass of :class:`Kind` in
+one module of :mod:`mmcli.kinds`, registered with ``@KINDS.register("name")``. The stages never
+test a kind's name; they call its object (:func:`mmcli.kinds.get_kind`):
+
+* **detection**: :meth:`Kind.detect` claims a column from its non-empty cells (kinds are asked
+  in ``order``; text, last, takes whatever is left); :meth:`Kind.sniff` recognises encoded
+  bytes (a Parquet binary column) by their leading bytes;
+* **decoding and validation** with the kind's limits: :meth:`Kind.load` for media files
+  (``media = True``), :meth:`Kind.parse` for cells read as they are; both raise
+  :class:`~mmcli.media.MediaError` with the one-line reason recorded in ``failures.csv``;
+* **storage** in the preprocess output: :meth:`Kind.arrays` (media: the ``data/<col>*.npy``
+  arrays, fixed-shape or ragged with offsets), ``stored`` (``values``: in ``items.jsonl``,
+  ``numbers``: a scaled float array), and :meth:`Kind.read` (what extractors get);
+* **missing**: :meth:`Kind.missing_value` (what is stored for a cell that is absent) and
+  :meth:`Kind.is_missing` (whether a raw cell is absent);
+* **robustness noise**: ``perturbations`` (name -> description) and :meth:`Kind.perturb`;
+* **augmentation** of its structured blocks in training: ``layout``, ``augmentations`` and
+  :meth:`Kind.augment`;
+* **defaults**: ``default_extractors`` (``extract.<kind>``), ``encoder`` (what ``encoder:
+  auto`` picks for a block of its ``layout``), and :meth:`Kind.build_extractor`.
+
+Kinds hold no state: one instance per kind serves every column and process.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from mmcli.registry import Registry
+
+KINDS: Registry[type[Kind]] = Registry("modality kind")
+
+
+class Kind:
+    name: ClassVar[str]
+    #: listing and detection order (``extract --list``, docs, column detection)
+    order: ClassVar[int] = 50
+    #: detection asks this kind last: it claims what no other kind does (text)
+    fallback: ClassVar[bool] = False
+    #: cells are media files (paths, URLs or encoded bytes) decoded by :meth:`load`
+    media: ClassVar[bool] = False
+    #: file suffixes of this kind's media (lower case, with the dot)
+    extensions: ClassVar[frozenset[str]] = frozenset()
+    #: (leading bytes, bytes 8-12 or None, file suffix) of encoded media (see :meth:`sniff`)
+    magic: ClassVar[tuple] = ()
+    #: how preprocess stores a decoded value: "arrays" (media, see :meth:`arrays`), "numbers"
+    #: (a float array scaled with train statistics) or "values" (strings in items.jsonl)
+    stored: ClassVar[str] = "values"
+    #: robustness perturbations: name -> how severity s in [0, 1] is applied
+    perturbations: ClassVar[dict[str, str]] = {}
+    #: the structured row layout its extractors can give (models' encoders and augmentation)
+    layout: ClassVar[str | None] = None
+    #: the encoder ``encoder: auto`` picks for a block of ``layout``
+    encoder: ClassVar[str] = "mlp"
+    #: train.params.augment keys that act on blocks of ``layout``
+    augmentations: ClassVar[tuple[str, ...]] = ()
+    #: the default of ``extract.<kind>``
+    default_extractors: ClassVar[tuple[str, ...]] = ()
+    #: the preprocess settings that decide how a media file decodes (equal settings let an
+    #: incremental run reuse an earlier output's arrays)
+    decode_settings: ClassVar[tuple[str, ...]] = ()
+
+    # --- detection ----------------------------------------------------------------------
+    def detect(self, present: list[str]) -> bool:
+        """Whether a column whose non-empty, stripped cells are ``present`` is of this kind."""
+        if not self.extensions or not present:
+            return False
+        from pathlib import PurePath
+
+        hits = sum(PurePath(v).suffix.lower() in self.extensions for v in present)
+        return hits >= 0.9 * len(present)
+
+    def sniff(self, data: bytes) -> str | None:
+        """The file suffix of encoded bytes of this kind, from their leading bytes, else None."""
+        for head, tag, suffix in self.magic:
+            if data.startswith(head) and (tag is None or data[8:12] == tag):
+                return suffix
+        return None
+
+    # --- decoding -----------------------------------------------------------------------
+    def load(self, path, spec: dict) -> Any:
+        """Decode one local media file under the preprocess settings ``spec``; raises
+        :class:`~mmcli.media.MediaError` with the reason."""
+        raise NotImplementedError(f"{self.name} cells are not media files")
+
+    def parse(self, cell: str, spec: dict) -> Any:
+        """The value of a cell read as it is (not a media file); raises MediaError."""
+        return cell.strip()
+
+    # --- storage ------------------------------------------------------------------------
+    def arrays(self, spec: dict) -> dict[str, tuple[Any, tuple | None]]:
+        """Media: array name suffix -> (dtype, shape of one item); a shape of None is a ragged
+        array (items of any length, concatenated, with ``<name>.offsets.npy``)."""
+        return {}
+
+    def parts(self, value) -> tuple:
+        """A decoded media value split into one array per entry of :meth:`arrays`."""
+        return (value,)
+
+    def join(self, parts: tuple) -> Any:
+        """The inverse of :meth:`parts` (a value read back from stored arrays)."""
+        return parts[0]
+
+    def read(self, data, col: str, index) -> Any:
+        """What extractors get for items ``index`` of column ``col`` of a
+        :class:`~mmcli.dataset.PreprocessedData`."""
+        return data.values(col, index)
+
+    # --- missing ------------------------------------------------------------------------
+    def is_missing(self, cell) -> bool:
+        """Whether a raw manifest cell is absent (empty)."""
+        return not (cell.strip() if isinstance(cell, str) else cell)
+
+    def missing_value(self, spec: dict) -> Any:
+        """The decoded value stored for an absent cell of a kept row, shaped like any decoded
+        value (so arrays stay aligned with items); extractors never see it as data."""
+        return ""
+
+    # --- robustness and augmentation ----------------------------------------------------
+    def perturb(self, name: str, data, severity: float, rng: np.random.Generator):
+        """A corrupted copy of a batch of preprocessed values (``read``'s type)."""
+        raise ValueError(f"no perturbation {name!r} for {self.name}")
+
+    def augment(self, raw, shape, params, rng):
+        """Augment a (n, width) torch batch of ``layout`` rows (un-normalised) by
+        ``params`` (:class:`~mmcli.models.augment.AugmentParams`)."""
+        return raw
+
+    # --- extractors ---------------------------------------------------------------------
+    def check_train(self, col: str, train_data) -> None:
+        """Refuse (DataError) a column whose train data its extractors would learn nothing
+        from."""
+
+    def build_extractor(self, name: str, params: dict | None):
+        """The extractor a config entry of ``extract.<kind>`` names."""
+        from mmcli.extractors.base import build_extractor
+
+        return build_extractor(name, self.name, params)
+
+    def extractor_names(self) -> list[str]:
+        """The extractor names ``extract.<kind>`` accepts (for messages and listings)."""
+        from mmcli.extractors import EXTRACTORS
+
+        return EXTRACTORS.names(kind=self.name)
+
