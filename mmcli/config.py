@@ -34,7 +34,8 @@ RUNTIME_KEYS = ("jobs", "executor", "scheduler")
 class PreprocessConfig:
     label: str = "label"
     seed: int = 0
-    #: column -> kind (image, audio, text, numeric, categorical) or "ignore"; overrides detection
+    #: column -> kind (image, audio, video, text, numeric, categorical) or "ignore"; overrides
+    #: detection
     columns: dict = field(default_factory=dict)
     #: fractions of the deterministic split used when the manifest has no ``split`` column
     split: dict = field(default_factory=lambda: {"train": 0.7, "val": 0.15, "test": 0.15})
@@ -62,6 +63,14 @@ class PreprocessConfig:
     long_text: str = "cut"
     #: text is NFKC-normalised, whitespace-collapsed and, if true, lower-cased
     lowercase: bool = True
+    #: video: frames sampled evenly over a clip (each resized to image_size)
+    video_frames: int = 8
+    #: limit on video duration (seconds); longer clips: see long_video
+    max_video_seconds: float = 600.0
+    #: longer video: "cut" (sample frames from its first max_video_seconds) or "fail"
+    long_video: str = "cut"
+    #: videos of larger frames (width x height, read from the stream header) are left out
+    max_video_pixels: int = 3840 * 2160
     #: the stage fails when more than this fraction of items fail to decode
     max_failed_fraction: float = 0.1
     #: when non-empty, media are read only from inside these folders (see docs/failures.md)
@@ -90,6 +99,7 @@ class ExtractConfig:
     text: list = field(default_factory=lambda: _default_extractors("text"))
     numeric: list = field(default_factory=lambda: _default_extractors("numeric"))
     categorical: list = field(default_factory=lambda: _default_extractors("categorical"))
+    video: list = field(default_factory=lambda: _default_extractors("video"))
     #: extractor name -> parameters, e.g. {word2vec: {vector_size: 100}}
     params: dict = field(default_factory=dict)
     #: worker processes; 0 means all cores

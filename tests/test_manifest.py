@@ -222,8 +222,9 @@ def test_column_kinds_unknown_column(tmp_path):
 
 def test_column_kinds_bad_kind(tmp_path):
     m = manifest_for_kinds(tmp_path)
-    with pytest.raises(UsageError, match="'video'"):
-        column_kinds(m, "label", {"text": "video"})
+    with pytest.raises(UsageError, match="'hologram'") as err:
+        column_kinds(m, "label", {"text": "hologram"})
+    assert "video" in err.value.hint  # the registered kinds are listed
 
 
 def test_column_kinds_none_left(tmp_path):

@@ -11,7 +11,7 @@ import inspect
 from dataclasses import dataclass
 
 from mmcli.extractors.base import EXTRACTORS
-from mmcli.kinds import kind_names
+from mmcli.kinds import get_kind, kind_names
 
 
 @dataclass
@@ -84,6 +84,9 @@ def format_list() -> str:
     lines: list[str] = []
     for kind in kind_names():
         lines.append(f"{kind} (default: {', '.join(defaults[kind])})")
+        if get_kind(kind).extractors_note:
+            lines += textwrap.wrap(get_kind(kind).extractors_note, 94, initial_indent="  ",
+                                   subsequent_indent="  ")
         for info in (i for i in all_extractors() if i.kind == kind):
             lines.append(f"  {info.name}")
             lines += textwrap.wrap(info.summary.replace("`", ""), 92, initial_indent="      ",

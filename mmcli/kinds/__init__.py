@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 
-from mmcli.kinds import audio, categorical, image, numeric, text  # noqa: F401
+from mmcli.kinds import audio, categorical, image, numeric, text, video  # noqa: F401
 from mmcli.kinds.base import KINDS, Kind
 
 __all__ = ["KINDS", "Kind", "get_kind", "kind_names", "media_kinds", "detect_kind"]

@@ -64,6 +64,13 @@ class Kind:
     #: incremental run reuse an earlier output's arrays)
     decode_settings: ClassVar[tuple[str, ...]] = ()
 
+    #: ``extract --list``: what ``extract.<kind>`` accepts when it has no extractors of its own
+    extractors_note: ClassVar[str] = ""
+
+    def require(self) -> None:
+        """Raise UsageError, saying what to install, when a library this kind decodes with is
+        missing (asked before any item is decoded)."""
+
     # --- detection ----------------------------------------------------------------------
     def detect(self, present: list[str]) -> bool:
         """Whether a column whose non-empty, stripped cells are ``present`` is of this kind."""
@@ -140,6 +147,13 @@ class Kind:
         from mmcli.extractors.base import build_extractor
 
         return build_extractor(name, self.name, params)
+
+    def load_extractor(self, state: dict, arrays: dict, files: dict):
+        """A fitted extractor of this kind's column from its saved state (see
+        :func:`mmcli.stages.extract.save_plan`)."""
+        from mmcli.extractors import EXTRACTORS
+
+        return EXTRACTORS.get(state["name"]).from_state(state, arrays, files)
 
     def extractor_names(self) -> list[str]:
         """The extractor names ``extract.<kind>`` accepts (for messages and listings)."""

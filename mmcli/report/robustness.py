@@ -17,6 +17,8 @@
   text          word_drop        each word dropped with probability s
   numeric       gaussian_noise   additive Gaussian noise, std s (scaled units)
   categorical   swap             value replaced with probability s by a random test value
+  video         frame_noise      image gaussian_noise on every sampled frame
+  video         track_noise      audio white_noise on the sound track
   ============  ===============  ====================================================
 
   Relative robustness of a curve: the area under accuracy-vs-severity (trapezoids), divided by

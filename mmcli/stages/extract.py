@@ -353,16 +353,17 @@ def load_decisions(directory: Path) -> Decisions:
 
 
 def load_plan(directory: Path) -> Plan:
-    from mmcli.extractors import EXTRACTORS
+    from mmcli.kinds import get_kind
 
     index = artifacts.read_json(directory / "extract.json")
     plan: Plan = {}
     for col, stems in index["extractors"].items():
+        kind = get_kind(index["columns"][col])
         plan[col] = []
         for stem in stems:
             params, arrays = artifacts.load_state(directory, stem)
             files = {suffix: directory / f"{stem}.{suffix}" for suffix in params.get("files", [])}
-            plan[col].append(EXTRACTORS.get(params["name"]).from_state(params, arrays, files))
+            plan[col].append(kind.load_extractor(params, arrays, files))
     return plan
 
 

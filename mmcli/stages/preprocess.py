@@ -9,6 +9,9 @@ Output directory::
     data/<col>.npy       images: (n, height, width, 3) uint8
                          audio: all samples concatenated, float32, with data/<col>.offsets.npy
                          numeric: (n,) float32, scaled with train statistics, NaN where missing
+                         video: (n, video_frames, height, width, 3) uint8, and the sound
+                         tracks as data/<col>.audio.npy with data/<col>.audio.offsets.npy
+                         (each kind's arrays: mmcli.kinds, Kind.arrays)
     state/preprocess.json  everything needed to preprocess new data the same way
 """
 
@@ -66,6 +69,10 @@ class PreprocessState:
     long_audio: str = PreprocessConfig.long_audio
     max_text_chars: int = PreprocessConfig.max_text_chars
     long_text: str = PreprocessConfig.long_text
+    video_frames: int = PreprocessConfig.video_frames
+    max_video_seconds: float = PreprocessConfig.max_video_seconds
+    long_video: str = PreprocessConfig.long_video
+    max_video_pixels: int = PreprocessConfig.max_video_pixels
 
     def save(self, directory: Path) -> None:
         # keys keep their order (not sorted) so that modalities stay in manifest order
@@ -103,6 +110,9 @@ def check_label(pstate: PreprocessState, label: str | None, where: Path) -> None
         )
 
 
+_VIDEO_SETTINGS = ("video_frames", "max_video_seconds", "long_video", "max_video_pixels")
+
+
 @storage.staged()
 def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None = None,
                progress: ProgressFactory = silent) -> dict:
@@ -130,6 +140,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
         long_audio=config.long_audio,
         max_text_chars=config.max_text_chars,
         long_text=config.long_text,
+        **{key: getattr(config, key) for key in _VIDEO_SETTINGS},
         split_source="manifest" if "split" in manifest.columns else "hash",
     )
     inputs = manifest_inputs(manifest, state.columns)
@@ -294,6 +305,8 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     if missing:
         raise DataError(f"manifest {manifest.path} lacks column {missing[0]!r}, which the "
                         f"model was trained with", "add the column; its values may be empty")
+    for kind in sorted(set(state.columns.values())):
+        get_kind(kind).require()
     spec = {
         # the decode settings and limits every kind reads what it needs from
         **{k: v for k, v in state.__dict__.items() if k not in ("numeric", "classes")},
@@ -497,7 +510,10 @@ def _check_config(config: PreprocessConfig) -> None:
     if config.max_image_pixels <= 0 or config.max_text_chars <= 0:
         raise UsageError("preprocess.max_image_pixels and max_text_chars must be positive",
                          "e.g. max_image_pixels: 50000000, max_text_chars: 100000")
-    for key in ("long_audio", "long_text"):
+    if config.video_frames < 1 or config.max_video_seconds <= 0 or config.max_video_pixels <= 0:
+        raise UsageError("preprocess.video_frames, max_video_seconds and max_video_pixels must "
+                         "be positive", "e.g. video_frames: 8, max_video_seconds: 600")
+    for key in ("long_audio", "long_text", "long_video"):
         if getattr(config, key) not in LONG_POLICIES:
             raise UsageError(f"preprocess.{key} is {getattr(config, key)!r}",
                              "use 'cut' or 'fail'")

@@ -9,6 +9,8 @@ each case's outcome. Layout::
     DIR/outside/               a valid image outside items/, reached through '..', an absolute
                                path and a symlink (refused under --media-root DIR/items)
     DIR/manifests/<case>.*     one manifest per *manifest* case
+    DIR/videos/manifest.csv    good clips plus one row per *video* case (with PyAV installed),
+                               and its config.yaml
     DIR/config.yaml            the config of the corpus run (small limits, so the corpus is small)
 
 Outcomes: ``quarantine`` (the item is left out and listed in failures.csv with the reason; the
@@ -20,6 +22,7 @@ output directory).
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import os
 import struct
@@ -27,6 +30,7 @@ import sys
 import wave
 import zlib
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +49,13 @@ preprocess:
   max_failed_fraction: 1.0
   image_size: [16, 16]
   columns: {{value: numeric}}   # one 'abc' would otherwise make the column text
+"""
+
+VIDEO_CONFIG = """\
+preprocess:
+  max_failed_fraction: 1.0
+  image_size: [16, 16]
+  video_frames: 4
 """
 
 
@@ -206,7 +217,27 @@ MANIFEST_CASES = [
          manifest="other_bytes.parquet", exit_code=3),
 ]
 
-CASES = ITEM_CASES + MANIFEST_CASES
+#: clips of the ``clip`` column of DIR/videos/manifest.csv (the video kind, PyAV)
+VIDEO_CASES = [
+    Case("video_truncated", "MP4 clip cut in half", "quarantine", "cannot decode video", "clip"),
+    Case("video_truncated_mkv", "Matroska clip cut in half", "accept", column="clip",
+         note="the frames present are used"),
+    Case("video_not_video", "text file named .mp4", "quarantine", "cannot decode video", "clip"),
+    Case("video_zero_bytes", "zero-byte .mp4", "quarantine", "empty file", "clip"),
+    Case("video_no_stream", "Matroska file with a sound track and no video stream",
+         "quarantine", "no video stream", "clip"),
+    Case("video_zero_frames", "AVI whose video stream has no frames", "quarantine",
+         "video has no frames", "clip"),
+    Case("video_huge", "clip of 4000x2500 frames (10 MP; the limit is 4K)", "quarantine",
+         "video frames too large", "clip"),
+    Case("video_long", "15-minute clip", "accept", column="clip",
+         note="frames sampled from its first max_video_seconds (long_video: cut, the "
+              "default); left out with long_video: fail"),
+    Case("video_silent", "clip without a sound track", "accept", column="clip",
+         note="an empty sound track: the audio extractors give it a row of zeros"),
+]
+
+CASES = ITEM_CASES + VIDEO_CASES + MANIFEST_CASES
 COLUMNS = ["id", "image", "audio", "text", "value", "split", "label"]
 
 
@@ -236,7 +267,66 @@ def write_corpus(root: Path) -> Path:
     _write_rows(items / "manifest.csv", rows)
     (root / "config.yaml").write_text(CONFIG, encoding="utf-8")
     _write_manifests(root / "manifests", good[:12])
+    if importlib.util.find_spec("av") is not None:
+        write_video_corpus(root / "videos")
     return root
+
+
+def write_video_corpus(folder: Path) -> Path:
+    """Eight good clips and one row per video case under ``folder``; returns the manifest."""
+    from mmcli.testing.dummies import make_video_dataset
+
+    manifest = make_video_dataset(folder, n=8)
+    rows = _read_rows(manifest)
+    bad = folder / "bad"
+    bad.mkdir(exist_ok=True)
+    for case in VIDEO_CASES:
+        path = _bad_video(case.name, bad)
+        rows.append({"id": case.name, "clip": str(path.relative_to(folder)), "label": "red"})
+    _write_rows(manifest, rows, ["id", "clip", "label"])
+    (folder / "config.yaml").write_text(VIDEO_CONFIG, encoding="utf-8")
+    return manifest
+
+
+def _bad_video(name: str, bad: Path) -> Path:
+    import av
+
+    from mmcli.testing.dummies import write_video
+
+    path = bad / (f"{name}.avi" if name == "video_zero_frames" else
+                  f"{name}.mkv" if name in ("video_truncated_mkv", "video_no_stream")
+                  else f"{name}.mp4")
+    if name in ("video_truncated", "video_truncated_mkv"):
+        data = write_video(path, frames=6).read_bytes()
+        path.write_bytes(data[: len(data) // 2])
+    elif name in ("video_not_video", "video_zero_bytes"):
+        path.write_bytes(b"" if name == "video_zero_bytes" else b"not a video\n")
+    elif name == "video_huge":
+        write_video(path, size=(4000, 2500), frames=1, freq=None)
+    elif name == "video_long":  # 3 frames, 5 minutes apart
+        write_video(path, frames=3, fps=Fraction(1, 300), freq=None)
+    elif name == "video_silent":
+        write_video(path, freq=None)
+    else:
+        with av.open(str(path), "w") as container:
+            if name == "video_no_stream":
+                _sound_only(container)
+            else:  # a video stream, a header, and not one frame
+                stream = container.add_stream("mpeg4", rate=4)
+                stream.width, stream.height, stream.pix_fmt = 32, 32, "yuv420p"
+                container.start_encoding()
+    return path
+
+
+def _sound_only(container) -> None:
+    import av
+
+    stream = container.add_stream("aac", rate=8000, layout="mono")
+    chunk = av.AudioFrame.from_ndarray(np.zeros((1, 4000), np.float32), format="flt",
+                                       layout="mono")
+    chunk.sample_rate = 8000
+    for packet in [*stream.encode(chunk), *stream.encode()]:
+        container.mux(packet)
 
 
 # --- item cases ----------------------------------------------------------------------------
@@ -509,9 +599,9 @@ def _read_rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
+def _write_rows(path: Path, rows: list[dict], columns: list[str] = COLUMNS) -> None:
     with open(path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(f, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
 

@@ -133,3 +133,56 @@ def make_hard_dataset(root: Path, n: int = 400, seed: int = 0, noise: float = 1.
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def write_video(path: Path, rgb: tuple[int, int, int] = (128, 128, 128), freq: float | None = 440.0,
+                frames: int = 4, size: int | tuple[int, int] = 32, fps=4, rate: int = 8000,
+                codec: str = "mpeg4") -> Path:
+    """A tiny clip (PyAV): ``frames`` frames of ``size`` (a side, or (width, height)) and
+    colour ``rgb``, brightening over time, at ``fps`` (a number or a Fraction), and a tone of
+    ``freq`` Hz as its sound track (none when ``freq`` is None). The container is chosen by
+    the suffix (.mp4, .mkv, .mov, .avi; .webm wants codec libvpx)."""
+    import av
+
+    width, height = (size, size) if isinstance(size, int) else size
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        video = container.add_stream(codec, rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        sound = container.add_stream("aac", rate=rate, layout="mono") if freq else None
+        for k in range(frames):
+            image = np.clip(np.array(rgb) + 10 * k, 0, 255).astype(np.uint8)
+            frame = av.VideoFrame.from_ndarray(
+                np.broadcast_to(image, (height, width, 3)).copy(), format="rgb24")
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        if sound is not None:
+            t = np.arange(int(rate * frames / fps)) / rate
+            samples = (0.4 * np.sin(2 * np.pi * freq * t)).astype(np.float32)[None]
+            chunk = av.AudioFrame.from_ndarray(samples, format="flt", layout="mono")
+            chunk.sample_rate = rate
+            for packet in [*sound.encode(chunk), *sound.encode()]:
+                container.mux(packet)
+    return path
+
+
+def make_video_dataset(root: Path, n: int = 12, classes: tuple[str, ...] = CLASSES[:2],
+                       with_label: bool = True, name: str = "manifest") -> Path:
+    """Write ``n`` rows of ``id, clip, label`` (tiny .mp4 clips, colour and tone by class;
+    every third clip without a sound track) under ``root``; returns the manifest path."""
+    root = Path(root)
+    rows = []
+    for k in range(n):
+        label = classes[k % len(classes)]
+        clip = write_video(root / "media" / f"v{k:03d}.mp4", _COLOURS[label],
+                           None if k % 3 == 2 else _TONES[label], frames=3 + k % 3)
+        rows.append({"id": f"v{k:03d}", "clip": str(clip.relative_to(root)),
+                     **({"label": label} if with_label else {})})
+    manifest = root / f"{name}.csv"
+    with open(manifest, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return manifest

@@ -17,7 +17,7 @@ import pytest
 from cli.helpers import fails, ok, read_rows
 
 from mmcli.testing import badinput
-from mmcli.testing.badinput import ITEM_CASES, MANIFEST_CASES
+from mmcli.testing.badinput import ITEM_CASES, MANIFEST_CASES, VIDEO_CASES
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,25 @@ def corpus_run(corpus) -> dict:
             "items": {it["id"]: (k, it) for k, it in enumerate(items)}}
 
 
-@pytest.mark.parametrize("case", ITEM_CASES, ids=lambda c: c.name)
-def test_item_case(case, corpus_run):
-    failures, items = corpus_run["failures"], corpus_run["items"]
+@pytest.fixture(scope="module")
+def video_run(corpus) -> dict:
+    """preprocess over the video corpus (written only where PyAV is installed)."""
+    videos = corpus / "videos"
+    if not videos.is_dir():
+        pytest.skip("PyAV is not installed")
+    out = corpus / "runs" / "videos"
+    ok("preprocess", videos / "manifest.csv", "-o", out, "-c", videos / "config.yaml",
+       "-j", "1")
+    items = [json.loads(line) for line in
+             (out / "items.jsonl").read_text(encoding="utf-8").splitlines()]
+    return {"out": out, "failures": {r["id"]: r for r in read_rows(out / "failures.csv")},
+            "items": {it["id"]: (k, it) for k, it in enumerate(items)}}
+
+
+@pytest.mark.parametrize("case", ITEM_CASES + VIDEO_CASES, ids=lambda c: c.name)
+def test_item_case(case, request):
+    run = request.getfixturevalue("video_run" if case in VIDEO_CASES else "corpus_run")
+    failures, items = run["failures"], run["items"]
     if case.outcome == "quarantine":
         assert case.name in failures, f"{case.name} was not left out"
         failure = failures[case.name]
@@ -51,6 +67,16 @@ def test_item_case(case, corpus_run):
     else:
         assert case.outcome == "accept"
         assert case.name in items, failures.get(case.name)
+
+
+def test_a_long_clip_is_sampled_in_its_first_max_video_seconds(video_run):
+    frames = np.load(video_run["out"] / "data" / "clip.npy")
+    sound = np.diff(np.load(video_run["out"] / "data" / "clip.audio.offsets.npy"))
+    position = video_run["items"]["video_long"][0]
+    # frames at 0, 300 and 600 s, each brighter: the one at 600 s is past the 600 s limit
+    assert len({int(f.mean()) for f in frames[position]}) == 2
+    assert sound[video_run["items"]["video_silent"][0]] == 0
+    assert sound[video_run["items"]["v000"][0]] > 0
 
 
 def test_the_good_rows_are_all_kept(corpus_run):
