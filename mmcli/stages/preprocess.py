@@ -18,6 +18,7 @@ Output directory::
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import os
 from collections import Counter
@@ -110,7 +111,8 @@ def check_label(pstate: PreprocessState, label: str | None, where: Path) -> None
         )
 
 
-_VIDEO_SETTINGS = ("video_frames", "max_video_seconds", "long_video", "max_video_pixels")
+#: PreprocessConfig keys copied into the state (not columns: the config's are overrides)
+_SETTINGS = {f.name for f in dataclasses.fields(PreprocessConfig)} - {"columns", "image_size"}
 
 
 @storage.staged()
@@ -129,18 +131,11 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
                            groups)
     _warn_unstable_splits(manifest, config, groups, splits)
     state = PreprocessState(
-        label=config.label,
+        # the settings every kind decodes with: the state's fields that are config keys
+        **{f.name: getattr(config, f.name) for f in dataclasses.fields(PreprocessState)
+           if f.name in _SETTINGS},
         columns=columns,
         image_size=[int(v) for v in config.image_size],
-        sample_rate=config.sample_rate,
-        max_audio_seconds=config.max_audio_seconds,
-        lowercase=config.lowercase,
-        numeric_scaling=config.numeric_scaling,
-        max_image_pixels=config.max_image_pixels,
-        long_audio=config.long_audio,
-        max_text_chars=config.max_text_chars,
-        long_text=config.long_text,
-        **{key: getattr(config, key) for key in _VIDEO_SETTINGS},
         split_source="manifest" if "split" in manifest.columns else "hash",
     )
     inputs = manifest_inputs(manifest, state.columns)
@@ -162,8 +157,6 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
         work = {k: summary.pop(k) for k in ("decoded", "reused", "resumed_chunks")}
         writer.commit(to_dict(config), config.seed, inputs, summary)
     return {**summary, **work}
-
-
 
 
 def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig) -> Path | None:
