@@ -24,6 +24,8 @@ class AudioKind(Kind):
              (b"fLaC", None, ".flac"), (b"OggS", None, ".ogg"), (b"ID3", None, ".mp3"))
     perturbations = {"white_noise": "white noise, SNR 30 - 40·s dB"}
     layout = "logmel"
+    layout_what = "log-mel frames"
+    layout_extractor = "frames"
     encoder = "gru"
     augmentations = ("gain_db", "time_shift", "noise_snr_db")
     default_extractors = ("mfcc", "spectral", "prosody", "frames(auto)")

@@ -54,6 +54,9 @@ class Kind:
     perturbations: ClassVar[dict[str, str]] = {}
     #: the structured row layout its extractors can give (models' encoders and augmentation)
     layout: ClassVar[str | None] = None
+    #: what a ``layout`` block holds, and the extractor that gives it (for messages)
+    layout_what: ClassVar[str] = ""
+    layout_extractor: ClassVar[str] = ""
     #: the encoder ``encoder: auto`` picks for a block of ``layout``
     encoder: ClassVar[str] = "mlp"
     #: train.params.augment keys that act on blocks of ``layout``

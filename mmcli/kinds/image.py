@@ -20,6 +20,8 @@ class ImageKind(Kind):
     perturbations = {"gaussian_noise": "Gaussian noise, std 128·s grey levels",
                      "blur": "Gaussian blur, sigma s·width/16 px"}
     layout = "image"
+    layout_what = "an image (pixels)"
+    layout_extractor = "pixels"
     encoder = "cnn"
     augmentations = ("flip", "rotate", "crop")
     default_extractors = ("color_hist", "hog")

@@ -16,6 +16,8 @@ class TextKind(Kind):
     fallback = True
     perturbations = {"word_drop": "each word dropped with probability s"}
     layout = "tokens"
+    layout_what = "word ids"
+    layout_extractor = "tokens"
     encoder = "transformer"
     augmentations = ("token_drop", "token_unk")
     default_extractors = ("tfidf",)

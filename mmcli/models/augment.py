@@ -72,8 +72,6 @@ def _kind_of_layout(layout: str):
 
 
 TARGETS = _targets()
-_WHAT = {"image": "an image (pixels)", "logmel": "log-mel frames", "tokens": "word ids"}
-_HOW = {"image": "pixels", "logmel": "frames", "tokens": "tokens"}
 
 
 def parse_augment(spec: dict, model: str) -> AugmentParams:
@@ -126,9 +124,11 @@ class Augmenter:
         for key, value in dataclasses.asdict(params).items():
             if value and TARGETS[key] not in found:
                 raise UsageError(
-                    f"augment.{key} is set but no modality block is {_WHAT[TARGETS[key]]}, so "
+                    f"augment.{key} is set but no modality block is "
+                    f"{_kind_of_layout(TARGETS[key]).layout_what}, so "
                     "it would change nothing",
-                    f"extract the modality with {_HOW[TARGETS[key]]} alone (and fuse with "
+                    f"extract the modality with {_kind_of_layout(TARGETS[key]).layout_extractor}"
+                    " alone (and fuse with "
                     "concat), or drop augment." + key)
 
     @property

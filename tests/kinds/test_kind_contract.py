@@ -93,6 +93,7 @@ def test_layout_encoder_and_augmentations_fit_together(name):
         assert kind.encoder == "mlp" and not kind.augmentations
     else:
         assert kind.encoder == "mlp" or kind.layout in FITS[kind.encoder]
+        assert kind.layout_what and kind.build_extractor(kind.layout_extractor, None)
     fields = {f.name for f in dataclasses.fields(AugmentParams)}
     assert set(kind.augmentations) <= fields
 
