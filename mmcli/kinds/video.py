@@ -240,7 +240,9 @@ def load_video(path, spec: dict) -> tuple[np.ndarray, np.ndarray]:
         with av.open(str(path)) as container:
             seconds = _duration(_video_stream(container, path, spec), container, path, spec)
         with av.open(str(path)) as container:
-            frames = _sample_frames(container, container.streams.video[0], seconds, spec)
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1  # preprocess runs one worker per core
+            frames = _sample_frames(container, stream, seconds, spec)
         if frames is None:
             raise MediaError(f"video has no frames: {path}")
         # the track of the clip's (cut) duration, within the audio limit
