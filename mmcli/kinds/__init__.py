@@ -9,6 +9,9 @@ add ``extract.<name>`` to :class:`mmcli.config.ExtractConfig`, and run the kind 
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Iterable
+from itertools import islice
 
 from mmcli.kinds import audio, categorical, image, numeric, text, video  # noqa: F401
 from mmcli.kinds.base import KINDS, Kind
@@ -31,12 +34,26 @@ def media_kinds() -> list[str]:
     return [n for n in kind_names() if get_kind(n).media]
 
 
-def detect_kind(values: list[str]) -> str:
-    """Guess a column's kind from its values: the first kind, in order, that claims the
-    non-empty ones, the fallback kind last (text claims anything, an empty column too)."""
-    present = [v.strip() for v in values if v.strip()]
+#: cells counted at a time by :func:`detect_kind`
+BLOCK_ROWS = 65_536
+
+
+def detect_kind(values: Iterable[str]) -> str:
+    """Guess a column's kind from its values: the first kind, in order, whose detector claims
+    the non-empty ones, the fallback kind last (text claims anything, an empty column too).
+    The values are read once, a block at a time, each distinct value of a block once."""
     names = sorted(kind_names(), key=lambda n: get_kind(n).fallback)
-    return next(n for n in names if get_kind(n).detect(present))
+    detectors = [get_kind(n).detector() for n in names]
+    n = 0
+    values = iter(values)
+    while block := Counter(islice(values, BLOCK_ROWS)):
+        for value, count in block.items():
+            value = value.strip()
+            if value:
+                n += count
+                for detector in detectors:
+                    detector.add(value, count)
+    return next(name for name, d in zip(names, detectors) if d.claims(n))
 
 
 def sniff_media(data: bytes) -> tuple[str, str] | None:

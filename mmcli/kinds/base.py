@@ -4,9 +4,10 @@ A kind (image, audio, text, numeric, categorical, video) is one subclass of :cla
 one module of :mod:`mmcli.kinds`, registered with ``@KINDS.register("name")``. The stages never
 test a kind's name; they call its object (:func:`mmcli.kinds.get_kind`):
 
-* **detection**: :meth:`Kind.detect` claims a column from its non-empty cells (kinds are asked
-  in ``order``; text, last, takes whatever is left); :meth:`Kind.sniff` recognises encoded
-  bytes (a Parquet binary column) by their leading bytes;
+* **detection**: :meth:`Kind.detector` claims a column from its non-empty cells, streamed
+  (kinds are asked in ``order``; text, the fallback, takes whatever is left);
+  :meth:`Kind.sniff` recognises encoded bytes (a Parquet binary column) by their leading
+  bytes;
 * **decoding and validation** with the kind's limits: :meth:`Kind.load` for media files
   (``media = True``), :meth:`Kind.parse` for cells read as they are; both raise
   :class:`~mmcli.media.MediaError` with the one-line reason recorded in ``failures.csv``;
@@ -33,6 +34,40 @@ import numpy as np
 from mmcli.registry import Registry
 
 KINDS: Registry[type[Kind]] = Registry("modality kind")
+
+
+class Detector:
+    """Decides whether a column is of one kind from its cells, seen once, a block at a time:
+    :meth:`add` gets every distinct non-empty stripped cell of a block with its count (a
+    column of a million cells is never held whole)."""
+
+    def add(self, value: str, count: int) -> None:
+        pass
+
+    def claims(self, n: int) -> bool:
+        """Whether the column, of ``n`` non-empty cells in all, is of this kind."""
+        return False
+
+
+class SuffixDetector(Detector):
+    """At least 90% of the cells end in one of ``extensions`` (media paths and URLs)."""
+
+    def __init__(self, extensions: frozenset[str]):
+        self.extensions, self.hits = extensions, 0
+
+    def add(self, value: str, count: int) -> None:
+        if self.extensions and "." in value and suffix(value) in self.extensions:
+            self.hits += count
+
+    def claims(self, n: int) -> bool:
+        return n > 0 and self.hits >= 0.9 * n
+
+
+def suffix(value: str) -> str:
+    """``PurePath(value).suffix.lower()`` without making a path (detection reads every cell)."""
+    name = next((part for part in reversed(value.split("/")) if part and part != "."), "")
+    dot = name.rfind(".")
+    return name[dot:].lower() if 0 < dot < len(name) - 1 else ""
 
 
 class Kind:
@@ -75,14 +110,10 @@ class Kind:
         missing (asked before any item is decoded)."""
 
     # --- detection ----------------------------------------------------------------------
-    def detect(self, present: list[str]) -> bool:
-        """Whether a column whose non-empty, stripped cells are ``present`` is of this kind."""
-        if not self.extensions or not present:
-            return False
-        from pathlib import PurePath
-
-        hits = sum(PurePath(v).suffix.lower() in self.extensions for v in present)
-        return hits >= 0.9 * len(present)
+    def detector(self) -> Detector:
+        """A fresh :class:`Detector` of this kind (by default: 90% of the cells have one of
+        ``extensions``)."""
+        return SuffixDetector(self.extensions)
 
     def sniff(self, data: bytes) -> str | None:
         """The file suffix of encoded bytes of this kind, from their leading bytes, else None."""

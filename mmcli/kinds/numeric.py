@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-from mmcli.kinds.base import KINDS, Kind
+from mmcli.kinds.base import KINDS, Detector, Kind
 from mmcli.media import MediaError
 
 #: markers of a missing value in a numeric column (read as NaN)
@@ -21,9 +21,8 @@ class NumericKind(Kind):
     perturbations = {"gaussian_noise": "Gaussian noise, std s (scaled units)"}
     default_extractors = ("numeric",)
 
-    def detect(self, present: list[str]) -> bool:
-        numbers = [v for v in present if v.lower() not in MISSING_NUMBERS]
-        return bool(numbers) and all(_is_float(v) for v in numbers)
+    def detector(self) -> Detector:
+        return _NumberDetector()
 
     def parse(self, cell: str, spec: dict) -> float:
         raw = cell.strip()
@@ -53,6 +52,21 @@ class NumericKind(Kind):
         if name != "gaussian_noise":
             return super().perturb(name, data, severity, rng)
         return (data + rng.normal(0, float(severity), data.shape)).astype(np.float32)
+
+
+class _NumberDetector(Detector):
+    """Every cell but the missing markers parses as a number (and one at least does)."""
+
+    def __init__(self):
+        self.numbers, self.floats = 0, True
+
+    def add(self, value: str, count: int) -> None:
+        if self.floats and value.lower() not in MISSING_NUMBERS:
+            self.numbers += count
+            self.floats = _is_float(value)
+
+    def claims(self, n: int) -> bool:
+        return self.numbers > 0 and self.floats
 
 
 def _is_float(value: str) -> bool:
