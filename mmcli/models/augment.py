@@ -2,10 +2,11 @@
 
 Configured by ``train.params.augment`` (off by default) and applied by the shared training loop
 (:mod:`mmcli.models.torch_train`) to each training batch, never to validation, eval or predict
-inputs. It acts on the blocks whose extractor gives a structured row (``model.layouts``, from
-``fusion.json``), in the extractor's own units: the block is un-normalised with the concat
-fusion's train mean and scale (``model.block_norms``), changed, and normalised again. Every draw
-comes from the training loop's seeded generator, so a seed gives the same augmented batches.
+inputs. It acts on the blocks whose extractor gives a structured row (the ``layout`` of each
+:class:`mmcli.blocks.Block` given to ``fit``, from ``fusion.json``), in the extractor's own
+units: the block is un-normalised with the concat fusion's train mean and scale (``Block.norm``),
+changed, and normalised again. Every draw comes from the training loop's seeded generator, so
+a seed gives the same augmented batches.
 
 Image blocks (``pixels``, values in [0, 1], ``(height, width, channels)``):
 
