@@ -46,7 +46,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
     """Fit the configured extractors on train items and write every item's features.
 
-    Long (about 80 lines) because it is the stage's one straight sequence, each step a call:
+    Longer than 60 lines because it is the stage's one straight sequence, each step a call:
     check the config, start the workers, open the input, build the plan, fit it or reuse the
     previous fit, transform and write; splitting it further would pass a dozen locals
     between helpers."""

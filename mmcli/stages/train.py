@@ -43,10 +43,8 @@ LEADERBOARD = ("rank", "model", "params", "cv_score", "cv_std", "chosen", "note"
 @storage.staged("fused_dir")
 def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
           progress: ProgressFactory = silent) -> dict:
-    """Train ``config.model`` on the fused features; returns a summary with accuracies.
-
-    A little over 60 lines because it is one straight sequence (rows, model choice or
-    selection, search, fit, summary), each step a call; writing is :func:`_write_model_dir`."""
+    """Train ``config.model`` on the fused features; returns a summary with accuracies (rows,
+    model choice or selection, search, fit, summary; writing is :func:`_write_model_dir`)."""
     from mmcli.models import MODELS, build_model
 
     config = config or TrainConfig()
@@ -58,15 +56,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",
                         "a classifier needs at least two labels in train")
     requested = config  # meta.json keeps the config as given ("auto"): mmcli run compares it
-    items = artifacts.read_jsonl(fused.path / "items.jsonl")
-    X = artifacts.load_npy(fused.path / "fused.npy")
-    index = {c: k for k, c in enumerate(classes)}
-    tr = [k for k, it in enumerate(items) if it["split"] == "train"]
-    va = [k for k, it in enumerate(items) if it["split"] == "val" and it["label"] in index]
-    y = np.array([index[items[k]["label"]] for k in tr], dtype=np.int64)
-    y_val = np.array([index[items[k]["label"]] for k in va], dtype=np.int64)
-    X_tr = np.asarray(X[tr])
-    X_va = np.asarray(X[va]) if va else None
+    items, tr, va, X_tr, y, X_va, y_val = _rows(fused.path, classes)
     blocks = fused_blocks(fused.path)
 
     params = dict(config.params)
@@ -109,6 +99,20 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if tasks:
         summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
     return _write_model_dir(out, fused, model, classes, summary, selection, requested)
+
+
+def _rows(fused_path: Path, classes: list[str]):
+    """The items, the positions of the train and val rows (val rows of a class the train
+    split has), and their features and class indices (``X_va`` None without val rows)."""
+    items = artifacts.read_jsonl(fused_path / "items.jsonl")
+    X = artifacts.load_npy(fused_path / "fused.npy")
+    index = {c: k for k, c in enumerate(classes)}
+    tr = [k for k, it in enumerate(items) if it["split"] == "train"]
+    va = [k for k, it in enumerate(items) if it["split"] == "val" and it["label"] in index]
+    y = np.array([index[items[k]["label"]] for k in tr], dtype=np.int64)
+    y_val = np.array([index[items[k]["label"]] for k in va], dtype=np.int64)
+    X_va = np.asarray(X[va]) if va else None
+    return items, tr, va, np.asarray(X[tr]), y, X_va, y_val
 
 
 def _write_model_dir(out: Path, fused, model, classes: list[str], summary: dict,
