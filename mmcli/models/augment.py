@@ -69,15 +69,15 @@ _HOW = {"image": "pixels", "logmel": "frames", "tokens": "tokens"}
 
 def parse_augment(spec: dict, model: str) -> AugmentParams:
     """``train.params.augment`` checked: known keys, numbers, ranges."""
-    from mmcli.config import _check_known, _check_types
+    from mmcli.config import check_known, check_types
 
     if not isinstance(spec, dict):
         raise UsageError(f"train.params.augment of model {model!r} is {spec!r}",
                          "give a mapping, e.g. augment: {flip: 0.5, gain_db: 6}")
     for key in spec:
-        _check_known(key, list(TARGETS), "train.params.augment")
+        check_known(key, list(TARGETS), "train.params.augment")
     params = AugmentParams(**spec)
-    _check_types(params, "train.params.augment")
+    check_types(params, "train.params.augment")
     for key in ("flip", "crop", "token_drop", "token_unk"):
         if not 0.0 <= getattr(params, key) < 1.0:
             raise UsageError(f"train.params.augment.{key} must be in [0, 1); got "

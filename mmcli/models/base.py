@@ -23,7 +23,7 @@ import numpy as np
 
 from mmcli import artifacts
 from mmcli.blocks import Blocks, as_blocks
-from mmcli.config import _check_types as check_types
+from mmcli.config import check_types
 from mmcli.errors import UsageError
 from mmcli.registry import Registry
 

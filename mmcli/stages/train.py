@@ -329,9 +329,10 @@ def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
                     if mask.any() else None
                 out.setdefault(t["name"], {})[f"{split}_accuracy"] = value
             else:
+                from mmcli.report.metrics import regression_metrics
+
                 mask = ~np.isnan(truth)
-                value = float(np.sqrt(np.mean((pred[t["name"]][mask] - truth[mask]) ** 2))) \
-                    if mask.any() else None
+                value = regression_metrics(truth[mask], pred[t["name"]][mask])["rmse"]
                 out.setdefault(t["name"], {})[f"{split}_rmse"] = value
     return out
 
