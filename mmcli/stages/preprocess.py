@@ -38,15 +38,7 @@ from mmcli.manifest import (
     row_groups,
 )
 from mmcli.media import LONG_POLICIES, MediaError, load_audio, load_image, load_text
-from mmcli.parallel import (
-    Isolate,
-    Runtime,
-    chunks,
-    connect,
-    ordered_map,
-    runtime_of,
-    worker_state,
-)
+from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of, worker_state
 from mmcli.progress import ProgressFactory, silent
 
 CHUNK = 64
