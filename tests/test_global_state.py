@@ -69,3 +69,22 @@ def test_reading_a_manifest_keeps_the_csv_limit(tmp_path):
         assert csv.field_size_limit() == 131072
     finally:
         csv.field_size_limit(saved)
+
+
+def test_the_cli_run_in_process_leaves_logging_and_output_mode_as_they_were(tmp_path):
+    import logging
+
+    from typer.testing import CliRunner
+
+    from mmcli.cli import console
+    from mmcli.cli.app import app
+
+    logger = logging.getLogger("mmcli")
+    before = (list(logger.handlers), logger.propagate, logger.level)
+    mode = dict(console._state)
+    manifest = make_dataset(tmp_path / "data", n=6)
+    result = CliRunner().invoke(app, ["-q", "--log-format", "json", "preprocess", str(manifest),
+                                      "-o", str(tmp_path / "pre"), "--jobs", "1"])
+    assert result.exit_code == 0, result.output
+    assert (list(logger.handlers), logger.propagate, logger.level) == before
+    assert console._state == mode
