@@ -21,7 +21,7 @@ from mmcli.testing.dummies import make_dataset
 
 
 def chain(root, seed: int) -> None:
-    manifest = make_dataset(root / "data", n=12, seed=seed)
+    manifest = make_dataset(root / "data", n=9, seed=seed)
     preprocess(manifest, root / "pre", PreprocessConfig(jobs=1))
     extract(root / "pre", root / "feat", ExtractConfig(jobs=1))
     fuse(root / "feat", root / "fused")
