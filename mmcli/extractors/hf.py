@@ -10,12 +10,12 @@ import numpy as np
 
 from mmcli.extractors.base import EXTRACTORS
 from mmcli.extractors.pretrained import (
-    TEXT_BUCKET,
     PretrainedExtractor,
     batches_by_length,
     image_bytes,
     pad_rows,
     pool,
+    text_bucket,
     text_bytes,
 )
 
@@ -97,7 +97,7 @@ class _HfBase(PretrainedExtractor):
         for k, v in batch.items():
             if torch.is_tensor(v) and v.is_floating_point():
                 batch[k] = v.to(net.dtype)
-        batch, n = pad_rows(batch, self.params.batch_size, net.device)
+        batch, n = pad_rows(batch, self.params.batch_size)
         if net.joint:
             fn = net.model.get_text_features if modality == "text" else \
                 net.model.get_image_features
@@ -127,7 +127,8 @@ class HfText(_HfBase):
     Hugging Face cache; nothing is downloaded unless ``allow_download: true``. Weights are
     read from safetensors only (a pickle ``.bin`` needs ``trust_pickle: true``); their
     sha256 is recorded and checked by ``predict``. Texts are cut at ``max_length`` tokens,
-    padded to a multiple of 8 tokens and batched by padded length. Embeddings are cached by
+    padded to the next of 16, 24, 32, 48, 64, 96... tokens and batched by that length, every
+    batch of one shape (an embedding does not depend on its batch). Embeddings are cached by
     model, parameters and text (docs/extractors.md).
 
     Output dimension: the model's hidden size (its projection size for CLIP-like models)
@@ -171,7 +172,7 @@ class HfText(_HfBase):
         longest = self._max_length(tok)
         counts = [len(ids) for ids in tok(texts, truncation=True, max_length=longest)
                   ["input_ids"]]
-        padded = [min(longest, -(-n // TEXT_BUCKET) * TEXT_BUCKET) for n in counts]
+        padded = [text_bucket(n, longest) for n in counts]
         rows: dict[int, np.ndarray] = {}
         for batch in batches_by_length(padded, self.params.batch_size):
             enc = tok([texts[k] for k in batch], padding="max_length", truncation=True,
@@ -247,14 +248,15 @@ class HfAudio(_HfBase):
     Clips are resampled to the model's rate when preprocess used another
     (``preprocess.sample_rate``: set it to the model's, usually 16000), cut at
     ``max_seconds`` and batched with clips of the same length only (zero padding changes
-    what these models compute). Local files only, safetensors only, sha256 checked by
-    ``predict``, cached: as ``hf_text``.
+    what these models compute); every batch has ``batch_size`` rows (short ones are padded
+    with copies), so keep the default 1 unless many clips share a length. Local files only,
+    safetensors only, sha256 checked by ``predict``, cached: as ``hf_text``.
 
     Output dimension: the model's hidden size
 
     Parameters:
         model: model directory or hub id (required)
-        batch_size: clips per forward pass
+        batch_size: clips per forward pass (more than 1 pays off only for equal lengths)
         device: auto (cuda when available), cpu or cuda; --device sets it for every extractor
         precision: auto (float16 on cuda, float32 on cpu), float32, float16 or bfloat16
         allow_download: fetch a hub id missing from the local cache (HF_HUB_OFFLINE wins)
@@ -269,6 +271,7 @@ class HfAudio(_HfBase):
 
     @dataclasses.dataclass
     class Params(PretrainedExtractor.Params):
+        batch_size: int = 1
         pooling: str = "mean"
         layer: int = -1
         max_seconds: float = 30.0
@@ -316,9 +319,9 @@ class SentenceTransformerText(PretrainedExtractor):
     """Sentence embeddings of a ``sentence-transformers`` model (all-MiniLM, mpnet, E5, BGE
     ...): its own modules (transformer, pooling, normalisation) end to end.
 
-    Texts are batched with texts of the same token count only (no padding, so a text's
-    embedding does not depend on its batch). Local files only, safetensors only, sha256
-    checked by ``predict``, cached: as ``hf_text``.
+    Texts are batched with texts of the same token count only (no padding, and a short
+    batch is filled up with copies: a text's embedding does not depend on its batch). Local
+    files only, safetensors only, sha256 checked by ``predict``, cached: as ``hf_text``.
 
     Output dimension: the model's sentence embedding size
 
@@ -369,8 +372,10 @@ class SentenceTransformerText(PretrainedExtractor):
         net = self._net_()
         rows: dict[int, np.ndarray] = {}
         for batch in batches_by_length(self._token_counts(net, texts), self.params.batch_size):
-            vectors = net.encode([texts[k] for k in batch], batch_size=len(batch),
-                                 convert_to_numpy=True, show_progress_bar=False,
+            group = [texts[k] for k in batch]
+            group += group[-1:] * (self.params.batch_size - len(group))  # one shape
+            vectors = net.encode(group, batch_size=len(group), convert_to_numpy=True,
+                                 show_progress_bar=False,
                                  normalize_embeddings=self.params.normalize)
             for k, row in zip(batch, np.asarray(vectors, dtype=np.float32)):
                 rows[k] = row

@@ -67,7 +67,7 @@ class _ClipBase(PretrainedExtractor):
         return int(self._embed(self._probe()).shape[1])
 
     def _run(self, net: _Clip, encode, x) -> np.ndarray:
-        batch, n = pad_rows({"x": x.to(net.device)}, self.params.batch_size, net.device)
+        batch, n = pad_rows({"x": x.to(net.device)}, self.params.batch_size)
         if batch["x"].is_floating_point():
             batch["x"] = batch["x"].to(net.dtype)
         return encode(batch["x"], normalize=self.params.normalize)[:n].float().cpu().numpy()

@@ -40,9 +40,6 @@ PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _SKIP_DIRS = {".git", ".cache", ".huggingface", "__pycache__"}
 #: bumped when a change to the embedding code changes its numbers (a new cache namespace)
 CACHE_VERSION = 1
-#: text is padded to a multiple of this many tokens (a function of the item alone, so an
-#: item's embedding does not depend on the batch it falls in)
-TEXT_BUCKET = 8
 
 
 def ensure_torchvision() -> None:
@@ -325,7 +322,7 @@ class PretrainedExtractor(Extractor):
     @dataclasses.dataclass
     class Params:
         model: str = ""
-        batch_size: int = 32
+        batch_size: int = 16
         device: str = "auto"
         precision: str = "auto"
         allow_download: bool = False
@@ -498,18 +495,31 @@ def batches_by_length(lengths: list[int], batch_size: int) -> list[list[int]]:
             for positions in [groups[n]] for a in range(0, len(positions), batch_size)]
 
 
-def pad_rows(batch: dict, size: int, device: str) -> tuple[dict, int]:
-    """On a GPU, a short batch padded to ``size`` rows (copies of its last row): every
-    forward pass of a length has the same shape, so the GPU's kernel choice (which can
-    depend on the batch size) cannot make an item's embedding depend on its batch. On the
-    CPU batches are left as they are (rows do not depend on the batch there; tested)."""
+def pad_rows(batch: dict, size: int) -> tuple[dict, int]:
+    """A short batch padded to ``size`` rows (copies of its last row), and its real size.
+
+    Every forward pass of one input length then has one shape: the kernels a backend picks
+    (and the order they add in) can depend on the batch size, on the CPU too (a ViT's patch
+    convolution differs in the last bit between batches of 2 and 3), so without this an
+    item's embedding would depend on the batch it fell in, and an incremental run would not
+    be byte-identical to a full one."""
     import torch
 
     n = next(iter(batch.values())).shape[0]
-    if device != "cuda" or n >= size:
+    if n >= size:
         return batch, n
     return {k: torch.cat([v, v[-1:].expand(size - n, *v.shape[1:])]) if torch.is_tensor(v)
             else v for k, v in batch.items()}, n
+
+
+def text_bucket(tokens: int, longest: int) -> int:
+    """The padded length of a text of ``tokens`` tokens: the next of 16, 24, 32, 48, 64, 96,
+    ... (at most ``longest``), a function of the text alone; few lengths, so few short
+    batches to pad."""
+    size = 16
+    while size < tokens:
+        size = size * 3 // 2 if size & (size - 1) == 0 else size * 4 // 3
+    return min(size, longest)
 
 
 def pool(hidden, mask, pooling: str):

@@ -79,6 +79,6 @@ class TimmImage(PretrainedExtractor):
         step = self.params.batch_size
         for a in range(0, len(images), step):
             x = torch.stack([net.transform(Image.fromarray(im)) for im in images[a:a + step]])
-            batch, n = pad_rows({"x": x.to(net.device, net.dtype)}, step, net.device)
+            batch, n = pad_rows({"x": x.to(net.device, net.dtype)}, step)
             out.append(net.model(batch["x"])[:n].reshape(n, -1).float().cpu().numpy())
         return np.concatenate(out)
