@@ -147,8 +147,8 @@ def write_open_clip(root: Path) -> Path:
 
 
 def write_timm(root: Path) -> Path:
-    """timm's ``test_vit`` (a few thousand parameters), randomly initialised, saved with
-    ``save_for_hf`` (config.json + model.safetensors)."""
+    """timm's ``test_vit`` (a few thousand parameters) on 32 x 32 images, randomly
+    initialised, saved with ``save_for_hf`` (config.json + model.safetensors)."""
     _quiet()
     import timm
     import torch
@@ -156,8 +156,9 @@ def write_timm(root: Path) -> Path:
 
     out = root / "timm"
     torch.manual_seed(0)
-    model = timm.create_model("test_vit", pretrained=False)
-    save_for_hf(model, str(out), safe_serialization=True)
+    model = timm.create_model("test_vit", pretrained=False, img_size=32)
+    model.pretrained_cfg = {**model.pretrained_cfg, "input_size": (3, 32, 32), "crop_pct": 1.0}
+    save_for_hf(model, str(out), model_args={"img_size": 32}, safe_serialization=True)
     return out
 
 
