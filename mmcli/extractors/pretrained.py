@@ -314,10 +314,11 @@ class PretrainedExtractor(Extractor):
     extra: ClassVar[str] = "hf"
     #: the backbone loader's identity: extractors with the same one share loaded models
     backbone: ClassVar[str] = ""
-    #: parameters that change how rows are computed, never their values (left out of the
-    #: cache namespace)
-    runtime_params: ClassVar[tuple[str, ...]] = ("model", "batch_size", "device",
-                                                 "allow_download", "trust_pickle", "cache")
+    #: parameters that change how rows are found, never their values (left out of the cache
+    #: namespace; ``batch_size`` is in: it is the shape of every forward pass, and a batch of
+    #: one can take another kernel than a batch of several)
+    runtime_params: ClassVar[tuple[str, ...]] = ("model", "device", "allow_download",
+                                                 "trust_pickle", "cache")
 
     @dataclasses.dataclass
     class Params:

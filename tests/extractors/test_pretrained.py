@@ -116,7 +116,7 @@ def test_cache_second_run_computes_nothing_and_incremental_only_new(tiny_models,
     rows = first.transform(data)
     assert first.computed_ == 7 and len(cache_files(embedding_cache)) == 1
 
-    second = make("clip_image", tiny_models, batch_size=5).fit(None)  # batch size: same space
+    second = make("clip_image", tiny_models).fit(None)
     assert second.transform(data).tobytes() == rows.tobytes()
     assert (second.computed_, second.cached_) == (0, 7)
     assert len(cache_files(embedding_cache)) == 1
@@ -128,10 +128,12 @@ def test_cache_second_run_computes_nothing_and_incremental_only_new(tiny_models,
     full = make("clip_image", tiny_models, cache=False).fit(None).transform(more)
     assert grown.tobytes() == full.tobytes()
 
-    # an output-affecting parameter is another namespace; the text tower another too
+    # an output-affecting parameter is another namespace (the batch size too: it is the
+    # shape of every forward pass); the text tower another too
     make("clip_image", tiny_models, normalize=False).fit(None).transform(data)
+    make("clip_image", tiny_models, batch_size=4).fit(None).transform(data)
     make("clip_text", tiny_models).fit(None).transform(TEXTS)
-    assert len({p.parent for p in cache_files(embedding_cache)}) == 3
+    assert len({p.parent for p in cache_files(embedding_cache)}) == 4
 
 
 def test_a_damaged_cache_file_is_recomputed(tiny_models, embedding_cache):
