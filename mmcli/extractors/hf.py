@@ -136,7 +136,7 @@ class HfText(_HfBase):
     Parameters:
         model: model directory or hub id (required)
         batch_size: texts per forward pass
-        device: auto (cuda when available), cpu or cuda; --device sets it for every extractor
+        device: auto (cuda when available, or what --device says), cpu or cuda
         precision: auto (float16 on cuda, float32 on cpu), float32, float16 or bfloat16
         allow_download: fetch a hub id missing from the local cache (HF_HUB_OFFLINE wins)
         trust_pickle: allow pickle weights (.bin) when a folder has no safetensors
@@ -200,7 +200,7 @@ class HfImage(_HfBase):
     Parameters:
         model: model directory or hub id (required)
         batch_size: images per forward pass
-        device: auto (cuda when available), cpu or cuda; --device sets it for every extractor
+        device: auto (cuda when available, or what --device says), cpu or cuda
         precision: auto (float16 on cuda, float32 on cpu), float32, float16 or bfloat16
         allow_download: fetch a hub id missing from the local cache (HF_HUB_OFFLINE wins)
         trust_pickle: allow pickle weights (.bin) when a folder has no safetensors
@@ -257,7 +257,7 @@ class HfAudio(_HfBase):
     Parameters:
         model: model directory or hub id (required)
         batch_size: clips per forward pass (more than 1 pays off only for equal lengths)
-        device: auto (cuda when available), cpu or cuda; --device sets it for every extractor
+        device: auto (cuda when available, or what --device says), cpu or cuda
         precision: auto (float16 on cuda, float32 on cpu), float32, float16 or bfloat16
         allow_download: fetch a hub id missing from the local cache (HF_HUB_OFFLINE wins)
         trust_pickle: allow pickle weights (.bin) when a folder has no safetensors
@@ -328,7 +328,7 @@ class SentenceTransformerText(PretrainedExtractor):
     Parameters:
         model: model directory or hub id (required)
         batch_size: texts per forward pass
-        device: auto (cuda when available), cpu or cuda; --device sets it for every extractor
+        device: auto (cuda when available, or what --device says), cpu or cuda
         precision: auto (float16 on cuda, float32 on cpu), float32, float16 or bfloat16
         allow_download: fetch a hub id missing from the local cache (HF_HUB_OFFLINE wins)
         trust_pickle: allow pickle weights (.bin) when a folder has no safetensors

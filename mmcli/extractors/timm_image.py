@@ -38,7 +38,7 @@ class TimmImage(PretrainedExtractor):
     Parameters:
         model: timm model directory or hub id (required)
         batch_size: images per forward pass
-        device: auto (cuda when available), cpu or cuda; --device sets it for every extractor
+        device: auto (cuda when available, or what --device says), cpu or cuda
         precision: auto (float16 on cuda, float32 on cpu), float32, float16 or bfloat16
         allow_download: fetch a hub id missing from the local cache (HF_HUB_OFFLINE wins)
         trust_pickle: allow pickle weights (.bin, .pth) when a folder has no safetensors

@@ -154,7 +154,7 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
             fields = {f.name for f in dataclasses.fields(extractor.Params)}
             if "seed" in fields and "seed" not in params:
                 extractor.params.seed = config.seed
-            if "device" in fields and "device" not in params:
+            if "device" in fields and extractor.params.device == "auto":  # unless pinned
                 extractor.params.device = config.device
             if optional:
                 conditional.setdefault(col, set()).add(len(plan[col]))

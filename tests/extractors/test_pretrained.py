@@ -240,3 +240,16 @@ def test_shared_model_is_loaded_once(tiny_models, embedding_cache):
     text = make("clip_text", tiny_models).fit(None)
     assert image._net_() is text._net_()
     assert len([k for k in pretrained._BACKBONES if k[0] == "open_clip"]) == 1
+
+
+def test_device_flag_sets_every_extractor_left_at_auto():
+    from mmcli.config import ExtractConfig
+    from mmcli.stages.extract import build_plan
+
+    config = ExtractConfig(device="cpu", text=["hf_text"], image=["timm", "cnn"], params={
+        "hf_text": {"model": "m"}, "timm": {"model": "m", "device": "cuda"},
+        "cnn": {"model": "m.pt"}})
+    plan, _ = build_plan(config, {"t": "text", "i": "image"})
+    assert [e.params.device for e in plan["t"] + plan["i"]] == ["cpu", "cuda", "cpu"]
+    with pytest.raises(UsageError, match="'extract.device' must be auto, cpu or cuda"):
+        build_plan(ExtractConfig(device="gpu"), {"t": "text"})
