@@ -93,7 +93,13 @@ def hub_cache() -> str:
     return str(constants.HF_HUB_CACHE)
 
 
-def resolve_model(model: str, allow_download: bool, name: str) -> Path:
+#: what a download leaves out: other frameworks' weights, and pickles unless trusted
+_NOT_DOWNLOADED = ["*.h5", "*.msgpack", "*.onnx", "*.ot", "*.tflite", "onnx/*", "openvino/*",
+                   "*.gguf"]
+
+
+def resolve_model(model: str, allow_download: bool, name: str,
+                  trust_pickle: bool = False) -> Path:
     """The local directory of ``model``: the directory itself, or a hub id found in the
     local Hugging Face cache (downloaded only with ``allow_download`` and the hub online)."""
     path = Path(model).expanduser()
@@ -114,7 +120,10 @@ def resolve_model(model: str, allow_download: bool, name: str) -> Path:
     quiet = are_progress_bars_disabled()
     disable_progress_bars()
     try:
-        return Path(snapshot_download(model, local_files_only=offline or not allow_download))
+        ignore = _NOT_DOWNLOADED + ([] if trust_pickle else
+                                    [f"*{suffix}" for suffix in PICKLE_SUFFIXES])
+        return Path(snapshot_download(model, local_files_only=offline or not allow_download,
+                                      ignore_patterns=ignore))
     except Exception as exc:  # noqa: BLE001 - not cached, offline, unknown repo, network
         if allow_download and not offline:
             reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else \
@@ -347,7 +356,7 @@ class PretrainedExtractor(Extractor):
     def _fit(self, data) -> int:
         require(self._module_name(), self.extra, self.name)
         p = self.params
-        directory = resolve_model(p.model, p.allow_download, self.name)
+        directory = resolve_model(p.model, p.allow_download, self.name, p.trust_pickle)
         files = check_weights(directory, p.trust_pickle, self.name)
         self.model_dir_ = directory
         self.files_sha256_ = hash_files(directory, files)
@@ -378,7 +387,8 @@ class PretrainedExtractor(Extractor):
         candidates = [recorded]
         if not recorded.is_dir():
             try:
-                candidates.append(resolve_model(model, self.params.allow_download, self.name))
+                candidates.append(resolve_model(model, self.params.allow_download, self.name,
+                                                self.params.trust_pickle))
             except UsageError:
                 pass
         for directory in candidates:
