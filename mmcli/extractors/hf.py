@@ -36,8 +36,11 @@ class _Loaded:
         if name not in self.processors:
             import transformers
 
-            self.processors[name] = getattr(transformers, name).from_pretrained(
-                str(self.directory), local_files_only=True)
+            processor = getattr(transformers, name).from_pretrained(str(self.directory),
+                                                                    local_files_only=True)
+            if getattr(processor, "pad_token", "") is None:  # GPT-2-like: pads are masked
+                processor.pad_token = processor.eos_token
+            self.processors[name] = processor
         return self.processors[name]
 
 
