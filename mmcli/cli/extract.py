@@ -25,6 +25,12 @@ def _show_config(name: str | None) -> None:
         raise typer.Exit()
 
 
+Device = Annotated[str | None, typer.Option(
+    "--device", help="auto (a GPU when present), cpu or cuda, for the extractors that run a "
+    "model (cnn, hf_*, sentence_transformers, clip_*, timm) left at device auto (default: "
+    "auto).")]
+
+
 @handle_errors
 def command(
     pre_dir: Annotated[
@@ -38,9 +44,7 @@ def command(
     show_config: Annotated[str | None, typer.Option(
         "--show-config", metavar="NAME", callback=_show_config, is_eager=True,
         help="Print an extractor's default parameters as config YAML and exit.")] = None,
-    device: Annotated[str | None, typer.Option(
-        "--device", help="auto (a GPU when present), cpu or cuda, for the extractors that run "
-        "a model (cnn, hf_*, sentence_transformers, clip_*, timm) (default: auto).")] = None,
+    device: Device = None,
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,
@@ -62,8 +66,6 @@ def command(
         mmcli extract runs/demo/pre -o runs/demo/feat
 
         mmcli extract --show-config hog > hog.yaml
-
-    With a pretrained text model from the local Hugging Face cache (docs/extractors.md):
 
         mmcli extract runs/demo/pre -o runs/demo/feat -c bert.yaml --device cpu
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from mmcli.errors import ArtifactError, UsageError
 from mmcli.extractors.base import Extractor
+from mmcli.parallel import worker_state
 
 log = logging.getLogger(__name__)
 
@@ -308,10 +309,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 # --- the shared extractor -------------------------------------------------------------------
 
-#: loaded backbones of this process, shared by the extractors (and columns) that use the
-#: same model files on the same device: two text columns, or clip_image and clip_text,
-#: hold one copy
-_BACKBONES: dict[tuple, Any] = {}
+#: loaded backbones, shared by the extractors (and columns) that use the same model files
+#: on the same device: two text columns, or clip_image and clip_text, hold one copy. A worker
+#: state: emptied when the stage's in-process map ends, so no model outlives the stage (the
+#: extractors that loaded one keep it only as long as the stage keeps them)
+_BACKBONES: dict[tuple, Any] = worker_state()
 
 
 class PretrainedExtractor(Extractor):

@@ -53,6 +53,9 @@ def test_extract_cache_fuse_train_predict(tiny_models, tmp_path, embedding_cache
     assert dims["image"] == [("clip_image", 16)] and dims["audio"] == [("hf_audio", 32)]
     assert dims["text"][0] == ("hf_text", 32)
     assert keys_files(embedding_cache) == 3  # one write per extractor
+    from mmcli.extractors import pretrained
+
+    assert not pretrained._BACKBONES  # no model outlives the stage
 
     # a rerun elsewhere reads every embedding back: nothing new in the cache, same bytes
     ok("extract", tmp_path / "pre_small", "-o", tmp_path / "feat2", "-c", config)
