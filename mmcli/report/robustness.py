@@ -28,6 +28,7 @@ Every corruption draws from its own seeded generator, so results do not depend o
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +46,7 @@ PERTURBATIONS = {
     "categorical": ("swap",),
 }
 #: curve points x test items below which the noise analysis runs in this process
-PARALLEL_MIN_WORK = 2000
+PARALLEL_MIN_WORK = 500
 DESCRIBE = {
     ("image", "gaussian_noise"): "Gaussian noise, std 128·s grey levels",
     ("image", "blur"): "Gaussian blur, sigma s·width/16 px",
@@ -147,7 +148,7 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
               for p, _ in enumerate(PERTURBATIONS[kinds[col]])
               for j, level in enumerate(levels) if level != 0]
     accuracy = {}
-    with progress("eval: robustness", len(points)) as bar:
+    with progress("eval: robustness", len(points)) as bar, _one_blas_thread():
         try:
             for point, value in zip(points, ordered_map(
                     _noise_point, points, _noise_jobs(fitted, jobs, len(points), test.size),
@@ -157,6 +158,17 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
         finally:
             _set_noise_setup(None)  # with one job the points ran here: keep no state behind
     return _curves(fitted.columns, kinds, list(levels), accuracy, clean_accuracy, int(test.size))
+
+
+@contextmanager
+def _one_blas_thread():
+    """One BLAS/OpenMP thread in this process while the points run here: the features' small
+    matrix products (a clip's mel projection) ran 20x slower with a thread pool per product
+    on a busy 2-core machine (profile in docs/performance.md); workers have one already."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
 
 
 def _test_rows(items: list[dict], seed: int, max_items: int) -> np.ndarray:
