@@ -36,6 +36,7 @@ import numpy as np
 from mmcli import artifacts
 from mmcli.dataset import AudioClips, PreprocessedData
 from mmcli.fitted import FittedChain
+from mmcli.parallel import worker_state
 from mmcli.progress import ProgressFactory, silent
 
 PERTURBATIONS = {
@@ -149,14 +150,11 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
               for j, level in enumerate(levels) if level != 0]
     accuracy = {}
     with progress("eval: robustness", len(points)) as bar, _one_blas_thread():
-        try:
-            for point, value in zip(points, ordered_map(
-                    _noise_point, points, _noise_jobs(fitted, jobs, len(points), test.size),
-                    _set_noise_setup, (setup,))):
-                accuracy[point] = value
-                bar.advance()
-        finally:
-            _set_noise_setup(None)  # with one job the points ran here: keep no state behind
+        for point, value in zip(points, ordered_map(
+                _noise_point, points, _noise_jobs(fitted, jobs, len(points), test.size),
+                _set_noise_setup, (setup,))):
+            accuracy[point] = value
+            bar.advance()
     return _curves(fitted.columns, kinds, list(levels), accuracy, clean_accuracy, int(test.size))
 
 
@@ -240,13 +238,13 @@ def _curves(columns: list[str], kinds: dict, levels: list[float], accuracy: dict
     return curves
 
 
-#: what the points of :func:`noise_robustness` are computed on (set once per worker)
-_NOISE: dict | None = None
+#: what the points of :func:`noise_robustness` are computed on (set once per worker; emptied
+#: by ordered_map when the points ran in this process)
+_NOISE = worker_state()
 
 
-def _set_noise_setup(setup: dict | None) -> None:
-    global _NOISE
-    _NOISE = setup
+def _set_noise_setup(setup: dict) -> None:
+    _NOISE.update(setup)
 
 
 def _noise_point(point: tuple[int, int, int]) -> float:

@@ -96,11 +96,12 @@ def test_noise_curves_do_not_depend_on_workers_or_where_clean_features_come_from
     fitted = FittedChain.load(pipeline.model)
     levels = [0.0, 0.5, 1.0]
     here = R.noise_robustness(fitted, pipeline.pre, levels, seed=0, jobs=1)
+    assert not R._NOISE  # the points ran here: nothing left behind
     monkeypatch.setattr(R, "PARALLEL_MIN_WORK", 0)
     assert R._noise_jobs(fitted, 2, 10, 1) == 2
     assert R.noise_robustness(fitted, pipeline.pre, levels, seed=0, feat_path=pipeline.feat,
                               jobs=2) == here
-    assert R._NOISE is None  # no state left behind
+    assert not R._NOISE  # no state left behind
 
 
 def test_noise_on_a_seeded_subsample(pipeline):
