@@ -11,6 +11,7 @@ import pytest
 
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, MmcliError
+from mmcli.fitted import FittedChain
 from mmcli.report import robustness as R
 from mmcli.stages.preprocess import PreprocessState
 
@@ -49,8 +50,8 @@ def test_noise_robustness_on_an_unknown_kind_is_an_mmcli_error_not_a_key_error(t
         def predict_proba(self, X):
             return np.ones((len(X), 1))
 
-    fitted = R.Fitted(SimpleNamespace(columns={"t": "hologram"}, sample_rate=16000),
-                      {"t": [Constant()]}, SimpleNamespace(transform=lambda b: b[0]), ["t"],
-                      Model(), ["a"])
+    fitted = FittedChain(None, SimpleNamespace(columns={"t": "hologram"}, sample_rate=16000),
+                         {"t": [Constant()]}, SimpleNamespace(transform=lambda b: b[0]), ["t"],
+                         Model(), ["a"])
     with pytest.raises(MmcliError, match="hologram"):
         R.noise_robustness(fitted, tmp_path, [0.0, 1.0], seed=0)
