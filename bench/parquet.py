@@ -1,6 +1,6 @@
 """Parquet against CSV manifests: read, validate and split 1,000,000 rows.
 
-    python bench/parquet.py [-n 1000000] [--media 300] [--work runs/bench/parquet]
+    python bench/parquet.py [-n 1000000] [--media 300] [--work runs/bench/parquet] [--stage]
 
 Writes one manifest of N rows (id, image, audio, text, value, label; the media cells point at a
 few hundred real generated PNG and WAV files) as CSV and as Parquet (row groups of 65,536),
@@ -8,8 +8,10 @@ then, in a fresh process per format and run (--repeat, alternating; each phase's
 run is reported), does what preprocess does before decoding any media:
 read the manifest, detect the column kinds, check the ids, assign the splits, and compute the
 input record (the manifest's sha256 and a stat of every media path: what `mmcli run` compares).
-Each phase is timed; the peak RSS is the child process's. Prints a Markdown table and writes it
-to bench/results/parquet.md. Data are generated under --work, never shipped.
+Each phase is timed; the peak RSS is the child process's. With --stage the child runs the whole
+preprocess stage instead (media decoded too, one worker). Prints a Markdown table and writes it
+to bench/results/parquet.md (--out to name another file). Data are generated under --work,
+never shipped.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import argparse
 import csv
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -65,12 +68,22 @@ def make_data(work: Path, n: int, media: int) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
-def child(path: str) -> None:
+def child(path: str, stage: bool) -> None:
     """One format, in a fresh process: phase timings and peak RSS as one JSON line."""
     from mmcli.config import PreprocessConfig
     from mmcli.manifest import assign_splits, read_manifest
-    from mmcli.stages.preprocess import feature_columns, manifest_inputs
+    from mmcli.stages.preprocess import feature_columns, manifest_inputs, preprocess
 
+    if stage:
+        out = Path(path).parent / f"out-{Path(path).suffix[1:]}"
+        shutil.rmtree(out, ignore_errors=True)  # nothing to reuse: every item is decoded
+        t = time.perf_counter()
+        summary = preprocess(Path(path), out, PreprocessConfig(jobs=1))
+        times = {"preprocess": time.perf_counter() - t}
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"times": times, "rss_mb": rss, "rows": summary["rows"],
+                          "kinds": summary["columns"], "train": summary["splits"]["train"]}))
+        return
     times = {}
     t = time.perf_counter()
     m = read_manifest(Path(path))
@@ -80,7 +93,7 @@ def child(path: str) -> None:
     times["kinds"] = time.perf_counter() - t
     t = time.perf_counter()
     ids = m.ids()
-    labels = [r["label"].strip() for r in m.rows]
+    labels = m.stripped("label")
     splits = assign_splits(m, ids, labels, PreprocessConfig().split, 0)
     times["ids+split"] = time.perf_counter() - t
     t = time.perf_counter()
@@ -98,16 +111,20 @@ def main() -> int:
     parser.add_argument("--work", type=Path, default=ROOT / "runs" / "bench" / "parquet")
     parser.add_argument("--repeat", type=int, default=2,
                         help="runs per format; each phase's fastest is reported")
+    parser.add_argument("--stage", action="store_true",
+                        help="time the whole preprocess stage (media decoded) instead")
+    parser.add_argument("--out", default="parquet.md", help="file name under bench/results")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child)
+        child(args.child, args.stage)
         return 0
     csv_path, parquet_path = make_data(args.work, args.n, args.media)
     results: dict[str, dict] = {}
     for _ in range(args.repeat):  # alternating, so that a busy spell hits both formats
         for name, path in (("CSV", csv_path), ("Parquet", parquet_path)):
-            out = subprocess.run([sys.executable, __file__, "--child", str(path)], check=True,
+            out = subprocess.run([sys.executable, __file__, "--child", str(path)]
+                                 + ["--stage"] * args.stage, check=True,
                                  capture_output=True, text=True, cwd=ROOT).stdout
             r = json.loads(out.splitlines()[-1])
             if name in results:  # the fastest of the repeats, phase by phase
@@ -130,7 +147,7 @@ def main() -> int:
             f"{args.repeat} runs per phase; kinds "
             f"{results['CSV']['kinds']}; {results['CSV']['train']:,} rows in train.\n")
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "parquet.md").write_text(table + note)
+    (RESULTS / args.out).write_text(table + note)
     print(table + note)
     return 0
 
