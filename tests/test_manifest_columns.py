@@ -19,6 +19,9 @@ def test_lines_split_like_stringio():
               for _ in range(500)]
     for text in texts:
         assert list(_lines(text)) == list(io.StringIO(text, newline="")), repr(text)
+    # over 1 MB: split in pieces (ending after a \n) by str.splitlines
+    big = "".join(rng.choice(["ab,c\n", "x\r\n", "y\r", '"q\nq",\n']) for _ in range(300_000))
+    assert list(_lines(big)) == list(io.StringIO(big, newline=""))
 
 
 def test_a_column_packs_blocks_of_cells():
