@@ -8,10 +8,11 @@ then, in a fresh process per format and run (--repeat, alternating; each phase's
 run is reported), does what preprocess does before decoding any media:
 read the manifest, detect the column kinds, check the ids, assign the splits, and compute the
 input record (the manifest's sha256 and a stat of every media path: what `mmcli run` compares).
-Each phase is timed; the peak RSS is the child process's. With --stage the child runs the whole
-preprocess stage instead (media decoded too, one worker). Prints a Markdown table and writes it
-to bench/results/parquet.md (--out to name another file). Data are generated under --work,
-never shipped.
+Each phase is timed in CPU seconds (the process's, all threads: what other processes' load
+on a shared machine does not inflate) and wall seconds; the peak RSS is the child process's.
+With --stage the child runs the whole preprocess stage instead (media decoded too, one
+worker). Prints a Markdown table and writes it to bench/results/parquet.md (--out to name
+another file). Data are generated under --work, never shipped.
 """
 
 from __future__ import annotations
@@ -68,40 +69,44 @@ def make_data(work: Path, n: int, media: int) -> tuple[Path, Path]:
     return csv_path, parquet_path
 
 
+class Phases:
+    """Wall and CPU seconds of named phases (CPU: this process's, all threads; on a shared
+    machine it is the figure that other processes' load does not inflate)."""
+
+    def __init__(self):
+        self.wall: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+
+    def __call__(self, name: str, fn, *args):
+        t, c = time.perf_counter(), time.process_time()
+        out = fn(*args)
+        self.wall[name] = time.perf_counter() - t
+        self.cpu[name] = time.process_time() - c
+        return out
+
+
 def child(path: str, stage: bool) -> None:
     """One format, in a fresh process: phase timings and peak RSS as one JSON line."""
     from mmcli.config import PreprocessConfig
     from mmcli.manifest import assign_splits, read_manifest
     from mmcli.stages.preprocess import feature_columns, manifest_inputs, preprocess
 
+    timed = Phases()
     if stage:
         out = Path(path).parent / f"out-{Path(path).suffix[1:]}"
         shutil.rmtree(out, ignore_errors=True)  # nothing to reuse: every item is decoded
-        t = time.perf_counter()
-        summary = preprocess(Path(path), out, PreprocessConfig(jobs=1))
-        times = {"preprocess": time.perf_counter() - t}
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"times": times, "rss_mb": rss, "rows": summary["rows"],
-                          "kinds": summary["columns"], "train": summary["splits"]["train"]}))
-        return
-    times = {}
-    t = time.perf_counter()
-    m = read_manifest(Path(path))
-    times["read"] = time.perf_counter() - t
-    t = time.perf_counter()
-    kinds = feature_columns(m, PreprocessConfig())
-    times["kinds"] = time.perf_counter() - t
-    t = time.perf_counter()
-    ids = m.ids()
-    labels = m.stripped("label")
-    splits = assign_splits(m, ids, labels, PreprocessConfig().split, 0)
-    times["ids+split"] = time.perf_counter() - t
-    t = time.perf_counter()
-    manifest_inputs(m, kinds)
-    times["input record"] = time.perf_counter() - t
+        summary = timed("preprocess", preprocess, Path(path), out, PreprocessConfig(jobs=1))
+        rows, kinds, train = summary["rows"], summary["columns"], summary["splits"]["train"]
+    else:
+        m = timed("read", read_manifest, Path(path))
+        kinds = timed("kinds", feature_columns, m, PreprocessConfig())
+        splits = timed("ids+split", lambda: assign_splits(
+            m, m.ids(), m.stripped("label"), PreprocessConfig().split, 0))
+        timed("input record", manifest_inputs, m, kinds)
+        rows, train = len(m), splits.count("train")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"times": times, "rss_mb": rss, "rows": len(m), "kinds": kinds,
-                      "train": splits.count("train")}))
+    print(json.dumps({"wall": timed.wall, "cpu": timed.cpu, "rss_mb": rss, "rows": rows,
+                      "kinds": kinds, "train": train}))
 
 
 def main() -> int:
@@ -128,20 +133,22 @@ def main() -> int:
                                  capture_output=True, text=True, cwd=ROOT).stdout
             r = json.loads(out.splitlines()[-1])
             if name in results:  # the fastest of the repeats, phase by phase
-                r["times"] = {k: min(v, results[name]["times"][k])
-                              for k, v in r["times"].items()}
+                for key in ("wall", "cpu"):
+                    r[key] = {k: min(v, results[name][key][k]) for k, v in r[key].items()}
                 r["rss_mb"] = max(r["rss_mb"], results[name]["rss_mb"])
             results[name] = r
     assert results["CSV"]["kinds"] == results["Parquet"]["kinds"], results
     assert results["CSV"]["train"] == results["Parquet"]["train"]
-    phases = list(results["CSV"]["times"])
-    lines = ["| manifest | file size | " + " | ".join(f"{p} (s)" for p in phases)
-             + " | total (s) | peak RSS (MB) |", "|---" * (len(phases) + 4) + "|"]
+    phases = list(results["CSV"]["cpu"])
+    lines = ["| manifest | file size | " + " | ".join(f"{p} (CPU s)" for p in phases)
+             + " | total (CPU s) | total (wall s) | peak RSS (MB) |",
+             "|---" * (len(phases) + 5) + "|"]
     for name, path in (("CSV", csv_path), ("Parquet", parquet_path)):
         r = results[name]
         lines.append(f"| {name} | {path.stat().st_size / 1e6:.0f} MB | "
-                     + " | ".join(f"{r['times'][p]:.2f}" for p in phases)
-                     + f" | {sum(r['times'].values()):.2f} | {r['rss_mb']:.0f} |")
+                     + " | ".join(f"{r['cpu'][p]:.2f}" for p in phases)
+                     + f" | {sum(r['cpu'].values()):.2f} | {sum(r['wall'].values()):.2f} | "
+                     f"{r['rss_mb']:.0f} |")
     table = "\n".join(lines)
     note = (f"\n\n{args.n:,} rows, {args.media} media files of each kind, fastest of "
             f"{args.repeat} runs per phase; kinds "
