@@ -15,12 +15,12 @@ Output directory::
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
 from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,7 +308,7 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     interrupted earlier run completed (``journal.records``) are not done again.
 
     Rows stream through: items go to ``items.jsonl`` as their chunk completes, and only
-    compact per-item state (numbers, audio lengths, the split of each item) stays in memory.
+    compact per-item state (numbers, audio lengths, a train flag) stays in memory.
     """
     missing = [c for c in state.columns if c not in manifest.columns]
     if missing:
@@ -317,9 +317,9 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     old = _Previous(previous, state.columns) if previous is not None else None
     done = journal.records if journal is not None else []
     with _Output(directory, state, done) as out:
-        rows = _Rows(ids, labels, splits)
-        _decode_all(manifest, rows, state, _decode_spec(manifest, state, media_roots, old),
-                    jobs, progress, out, old, journal)
+        spec = _decode_spec(manifest, state, media_roots, old)
+        artifacts.write_jsonl(directory / "items.jsonl", _decode_all(
+            manifest, _Rows(ids, labels, splits), state, spec, jobs, progress, out, old, journal))
     _check_failures(manifest, len(manifest), out.kept, out.failures, max_failed_fraction)
     if fit:
         _fit_classes(state, out, manifest)
@@ -380,15 +380,17 @@ class _Tasks:
 
 def _decode_all(manifest: Manifest, rows: _Rows, state: PreprocessState, spec: dict,
                 jobs: int | Runtime, progress: ProgressFactory, out: _Output,
-                old: _Previous | None, journal: artifacts.Journal | None) -> None:
-    """Decode the chunks not done yet, in order, on ``jobs``; each completed chunk is added
-    to ``out`` and checkpointed in ``journal``."""
+                old: _Previous | None, journal: artifacts.Journal | None) -> Iterator[dict]:
+    """The kept items, in row order, as their chunks complete: first those of the chunks done
+    before (``out.done``), then the rest, decoded in order on ``jobs``; each completed chunk is
+    added to ``out`` and checkpointed in ``journal``."""
+    yield from (item for record in out.done for item in record["items"])
     done = len(out.done)
     # a row whose decoding kills the worker process (Dask retries it elsewhere first) is left
     # out like any undecodable item, naming its media columns
     crashed = "/".join(c for c, k in state.columns.items() if k in MEDIA_KINDS)
-    isolate = Isolate(split=lambda rows: [[row] for row in rows],
-                      lost=lambda rows, why: [(i, (crashed, why), None) for i, _ in rows])
+    isolate = Isolate(split=lambda chunk: [[row] for row in chunk],
+                      lost=lambda chunk, why: [(i, (crashed, why), None) for i, _ in chunk])
     tasks = _Tasks(manifest, state.columns, done)
     with progress("preprocess", len(manifest)) as bar:
         bar.advance(sum(len(r["items"]) + len(r["failures"]) for r in out.done))
@@ -400,6 +402,7 @@ def _decode_all(manifest: Manifest, rows: _Rows, state: PreprocessState, spec: d
                 record["rows"] = out.flush()
                 journal.append(record)
             bar.advance(len(results))
+            yield from record["items"]
 
 
 def _collect_chunk(k: int, results: list, rows: _Rows, state: PreprocessState, out: _Output,
@@ -452,9 +455,10 @@ def _keep_values(payload: dict, values: dict, record: dict, state: PreprocessSta
 
 
 class _Output:
-    """The output apply builds as chunks complete: media arrays appended to ``data/``, items
-    written to ``items.jsonl``; numbers, audio offsets, failures and counts kept compactly
-    until the end. Starts from the chunks an interrupted run completed (``done``)."""
+    """The output apply builds as chunks complete: media arrays appended to ``data/``;
+    numbers, audio offsets, failures and counts (not the items: they stream to
+    ``items.jsonl``) kept compactly until the end. Starts from the chunks an interrupted run
+    completed (``done``)."""
 
     def __init__(self, directory: Path, state: PreprocessState, done: list[dict]):
         self.done, self.data_dir = done, directory / "data"
@@ -466,7 +470,6 @@ class _Output:
         self.kept, self.splits, self.labels = 0, Counter(), Counter()
         self.train = array("b")  # per kept item: 1 in the train split
         self.train_labels: set[str] = set()
-        self._items = open(directory / "items.jsonl", "w", encoding="utf-8", newline="\n")
         w, h = state.image_size
         self.appenders = {col: artifacts.NpyAppender(
             self.data_dir / f"{col}.npy", np.uint8 if kind == "image" else np.float32,
@@ -478,8 +481,6 @@ class _Output:
     def add(self, record: dict) -> None:
         """Add a chunk's record (its media are already appended)."""
         for item in record["items"]:
-            # the lines of artifacts.write_jsonl
-            self._items.write(json.dumps(item, sort_keys=True, ensure_ascii=False) + "\n")
             self.splits[item["split"]] += 1
             self.labels[item["label"]] += 1
             self.train.append(item["split"] == "train")
@@ -505,7 +506,6 @@ class _Output:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._items.close()
         if exc[0] is not None:
             return
         for appender in self.appenders.values():
