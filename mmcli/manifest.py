@@ -97,7 +97,8 @@ class Manifest:
     """
 
     def __init__(self, path: Path | str, columns: list[str], rows: list[dict] | None = None,
-                 types: dict[str, str] | None = None, data: dict[str, Column] | None = None):
+                 types: dict[str, str] | None = None, data: dict[str, Column] | None = None,
+                 n_rows: int | None = None):
         #: a local path, or a URL (str) for a manifest on an fsspec filesystem
         self.path = path
         self.columns = list(columns)
@@ -109,13 +110,16 @@ class Manifest:
             for c, column in data.items():
                 column.extend([r.get(c, "") for r in rows or ()])
         self.data = data
+        if n_rows is None:  # (given: a JSONL manifest of empty objects has rows, no column)
+            n_rows = len(next(iter(data.values()))) if data else len(rows or ())
+        self._len = n_rows
 
     @property
     def base_dir(self) -> Path | str:
         return storage.parent(self.path) if storage.is_url(self.path) else self.path.parent
 
     def __len__(self) -> int:
-        return len(self.data[self.columns[0]]) if self.columns else 0
+        return self._len
 
     def cells(self, column: str) -> Iterable[str | bytes]:
         """The cells of ``column`` in row order; ``""`` for every row when there is none."""
@@ -139,6 +143,8 @@ class Manifest:
     def rows(self) -> list[dict[str, str | bytes]]:
         """Every row as ``{column: cell}`` (all at once: memory grows with the manifest)."""
         columns = [self.data[c] for c in self.columns]
+        if not columns:
+            return [{} for _ in range(len(self))]
         return [dict(zip(self.columns, values)) for values in zip(*columns)]
 
     def ids(self) -> list[str]:
@@ -229,7 +235,7 @@ def _parse(path: Path | str, data: bytes) -> Manifest:
         columns, data, n = _read_csv(path, text, delimiter)
     if not n:
         raise DataError(f"manifest {path} has no rows", "add at least one row below the header")
-    return Manifest(path, columns, data=data)
+    return Manifest(path, columns, data=data, n_rows=n)
 
 
 def _add_rows(data: dict[str, Column], rows: list[list]) -> None:
@@ -443,8 +449,17 @@ def sniff_delimiter(text: str) -> str:
 
 def _read_csv(path: Path, text: str,
               delimiter: str) -> tuple[list[str], dict[str, Column], int]:
-    # a text cell may be megabytes long; the per-item text limit applies later
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    # a text cell may be megabytes long (the per-item text limit applies later); the csv
+    # module's limit is process-wide, so it is put back for the caller's own csv reading
+    saved = csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    try:
+        return _parse_csv(path, text, delimiter)
+    finally:
+        csv.field_size_limit(saved)
+
+
+def _parse_csv(path: Path, text: str,
+               delimiter: str) -> tuple[list[str], dict[str, Column], int]:
     shown = "tab" if delimiter == "\t" else repr(delimiter)
     try:
         reader = csv.reader(_lines(text), delimiter=delimiter)

@@ -97,3 +97,10 @@ def test_preprocess_never_builds_the_list_of_row_dicts(tmp_path, monkeypatch):
     assert summary["kept"] == 12
     m = read_manifest(path)
     assert manifest_inputs(m, {"image": "image", "audio": "audio"})["media"]
+
+
+def test_a_jsonl_manifest_of_empty_objects_has_rows_and_no_column(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text("{}\n{}\n", encoding="utf-8")
+    m = read_manifest(path)
+    assert m.columns == [] and len(m) == 2 and m.rows == [{}, {}] and m.ids() == ["1", "2"]

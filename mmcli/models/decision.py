@@ -22,6 +22,7 @@ import logging
 
 import numpy as np
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.models.base import MODELS, Model
 
@@ -60,22 +61,20 @@ class LateDecisionModel(Model):
         return MODELS.get(self.params.base)(seed=self.seed + seed_offset, device=self.device,
                                             **self.params.base_params)
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
         from sklearn.model_selection import StratifiedKFold
 
         self._check()
-        if self.blocks is None:
-            raise UsageError("model 'late_decision' needs the modality blocks of a concat fusion",
-                             "fuse with `mmcli fuse --method concat` (the default)")
+        ranges = self._use_blocks(blocks).ranges
         self.n_classes_ = int(n_classes)
         X = np.asarray(X, dtype=np.float32)
         self.models_ = []
-        for b, (a, z) in enumerate(self.blocks):
+        for b, (a, z) in enumerate(ranges):
             m = self._base(b)
             m.fit(X[:, a:z], y, n_classes,
                   None if X_val is None else np.asarray(X_val)[:, a:z], y_val)
             self.models_.append(m)
-        self.weights_ = np.full(len(self.blocks), 1.0 / len(self.blocks))
+        self.weights_ = np.full(len(ranges), 1.0 / len(ranges))
         self.meta_ = None
         self.combine_ = self.params.combine
         if self.params.combine == "average":
@@ -89,10 +88,10 @@ class LateDecisionModel(Model):
                            "modalities by average instead of %s", self.params.combine)
             self.combine_ = "average"
             return self
-        oof = np.zeros((len(self.blocks), len(y), n_classes))
+        oof = np.zeros((len(ranges), len(y), n_classes))
         skf = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
         for tr, te in skf.split(X, y):
-            for b, (a, z) in enumerate(self.blocks):
+            for b, (a, z) in enumerate(ranges):
                 m = self._base(b).fit(X[tr][:, a:z], y[tr], n_classes)
                 oof[b, te] = m.predict_proba(X[te][:, a:z])
         if self.params.combine == "weights":
@@ -108,7 +107,7 @@ class LateDecisionModel(Model):
     def predict_proba(self, X):
         X = np.asarray(X, dtype=np.float32)
         per = np.stack([m.predict_proba(X[:, a:z])
-                        for m, (a, z) in zip(self.models_, self.blocks)])
+                        for m, (a, z) in zip(self.models_, self.blocks_.ranges)])
         if self.meta_ is not None:
             return self.meta_.predict_proba(_stack(per))
         return np.tensordot(self.weights_, per, axes=1)
@@ -121,12 +120,12 @@ class LateDecisionModel(Model):
             subs.append({"name": m.name, "params": dataclasses.asdict(m.params),
                          "seed": m.seed, "fitted": fitted})
             arrays.update({f"m{k}.{key}": v for key, v in arr.items()})
-        return ({"n_classes": self.n_classes_, "blocks": self.blocks, "models": subs,
+        return ({"n_classes": self.n_classes_, "blocks": self.blocks_.ranges, "models": subs,
                  "has_meta": self.meta_ is not None, "combine": self.combine_}, arrays)
 
     def _load(self, fitted, arrays):
         self.n_classes_ = int(fitted["n_classes"])
-        self.blocks = [tuple(b) for b in fitted["blocks"]]
+        self.blocks_ = Blocks.from_ranges(fitted["blocks"])
         self.weights_ = np.asarray(arrays["weights"])
         models = []
         for k, sub in enumerate(fitted["models"]):

@@ -54,10 +54,8 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
 
     method = FUSIONS.get(config.method, where="--method")(config.dim, config.seed)
     structures = [block_structure(blocks_info, c) for c in columns]
-    # token ids must reach the model as ids: concat leaves those blocks unnormalised
-    raw = [k for k, st in enumerate(structures)
-           if method.name == "concat" and st and st["layout"] == "tokens"]
-    method.fit([np.asarray(b[train]) for b in blocks], raw=raw)
+    method.fit([np.asarray(b[train]) for b in blocks],
+               [(st or {}).get("layout") for st in structures])
 
     with artifacts.StageWriter(out, "fuse", (feat.path,)) as writer:
         with progress("fuse", len(items)) as bar, \
@@ -87,10 +85,10 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
 
 def block_ranges(method, columns: list[str], blocks,
                  structures: list[dict | None] | None = None) -> list[dict] | None:
-    """Column range of each modality in the fused matrix (concat only, where blocks stay
-    side by side), for models that learn the fusion themselves, with the block's structure
+    """Column range of each modality in the fused matrix (methods that keep the blocks side
+    by side: concat), for models that learn the fusion themselves, with the block's structure
     (layout, shape) when it has one."""
-    if method.name != "concat":
+    if not method.keeps_blocks:
         return None
     out, start = [], 0
     for k, (col, b) in enumerate(zip(columns, blocks)):
