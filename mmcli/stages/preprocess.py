@@ -323,7 +323,8 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     _check_failures(manifest, len(manifest), out.kept, out.failures, max_failed_fraction)
     if fit:
         _fit_classes(state, out, manifest)
-    _write_numeric(out, state, fit, directory / "data")
+        _fit_numeric(state, out)
+    _write_numeric(out, state, directory / "data")
     _write_failures(directory / "failures.csv", out.failures)
     order = ("train", "val", "test", "predict")
     summary = {"rows": len(manifest), "kept": out.kept, "failed": len(out.failures),
@@ -543,17 +544,19 @@ def _fit_classes(state: PreprocessState, out: _Output, manifest: Manifest) -> No
     state.classes = sorted(out.train_labels)
 
 
-def _write_numeric(out: _Output, state: PreprocessState, fit: bool, data_dir: Path) -> None:
-    """Scale every numeric column (with ``fit``: scaling fitted on the kept train items and
-    stored in ``state``) and save it."""
-    if fit:
-        state.numeric = {}
+def _fit_numeric(state: PreprocessState, out: _Output) -> None:
+    """The scaling of every numeric column, fitted on the kept train items."""
     train = np.asarray(out.train, dtype=np.int8).astype(bool)
+    state.numeric = {col: _fit_scaling(np.asarray(raw, dtype=np.float64)[train],
+                                       state.numeric_scaling, col)
+                     for col, raw in out.numeric.items()}
+
+
+def _write_numeric(out: _Output, state: PreprocessState, data_dir: Path) -> None:
+    """Every numeric column scaled with ``state``'s scaling, saved."""
     for col, raw in out.numeric.items():
-        x = np.asarray(raw, dtype=np.float64)
-        if fit:
-            state.numeric[col] = _fit_scaling(x[train], state.numeric_scaling, col)
         offset, scale = state.numeric[col]
+        x = np.asarray(raw, dtype=np.float64)
         np.save(data_dir / f"{col}.npy", ((x - offset) / scale).astype(np.float32))
 
 
