@@ -13,9 +13,14 @@ import csv
 import hashlib
 import io
 import json
+import re
 import unicodedata
+from array import array
+from bisect import bisect_right
 from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator
+from itertools import accumulate, repeat
+from operator import itemgetter
 from pathlib import Path
 
 from mmcli import storage
@@ -28,31 +33,125 @@ SPLIT_ALIASES = {"train": "train", "val": "val", "valid": "val", "validation": "
                  "dev": "val", "test": "test"}
 
 
-@dataclass
+#: rows per block of a packed column, and per batch read from a Parquet file
+BLOCK_ROWS = 65_536
+
+
+class Column:
+    """The cells of one manifest column, packed: per block of rows, the cells joined into one
+    ``str`` (``bytes`` for a binary column) and an ``array`` of their offsets. A million short
+    cells take tens of megabytes here, against about a gigabyte as one ``dict`` per row."""
+
+    def __init__(self, binary: bool = False):
+        self.binary = binary
+        self._blocks: list[tuple[str | bytes, array]] = []
+        self._starts: list[int] = []  # first row of each block
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def extend(self, cells: list) -> None:
+        """Append cells (``str``; a binary column's: ``bytes``, ``""`` for a null)."""
+        if self.binary:
+            cells = [c if isinstance(c, bytes) else b"" for c in cells]
+            self.add_block(b"".join(cells), array("q", accumulate(map(len, cells), initial=0)))
+        else:
+            self.add_block("".join(cells), array("q", accumulate(map(len, cells), initial=0)))
+
+    def add_block(self, joined: str | bytes, offsets: array) -> None:
+        """Append ``len(offsets) - 1`` cells: cell k is ``joined[offsets[k]:offsets[k + 1]]``."""
+        if len(offsets) > 1:
+            self._blocks.append((joined, offsets))
+            self._starts.append(self._n)
+            self._n += len(offsets) - 1
+
+    def __getitem__(self, i: int) -> str | bytes:
+        if not 0 <= i < self._n:
+            raise IndexError(i)
+        k = bisect_right(self._starts, i) - 1
+        joined, offsets = self._blocks[k]
+        j = i - self._starts[k]
+        return self._cell(joined[offsets[j]:offsets[j + 1]])
+
+    def __iter__(self) -> Iterator[str | bytes]:
+        cell = self._cell
+        for joined, offsets in self._blocks:
+            o = offsets.tolist()
+            yield from (cell(joined[a:b]) for a, b in zip(o, o[1:]))
+
+    def _cell(self, value: str | bytes) -> str | bytes:
+        return value if value or not self.binary else ""  # an empty binary cell reads as ""
+
+
 class Manifest:
-    #: a local path, or a URL (str) for a manifest on an fsspec filesystem
-    path: Path | str
-    columns: list[str]
-    rows: list[dict[str, str]]
-    #: column -> type in the file's schema (Parquet: "double", "string", "binary"...; CSV and
-    #: JSONL: none). The cells of a binary column are bytes (encoded media), not text.
-    types: dict[str, str] = field(default_factory=dict)
+    """A manifest's rows, held by column (:class:`Column`), so that memory grows by the bytes
+    of its cells and not by a ``dict`` per row.
+
+    ``rows`` (a list of ``{column: cell}``) is accepted to build one, and
+    :attr:`rows` gives them back (all rows at once: for small manifests and tests); the stages
+    read :meth:`cells` and :meth:`row`.
+    """
+
+    def __init__(self, path: Path | str, columns: list[str], rows: list[dict] | None = None,
+                 types: dict[str, str] | None = None, data: dict[str, Column] | None = None,
+                 n_rows: int | None = None):
+        #: a local path, or a URL (str) for a manifest on an fsspec filesystem
+        self.path = path
+        self.columns = list(columns)
+        #: column -> type in the file's schema (Parquet: "double", "string", "binary"...; CSV
+        #: and JSONL: none). The cells of a binary column are bytes (encoded media), not text.
+        self.types = dict(types or {})
+        if data is None:
+            data = {c: Column(self.types.get(c) == "binary") for c in self.columns}
+            for c, column in data.items():
+                column.extend([r.get(c, "") for r in rows or ()])
+        self.data = data
+        if n_rows is None:  # (given: a JSONL manifest of empty objects has rows, no column)
+            n_rows = len(next(iter(data.values()))) if data else len(rows or ())
+        self._len = n_rows
 
     @property
     def base_dir(self) -> Path | str:
         return storage.parent(self.path) if storage.is_url(self.path) else self.path.parent
 
     def __len__(self) -> int:
-        return len(self.rows)
+        return self._len
+
+    def cells(self, column: str) -> Iterable[str | bytes]:
+        """The cells of ``column`` in row order; ``""`` for every row when there is none."""
+        return self.data[column] if column in self.data else repeat("", len(self))
+
+    def stripped(self, column: str) -> list[str]:
+        """The cells of ``column`` stripped of outer spaces; equal values share one object
+        (labels and groups repeat: a million rows of three labels hold three strings)."""
+        shared: dict[str, str] = {}
+        out = []
+        for cell in self.cells(column):
+            value = cell.strip()
+            out.append(shared.setdefault(value, value) if len(shared) < BLOCK_ROWS else value)
+        return out
+
+    def row(self, i: int) -> dict[str, str | bytes]:
+        """Row ``i`` (0-based) as ``{column: cell}``."""
+        return {c: self.data[c][i] for c in self.columns}
+
+    @property
+    def rows(self) -> list[dict[str, str | bytes]]:
+        """Every row as ``{column: cell}`` (all at once: memory grows with the manifest)."""
+        columns = [self.data[c] for c in self.columns]
+        if not columns:
+            return [{} for _ in range(len(self))]
+        return [dict(zip(self.columns, values)) for values in zip(*columns)]
 
     def ids(self) -> list[str]:
         """Row ids: the ``id`` column when present, else the 1-based row number."""
         if "id" not in self.columns:
-            return [str(i + 1) for i in range(len(self.rows))]
+            return [str(i + 1) for i in range(len(self))]
         seen: dict[str, int] = {}
         ids = []
-        for i, row in enumerate(self.rows, start=1):
-            value = row.get("id", "").strip()
+        for i, cell in enumerate(self.data["id"], start=1):
+            value = cell.strip()
             if not value:
                 raise DataError(f"{self.path}: row {i} has an empty id", "give every row an id")
             if value in seen:
@@ -127,13 +226,19 @@ def _parse(path: Path | str, data: bytes) -> Manifest:
             "save it as UTF-8, e.g. with `iconv -f latin1 -t utf-8 IN > OUT`") from None
     suffix = storage.suffix(path).lower()
     if suffix in (".jsonl", ".ndjson", ".json"):
-        columns, rows = _read_jsonl(path, text)
+        columns, data, n = _read_jsonl(path, text)
     else:
         delimiter = "\t" if suffix == ".tsv" else sniff_delimiter(text)
-        columns, rows = _read_csv(path, text, delimiter)
-    if not rows:
+        columns, data, n = _read_csv(path, text, delimiter)
+    if not n:
         raise DataError(f"manifest {path} has no rows", "add at least one row below the header")
-    return Manifest(path, columns, rows)
+    return Manifest(path, columns, data=data, n_rows=n)
+
+
+def _add_rows(data: dict[str, Column], rows: list[list]) -> None:
+    """Append a block of rows (lists of cells in column order) to the columns."""
+    for k, column in enumerate(data.values()):  # (zip(*rows) is 4x slower on 65,536 rows)
+        column.extend(list(map(itemgetter(k), rows)))
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -187,10 +292,9 @@ def _bytes_kind(manifest: Manifest, col: str, override: str | None) -> str:
         raise DataError(f"manifest {manifest.path}: column {col!r} holds bytes, but "
                         f"preprocess.columns makes it {override}",
                         f"a binary column can be {', '.join(media)} or ignore")
-    cells = [r[col] for r in manifest.rows if isinstance(r.get(col), bytes) and r[col]]
-    sniffed = [sniff_media(c) for c in cells]
+    sniffed = [sniff_media(c) for c in manifest.cells(col) if isinstance(c, bytes) and c]
     for kind in media:
-        if cells and sum(x is not None and x[0] == kind for x in sniffed) >= 0.9 * len(cells):
+        if sniffed and sum(x is not None and x[0] == kind for x in sniffed) >= 0.9 * len(sniffed):
             return kind
     formats = "; ".join(f"{k}: " + ", ".join(sorted({m[2][1:] for m in get_kind(k).magic}))
                         for k in media)
@@ -211,25 +315,46 @@ def parquet_kind(type_name: str) -> str | None:
 
 def _read_parquet(path: Path | str, source=None) -> Manifest:
     """A Parquet file, or a folder of them (a data set; ``key=value`` subfolders are hive
-    partitions and become columns), read one batch of rows at a time. Cells become text like
-    a CSV's (numbers in their shortest form, nulls empty); the schema's types are kept in
-    :attr:`Manifest.types` so that number columns need no guessing."""
+    partitions and become columns), read one batch of rows at a time into packed columns.
+    Cells become text like a CSV's (numbers in their shortest form, nulls empty); the schema's
+    types are kept in :attr:`Manifest.types` so that number columns need no guessing."""
     pa = require_pyarrow()
+    schema, batches = _parquet_batches(pa, path, source)
+    columns, types = _parquet_types(pa, path, schema)
+    data = {c: Column(types[c] == "binary") for c in columns}
+    try:
+        for batch in batches:
+            for i, column in enumerate(data.values()):
+                _add_arrow(pa, column, batch.column(i))
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataError(f"manifest {path} cannot be read as Parquet ({first})",
+                        "write it again, or check the disk") from None
+    if not columns or not len(data[columns[0]]):
+        raise DataError(f"manifest {path} has no rows", "write at least one row")
+    return Manifest(path, columns, types=types, data=data)
+
+
+def _parquet_batches(pa, path: Path | str, source=None) -> tuple:
+    """(Arrow schema, iterator of record batches) of a Parquet file or data set folder."""
     try:
         if source is None and Path(path).is_dir():
             files = [str(f) for f in parquet_files(Path(path))]
             dataset = pa.dataset.dataset(files, format="parquet", partitioning="hive",
                                          partition_base_dir=str(path))
-            schema = dataset.schema
-            batches = dataset.to_batches(batch_size=PARQUET_BATCH_ROWS, use_threads=False)
-        else:  # one file: its row groups in order
-            reader = pa.parquet.ParquetFile(source or str(path))
-            schema = reader.schema_arrow
-            batches = reader.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+            return dataset.schema, dataset.to_batches(batch_size=PARQUET_BATCH_ROWS,
+                                                      use_threads=False)
+        reader = pa.parquet.ParquetFile(source or str(path))  # one file: its row groups
+        return reader.schema_arrow, reader.iter_batches(batch_size=PARQUET_BATCH_ROWS)
     except (pa.ArrowException, OSError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise DataError(f"manifest {path} is not a readable Parquet file ({first})",
                         "write it again with pyarrow, pandas or Spark, or pass a CSV") from None
+
+
+def _parquet_types(pa, path: Path | str, schema) -> tuple[list[str], dict[str, str]]:
+    """The column names of a Parquet schema and their types; :class:`DataError` for an
+    unnamed, nested or repeated column."""
     columns = [f.name for f in schema]
     types = {}
     for f in schema:
@@ -245,18 +370,7 @@ def _read_parquet(path: Path | str, source=None) -> Manifest:
     if dupes:
         raise DataError(f"manifest {path}: column {dupes[0]!r} appears twice",
                         "rename one of them")
-    rows: list[dict[str, str]] = []
-    try:
-        for batch in batches:
-            cells = [_as_text(pa, batch.column(i)) for i in range(batch.num_columns)]
-            rows.extend(dict(zip(columns, values)) for values in zip(*cells))
-    except (pa.ArrowException, OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise DataError(f"manifest {path} cannot be read as Parquet ({first})",
-                        "write it again, or check the disk") from None
-    if not rows:
-        raise DataError(f"manifest {path} has no rows", "write at least one row")
-    return Manifest(path, columns, rows, types)
+    return columns, types
 
 
 def _is_binary(pa, arrow_type) -> bool:
@@ -264,16 +378,36 @@ def _is_binary(pa, arrow_type) -> bool:
             or pa.types.is_fixed_size_binary(arrow_type))
 
 
-def _as_text(pa, array) -> list:
-    """An Arrow column as CSV-like cells: numbers as their shortest text, nulls as ''; a
-    binary column's cells stay bytes (encoded media, decoded like files)."""
-    if _is_binary(pa, array.type):
-        return [b if b is not None else "" for b in array.to_pylist()]
-    if pa.types.is_dictionary(array.type):
-        array = array.dictionary_decode()
-    if not pa.types.is_string(array.type):
-        array = pa.compute.cast(array, pa.string())
-    return pa.compute.fill_null(array, "").to_pylist()
+def _add_arrow(pa, column: Column, values) -> None:
+    """Append an Arrow array to ``column`` as CSV-like cells: numbers as their shortest text,
+    nulls as ''; a binary column's cells stay bytes (encoded media, decoded like files).
+
+    Text is taken from the array's UTF-8 buffer in one piece; when it is ASCII (ids, paths,
+    numbers) its byte offsets are the cells' offsets, and no cell becomes a Python object."""
+    if _is_binary(pa, values.type):
+        column.extend([b if b is not None else "" for b in values.to_pylist()])
+        return
+    if pa.types.is_dictionary(values.type):
+        values = values.dictionary_decode()
+    if not pa.types.is_string(values.type):
+        values = pa.compute.cast(values, pa.string())
+    values = pa.compute.fill_null(values, "")
+    _, offsets_buffer, data_buffer = values.buffers()
+    offsets = _array_of("i", offsets_buffer)[values.offset:values.offset + len(values) + 1]
+    start, end = offsets[0], offsets[-1]
+    raw = data_buffer[start:end].to_pybytes() if data_buffer is not None else b""
+    text = raw.decode("utf-8")
+    if len(text) != len(raw):  # not ASCII: byte offsets are no character offsets
+        column.extend(values.to_pylist())
+        return
+    column.add_block(text, offsets if start == 0 else array("q", (o - start for o in offsets)))
+
+
+def _array_of(typecode: str, buffer) -> array:
+    """An :class:`array.array` of ``typecode`` holding a copy of ``buffer``'s bytes."""
+    out = array(typecode)
+    out.frombytes(memoryview(buffer))
+    return out
 
 
 DELIMITERS = (",", ";", "\t", "|")
@@ -295,7 +429,8 @@ def sniff_delimiter(text: str) -> str:
     return best if counts[best] > 0 else ","
 
 
-def _read_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
+def _read_csv(path: Path, text: str,
+              delimiter: str) -> tuple[list[str], dict[str, Column], int]:
     # a text cell may be megabytes long (the per-item text limit applies later); the csv
     # module's limit is process-wide, so it is put back for the caller's own csv reading
     saved = csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
@@ -305,10 +440,11 @@ def _read_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[di
         csv.field_size_limit(saved)
 
 
-def _parse_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
+def _parse_csv(path: Path, text: str,
+               delimiter: str) -> tuple[list[str], dict[str, Column], int]:
     shown = "tab" if delimiter == "\t" else repr(delimiter)
     try:
-        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        reader = csv.reader(_lines(text), delimiter=delimiter)
         header = next(reader, None)
         if not header or not any(h.strip() for h in header):
             raise DataError(f"manifest {path} is empty", "write a header row and data rows")
@@ -322,7 +458,8 @@ def _parse_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[d
         if dupes:
             raise DataError(f"manifest {path}: column {dupes[0]!r} appears twice",
                             "rename one of them")
-        rows = []
+        data = {h: Column() for h in header}
+        rows, n = [], 0
         end = reader.line_num
         for values in reader:
             start, end = end + 1, reader.line_num
@@ -336,16 +473,40 @@ def _parse_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[d
                     "quote values that contain the delimiter and close every quote; give every "
                     "row every column, empty values are fine",
                 )
-            rows.append(dict(zip(header, values)))
+            rows.append(values)
+            if len(rows) == BLOCK_ROWS:
+                _add_rows(data, rows)
+                n += len(rows)
+                rows = []
+        _add_rows(data, rows)
     except csv.Error as exc:
         raise DataError(f"manifest {path} is not valid CSV: {exc}", "fix the quoting") from None
-    return header, rows
+    return header, data, n + len(rows)
 
 
-def _read_jsonl(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]]:
-    columns: dict[str, None] = {}
-    rows = []
-    for n, line in enumerate(text.split("\n"), start=1):
+#: a line with its end, as ``io.StringIO(text, newline="")`` splits them (``\n``, ``\r\n``, ``\r``)
+_LINE = re.compile(r"[^\r\n]*(?:\r\n?|\n)|[^\r\n]+")
+#: what str.splitlines also ends a line at, and io.StringIO does not
+_OTHER_BREAKS = ("\v", "\f", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, ends kept, split as ``io.StringIO(text, newline="")`` does, but
+    without its copy of the text at four bytes per character (400 MB for an 86 MB CSV)."""
+    if any(ch in text for ch in _OTHER_BREAKS):  # rare: the slower exact splitter
+        yield from (match.group() for match in _LINE.finditer(text))
+        return
+    start = 0
+    while start < len(text):  # pieces of about 1 MB, each ending after a \n
+        end = text.find("\n", start + (1 << 20)) + 1 or len(text)
+        yield from text[start:end].splitlines(keepends=True)
+        start = end
+
+
+def _read_jsonl(path: Path, text: str) -> tuple[list[str], dict[str, Column], int]:
+    data: dict[str, Column] = {}
+    rows, n = [], 0
+    for lineno, line in enumerate(_split(text, "\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -354,18 +515,42 @@ def _read_jsonl(path: Path, text: str) -> tuple[list[str], list[dict[str, str]]]
             reason = (exc.msg if isinstance(exc, json.JSONDecodeError) else
                       "nested too deeply" if isinstance(exc, RecursionError) else
                       str(exc).split(":")[0])
-            raise DataError(f"manifest {path}: line {n} is not valid JSON ({reason})",
+            raise DataError(f"manifest {path}: line {lineno} is not valid JSON ({reason})",
                             "write one JSON object per line") from None
         if not isinstance(obj, dict):
-            raise DataError(f"manifest {path}: line {n} is not a JSON object",
+            raise DataError(f"manifest {path}: line {lineno} is not a JSON object",
                             "write one JSON object per line")
-        for key in obj:
-            columns.setdefault(str(key), None)
         rows.append({str(k): _to_str(v) for k, v in obj.items()})
-    cols = list(columns)
-    if "" in cols:
+        if len(rows) == BLOCK_ROWS:
+            n = _add_objects(data, rows, n)
+            rows = []
+    n = _add_objects(data, rows, n)
+    if "" in data:
         raise DataError(f"manifest {path}: a key is the empty string", "name every key")
-    return cols, [{c: r.get(c, "") for c in cols} for r in rows]
+    return list(data), data, n
+
+
+def _split(text: str, sep: str) -> Iterator[str]:
+    """``text.split(sep)``, one part at a time."""
+    start = 0
+    while (end := text.find(sep, start)) >= 0:
+        yield text[start:end]
+        start = end + len(sep)
+    yield text[start:]
+
+
+def _add_objects(data: dict[str, Column], rows: list[dict], n: int) -> int:
+    """Append a block of JSONL objects after the ``n`` rows in ``data``: a key seen first
+    here becomes a column, empty in the earlier rows; a key an object lacks is empty there.
+    Returns the new row count."""
+    for row in rows:
+        for key in row:
+            if key not in data:
+                data[key] = Column()
+                data[key].extend([""] * n)
+    for key, column in data.items():
+        column.extend([r.get(key, "") for r in rows])
+    return n + len(rows)
 
 
 def _to_str(value) -> str:
@@ -423,7 +608,7 @@ def column_kinds(manifest: Manifest, label: str | None, overrides: dict) -> dict
             raise DataError(f"manifest {manifest.path}: column {col!r} is of type "
                             f"{manifest.types[col]}, but preprocess.columns makes it "
                             f"{overrides[col]}", "a media column holds paths or URLs (strings)")
-        kind = overrides.get(col) or typed or detect_kind([r.get(col, "") for r in manifest.rows])
+        kind = overrides.get(col) or typed or detect_kind(manifest.cells(col))
         if kind != "ignore":
             check_column_name(manifest, col)
             kinds[col] = kind
@@ -449,8 +634,7 @@ def row_groups(manifest: Manifest, column: str, ids: list[str]) -> list[str]:
     """The group of every row: the stripped value of ``column``; a row whose cell is empty is
     a group of its own, named ``id:<id>``."""
     require_column(manifest, column, "group", "pass --group COL naming a column, or drop --group")
-    return [(row.get(column) or "").strip() or f"id:{item_id}"
-            for row, item_id in zip(manifest.rows, ids)]
+    return [group or f"id:{item_id}" for group, item_id in zip(manifest.stripped(column), ids)]
 
 
 def assign_splits(manifest: Manifest, ids: list[str], labels: list[str], fractions: dict,
@@ -476,11 +660,11 @@ def assign_splits(manifest: Manifest, ids: list[str], labels: list[str], fractio
                          f"use one of: {', '.join(SPLIT_KEYS)}")
     if "split" in manifest.columns:
         out = []
-        for i, row in enumerate(manifest.rows, start=1):
-            value = SPLIT_ALIASES.get(row.get("split", "").strip().lower())
+        for i, cell in enumerate(manifest.cells("split"), start=1):
+            value = SPLIT_ALIASES.get(cell.strip().lower())
             if value is None:
                 raise DataError(
-                    f"{manifest.path}: row {i} has split {row.get('split')!r}",
+                    f"{manifest.path}: row {i} has split {cell!r}",
                     "use train, val or test, or drop the split column for an automatic split",
                 )
             out.append(value)
@@ -495,11 +679,11 @@ def assign_splits(manifest: Manifest, ids: list[str], labels: list[str], fractio
         acc += float(fractions.get(s, 0)) / total
         bounds.append(acc)
     if groups is not None:
-        keys = [f"{seed}\0group\0{g}" for g in groups]
+        keys = (f"{seed}\0group\0{g}" for g in groups)
     elif key == "id":
-        keys = [f"{seed}\0id\0{item_id}" for item_id in ids]
+        keys = (f"{seed}\0id\0{item_id}" for item_id in ids)
     else:  # the original key: unchanged, so existing splits stay as they were
-        keys = [f"{seed}\0{label}\0{item_id}" for item_id, label in zip(ids, labels)]
+        keys = (f"{seed}\0{label}\0{item_id}" for item_id, label in zip(ids, labels))
     out = []
     for text in keys:
         digest = hashlib.sha256(text.encode()).digest()

@@ -21,7 +21,9 @@ import csv
 import dataclasses
 import logging
 import os
+from array import array
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,7 +126,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     manifest = read_manifest(manifest_path)
     require_column(manifest, config.label, "label", "pass --label COL or set 'label' in the config")
     ids = manifest.ids()
-    labels = [r.get(config.label, "").strip() for r in manifest.rows]
+    labels = manifest.stripped(config.label)
     columns = feature_columns(manifest, config)
     groups = row_groups(manifest, config.group, ids) if config.group is not None else None
     splits = assign_splits(manifest, ids, labels, config.split, config.seed, config.split_key,
@@ -212,9 +214,9 @@ def _annotate_items(manifest: Manifest, tasks: list, groups: list[str] | None,
     summary of groups (distinct groups per split)."""
     items = artifacts.read_jsonl(items_path)
     for it in items:
-        row = manifest.rows[it["row"] - 1]
         if tasks:
-            it["labels"] = {col: (row.get(col) or "").strip() for col in tasks}
+            it["labels"] = {col: (manifest.data[col][it["row"] - 1] or "").strip()
+                            for col in tasks}
         if groups is not None:
             it["group"] = groups[it["row"] - 1]
     artifacts.write_jsonl(items_path, items)
@@ -243,38 +245,67 @@ def _warn_unstable_splits(manifest: Manifest, config: PreprocessConfig,
                         len(shared), config.group, manifest.path, shared[0],
                         ", ".join(sorted(seen[shared[0]], key=("train", "val", "test").index)))
         return
-    ids_hashed = groups is None or any(not (row.get(config.group) or "").strip()
-                                       for row in manifest.rows)
+    ids_hashed = groups is None or any(not (cell or "").strip()
+                                       for cell in manifest.cells(config.group))
     if "id" not in manifest.columns and ids_hashed:
         log.warning("%s has no id column: items are numbered by row, so deleting or inserting "
                     "a row moves later items to other splits; add an id column of stable, "
                     "unique ids", manifest.path)
 
 
+#: media cells whose digest line is remembered (a file named by many rows is stat'ed once)
+_STAMP_MEMO = 65_536
+
+
 def manifest_inputs(manifest: Manifest, columns: dict[str, str]) -> dict[str, str]:
     """The input record of a stage that reads a manifest: the manifest's sha256, and a digest
     of every referenced media file's path, size and modification time (like make, so that
-    replacing a file re-runs the stage without hashing every file's content)."""
+    replacing a file re-runs the stage without hashing every file's content).
+
+    Cells are read in one pass, row by row; a path that repeats is stat'ed once."""
     import hashlib
 
-    # (media bytes in a Parquet cell are covered by the manifest's own hash)
-    paths = [manifest.resolve(row[col].strip()) for row in manifest.rows
-             for col, kind in columns.items()
-             if get_kind(kind).media and isinstance(row.get(col), str) and row[col].strip()]
+    media = [c for c, kind in columns.items() if get_kind(kind).media]
     # remote files: one metadata request each, many at a time (they are network round trips)
-    remote = storage.stamps([p for p in paths if storage.is_url(p)])
-    media = hashlib.sha256()
-    for path in paths:
-        if storage.is_url(path):
-            media.update(f"{path}\0{remote[path]}\n".encode())
-            continue
-        try:
-            st = os.stat(path)
-            media.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-        except (OSError, ValueError):  # ValueError: a NUL byte in the path
-            media.update(f"{path}\0missing\n".encode())
-    return {str(manifest.path): manifest_digest(manifest.path),
-            "media": media.hexdigest()}
+    remote = storage.stamps(_remote_paths(manifest, media))
+    digest = hashlib.sha256()
+    lines: dict[str, bytes] = {}
+    for cells in zip(*(manifest.cells(c) for c in media)):
+        for cell in cells:
+            # (media bytes in a Parquet cell are covered by the manifest's own hash)
+            if not isinstance(cell, str) or not cell.strip():
+                continue
+            line = lines.get(cell)
+            if line is None:
+                if len(lines) >= _STAMP_MEMO:
+                    lines.clear()
+                line = lines[cell] = _stamp_line(manifest.resolve(cell.strip()), remote)
+            digest.update(line)
+    return {str(manifest.path): manifest_digest(manifest.path), "media": digest.hexdigest()}
+
+
+def _remote_paths(manifest: Manifest, media: list[str]) -> list[str]:
+    """The distinct URLs that the ``media`` columns' cells resolve to."""
+    base_remote = storage.is_url(manifest.base_dir)
+    urls = set()
+    for col in media:
+        for cell in manifest.cells(col):
+            if isinstance(cell, str) and cell.strip() and (base_remote or "://" in cell):
+                path = manifest.resolve(cell.strip())
+                if storage.is_url(path):
+                    urls.add(path)
+    return sorted(urls)
+
+
+def _stamp_line(path: Path | str, remote: dict[str, str]) -> bytes:
+    """A media file's line in the input digest: its path, size and modification time."""
+    if storage.is_url(path):
+        return f"{path}\0{remote[path]}\n".encode()
+    try:
+        st = os.stat(path)
+        return f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode()
+    except (OSError, ValueError):  # ValueError: a NUL byte in the path
+        return f"{path}\0missing\n".encode()
 
 
 def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: list[str],
@@ -293,6 +324,9 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     media file whose content hash is found there is copied from it instead of decoded.
     Resumable: with ``journal``, every completed chunk is checkpointed, and the chunks an
     interrupted earlier run completed (``journal.records``) are not done again.
+
+    Rows stream through: items go to ``items.jsonl`` as their chunk completes, and only
+    compact per-item state (numbers, audio lengths, a train flag) stays in memory.
     """
     missing = [c for c in state.columns if c not in manifest.columns]
     if missing:
@@ -300,93 +334,203 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
                         f"model was trained with", "add the column; its values may be empty")
     for kind in sorted(set(state.columns.values())):
         get_kind(kind).require()
-    spec = {
+    old = _Previous(previous, vars(state)) if previous is not None else None
+    done = journal.records if journal is not None else []
+    with _Output(directory, state, done) as out:
+        spec = _decode_spec(manifest, state, media_roots, old)
+        artifacts.write_jsonl(directory / "items.jsonl", _decode_all(
+            manifest, _Rows(ids, labels, splits), state, spec, jobs, progress, out, old, journal))
+    _check_failures(manifest, len(manifest), out.kept, out.failures, max_failed_fraction)
+    if fit:
+        _fit_classes(state, out, manifest)
+        _fit_numeric(state, out)
+    _write_numeric(out, state, directory / "data")
+    _write_failures(directory / "failures.csv", out.failures)
+    order = ("train", "val", "test", "predict")
+    summary = {"rows": len(manifest), "kept": out.kept, "failed": len(out.failures),
+               "splits": {s: out.splits[s] for s in order if out.splits[s]},
+               **out.counts, "resumed_chunks": len(done)}
+    if fit:
+        # kept, and counted as errors by eval: the model cannot predict a class it never saw
+        known = set(state.classes)
+        unseen = Counter({label: n for label, n in out.labels.items() if label not in known})
+        summary["unseen_labels"] = dict(sorted(unseen.items()))
+    return summary
+
+
+@dataclass
+class _Rows:
+    """What apply knows of every row besides its cells: id, label (None: unlabelled), split."""
+
+    ids: list[str]
+    labels: list[str] | None
+    splits: list[str]
+
+
+def _decode_spec(manifest: Manifest, state: PreprocessState, media_roots,
+                 old: _Previous | None) -> dict:
+    """The settings every decode worker gets (see :func:`_decode_row`)."""
+    return {
         # the decode settings and limits every kind reads what it needs from
-        **{k: v for k, v in state.__dict__.items() if k not in ("numeric", "classes")},
+        **{k: v for k, v in vars(state).items() if k not in ("numeric", "classes")},
         # absolute: workers of a Dask cluster do not share this process's working directory
         "columns": state.columns, "base_dir": (manifest.base_dir if storage.is_url(
             manifest.base_dir) else os.path.abspath(manifest.base_dir)),
         "media_roots": [str(r) for r in resolve_media_roots(media_roots)],
+        "reuse": old.digests if old is not None else {},
     }
-    media_cols = [c for c, k in state.columns.items() if get_kind(k).media]
-    old = _Previous(previous, spec) if previous is not None else None
-    spec["reuse"] = old.digests if old is not None else {}
-    data_dir = directory / "data"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    done = journal.records if journal is not None else []
-    items: list[dict] = [it for r in done for it in r["items"]]
-    failures: list[dict] = [f for r in done for f in r["failures"]]
-    numeric_raw: dict[str, list[float]] = {
-        c: [v for r in done for v in r["numeric"][c]]
-        for c, k in state.columns.items() if get_kind(k).stored == "numbers"}
-    appenders, offsets = _open_arrays(spec, data_dir, done)
-    counts = {"decoded": sum(r["decoded"] for r in done), "reused": sum(r["reused"] for r in done)}
-    tasks = [
-        [(i, {c: manifest.rows[i].get(c, "") for c in state.columns}) for i in range(a, b)]
-        for a, b in chunks(len(manifest.rows), CHUNK)
-    ][len(done):]
+
+
+class _Tasks:
+    """The decode tasks: chunks of CHUNK rows as ``(row index, {column: cell})``, from chunk
+    ``first`` on, each made only when the workers are ready for it."""
+
+    def __init__(self, manifest: Manifest, columns: dict[str, str], first: int):
+        self.columns = {c: manifest.data[c] for c in columns}
+        self.bounds = chunks(len(manifest), CHUNK)[first:]
+
+    def __len__(self) -> int:
+        return len(self.bounds)
+
+    def __iter__(self):
+        for a, b in self.bounds:
+            yield [(i, {c: cells[i] for c, cells in self.columns.items()}) for i in range(a, b)]
+
+
+def _decode_all(manifest: Manifest, rows: _Rows, state: PreprocessState, spec: dict,
+                jobs: int | Runtime, progress: ProgressFactory, out: _Output,
+                old: _Previous | None, journal: artifacts.Journal | None) -> Iterator[dict]:
+    """The kept items, in row order, as their chunks complete: first those of the chunks done
+    before (``out.done``), then the rest, decoded in order on ``jobs``; each completed chunk is
+    added to ``out`` and checkpointed in ``journal``."""
+    yield from (item for record in out.done for item in record["items"])
+    done = len(out.done)
     # a row whose decoding kills the worker process (Dask retries it elsewhere first) is left
     # out like any undecodable item, naming its media columns
-    crashed = "/".join(media_cols)
-    isolate = Isolate(split=lambda rows: [[row] for row in rows],
-                      lost=lambda rows, why: [(i, (crashed, why), None) for i, _ in rows])
-    with progress("preprocess", len(manifest.rows)) as bar:
-        bar.advance(sum(len(r["items"]) + len(r["failures"]) for r in done))
+    crashed = "/".join(c for c, k in state.columns.items() if get_kind(k).media)
+    isolate = Isolate(split=lambda chunk: [[row] for row in chunk],
+                      lost=lambda chunk, why: [(i, (crashed, why), None) for i, _ in chunk])
+    tasks = _Tasks(manifest, state.columns, done)
+    with progress("preprocess", len(manifest)) as bar:
+        bar.advance(sum(len(r["items"]) + len(r["failures"]) for r in out.done))
         for k, results in enumerate(ordered_map(_decode_chunk, tasks, jobs, _init_worker,
-                                                (spec,), isolate=isolate), start=len(done)):
-            record = {"chunk": k, "items": [], "failures": [], "audio": {c: [] for c in offsets},
-                      "numeric": {c: [] for c in numeric_raw}, "decoded": 0, "reused": 0}
-            for i, error, payload in results:
-                label = labels[i] if labels is not None else ""
-                if error is None and labels is not None and not label:
-                    error = (state.label, "no label")
-                if error is not None:
-                    record["failures"].append({"row": i + 1, "id": ids[i], "column": error[0],
-                                               "reason": error[1]})
-                    log.info("row %d (id %s) left out: column %r: %s", i + 1, ids[i],
-                             error[0], error[1])
-                    continue
-                values = {}
-                reused = True  # an item counts as reused when none of its media was decoded
-                for col, kind in state.columns.items():
-                    value = payload[col]
-                    if get_kind(kind).media:
-                        if isinstance(value, str):  # a content hash found in the previous output
-                            value = old.array(col, value)
-                        else:
-                            reused = False
-                        _append(spec, col, value, appenders, record["audio"])
-                    elif get_kind(kind).stored == "numbers":
-                        record["numeric"][col].append(value)
-                    else:
-                        values[col] = value
-                item = {"id": ids[i], "row": i + 1, "split": splits[i], "label": label,
-                        "values": values}
-                if media_cols:
-                    item["hashes"] = payload["__hashes__"]
-                    record["reused" if reused else "decoded"] += 1
-                record["items"].append(item)
-            items += record["items"]
-            failures += record["failures"]
-            for col in numeric_raw:
-                numeric_raw[col] += record["numeric"][col]
-            for col in offsets:
-                for n in record["audio"][col]:
-                    offsets[col].append(offsets[col][-1] + n)
-            counts["decoded"] += record["decoded"]
-            counts["reused"] += record["reused"]
+                                                (spec,), isolate=isolate), start=done):
+            record = _collect_chunk(k, results, rows, state, out, old)
+            out.add(record)
             if journal is not None:
-                for appender in appenders.values():
-                    appender.flush()
-                record["rows"] = {c: a.rows for c, a in appenders.items()}
+                record["rows"] = out.flush()
                 journal.append(record)
             bar.advance(len(results))
-    for appender in appenders.values():
-        appender.close()
-    for col, offs in offsets.items():
-        np.save(data_dir / f"{col}.offsets.npy", np.asarray(offs, dtype=np.int64))
+            yield from record["items"]
 
-    total = len(manifest.rows)
+
+def _collect_chunk(k: int, results: list, rows: _Rows, state: PreprocessState, out: _Output,
+                   old: _Previous | None) -> dict:
+    """The journal record of decoded chunk ``k``: its items, failures, numbers and audio
+    lengths; the chunk's media arrays are appended to ``out`` here."""
+    record = {"chunk": k, "items": [], "failures": [], "audio": {c: [] for c in out.offsets},
+              "numeric": {c: [] for c in out.numeric}, "decoded": 0, "reused": 0}
+    for i, error, payload in results:
+        label = rows.labels[i] if rows.labels is not None else ""
+        if error is None and rows.labels is not None and not label:
+            error = (state.label, "no label")
+        if error is not None:
+            record["failures"].append({"row": i + 1, "id": rows.ids[i], "column": error[0],
+                                       "reason": error[1]})
+            log.info("row %d (id %s) left out: column %r: %s", i + 1, rows.ids[i], error[0],
+                     error[1])
+            continue
+        item = {"id": rows.ids[i], "row": i + 1, "split": rows.splits[i], "label": label,
+                "values": {}}
+        reused = _keep_values(payload, item["values"], record, state, out, old)
+        if out.appenders:
+            item["hashes"] = payload["__hashes__"]
+            record["reused" if reused else "decoded"] += 1
+        record["items"].append(item)
+    return record
+
+
+def _keep_values(payload: dict, values: dict, record: dict, state: PreprocessState,
+                 out: _Output, old: _Previous | None) -> bool:
+    """Put a kept row's decoded cells where they go: media arrays to ``out``'s appenders,
+    numbers and audio lengths to ``record``, text and categories to ``values``. Returns
+    whether all its media came from the previous output (none was decoded)."""
+    reused = True
+    for col, kind in state.columns.items():
+        value = payload[col]
+        if get_kind(kind).media:
+            if isinstance(value, str):  # a content hash found in the previous output
+                value = old.array(col, value)
+            else:
+                reused = False
+            _append(vars(state), col, value, out.appenders, record["audio"])
+        elif get_kind(kind).stored == "numbers":
+            record["numeric"][col].append(value)
+        else:
+            values[col] = value
+    return reused
+
+
+class _Output:
+    """The output apply builds as chunks complete: media arrays appended to ``data/``;
+    numbers, audio offsets, failures and counts (not the items: they stream to
+    ``items.jsonl``) kept compactly until the end. Starts from the chunks an interrupted run
+    completed (``done``)."""
+
+    def __init__(self, directory: Path, state: PreprocessState, done: list[dict]):
+        self.done, self.data_dir = done, directory / "data"
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.numeric = {c: array("d") for c, k in state.columns.items()
+                        if get_kind(k).stored == "numbers"}
+        self.failures: list[dict] = []
+        self.counts = {"decoded": 0, "reused": 0}
+        self.kept, self.splits, self.labels = 0, Counter(), Counter()
+        self.train = array("b")  # per kept item: 1 in the train split
+        self.train_labels: set[str] = set()
+        self.appenders, self.offsets = _open_arrays(vars(state), self.data_dir, done)
+        for record in done:
+            self.add(record)
+
+    def add(self, record: dict) -> None:
+        """Add a chunk's record (its media are already appended)."""
+        for item in record["items"]:
+            self.splits[item["split"]] += 1
+            self.labels[item["label"]] += 1
+            self.train.append(item["split"] == "train")
+            if item["split"] == "train":
+                self.train_labels.add(item["label"])
+        self.kept += len(record["items"])
+        self.failures += record["failures"]
+        for col, values in self.numeric.items():
+            values.extend(record["numeric"][col])
+        for col, offsets in self.offsets.items():
+            for n in record["audio"][col]:
+                offsets.append(offsets[-1] + n)
+        self.counts["decoded"] += record["decoded"]
+        self.counts["reused"] += record["reused"]
+
+    def flush(self) -> dict[str, int]:
+        """Flush the media arrays to disk; returns their row counts (for the journal)."""
+        for appender in self.appenders.values():
+            appender.flush()
+        return {c: a.rows for c, a in self.appenders.items()}
+
+    def __enter__(self) -> _Output:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if exc[0] is not None:
+            return
+        for appender in self.appenders.values():
+            appender.close()
+        for col, offsets in self.offsets.items():
+            np.save(self.data_dir / f"{col}.offsets.npy", np.asarray(offsets, dtype=np.int64))
+
+
+def _check_failures(manifest: Manifest, total: int, kept: int, failures: list[dict],
+                   max_failed_fraction: float) -> None:
+    """The failure policy: :class:`DataError` when more than ``max_failed_fraction`` of the
+    ``total`` rows failed, or when no item is left (``kept``)."""
     if total and len(failures) / total > max_failed_fraction:
         first = failures[0]
         raise DataError(
@@ -396,47 +540,43 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
             f"{first['reason']}",
             "fix the files, or raise preprocess.max_failed_fraction in the config",
         )
-    if not items:
+    if not kept:
         first = failures[0] if failures else None
         reason = (f"; first: row {first['row']}, column {first['column']!r}: {first['reason']}"
                   if first else "")
         raise DataError(f"no usable items in {manifest.path}: all {total} failed{reason}",
                         "fix the files, or check the limits in the preprocess config")
 
-    train_idx = [k for k, it in enumerate(items) if it["split"] == "train"]
-    if fit:
-        if not train_idx:
-            raise DataError(f"the train split of {manifest.path} is empty",
-                            "give some rows split=train, or raise preprocess.split.train")
-        state.classes = sorted({items[k]["label"] for k in train_idx})
-        state.numeric = {}
-    for col, raw in numeric_raw.items():
-        x = np.asarray(raw, dtype=np.float64)
-        if fit:
-            state.numeric[col] = _fit_scaling(x[train_idx], state.numeric_scaling, col)
-        offset, scale = state.numeric[col]
-        np.save(data_dir / f"{col}.npy", ((x - offset) / scale).astype(np.float32))
 
-    artifacts.write_jsonl(directory / "items.jsonl", items)
-    _write_failures(directory / "failures.csv", failures)
-    order = ("train", "val", "test", "predict")
-    work = counts
-    counts = {s: sum(it["split"] == s for it in items) for s in order
-              if any(it["split"] == s for it in items)}
-    summary = {"rows": total, "kept": len(items), "failed": len(failures), "splits": counts,
-               **work, "resumed_chunks": len(done)}
-    if fit:
-        # kept, and counted as errors by eval: the model cannot predict a class it never saw
-        known = set(state.classes)
-        unseen = Counter(it["label"] for it in items if it["label"] not in known)
-        summary["unseen_labels"] = dict(sorted(unseen.items()))
-    return summary
+def _fit_classes(state: PreprocessState, out: _Output, manifest: Manifest) -> None:
+    """The class list: the labels of the kept train items."""
+    if not any(out.train):
+        raise DataError(f"the train split of {manifest.path} is empty",
+                        "give some rows split=train, or raise preprocess.split.train")
+    state.classes = sorted(out.train_labels)
+
+
+def _fit_numeric(state: PreprocessState, out: _Output) -> None:
+    """The scaling of every numeric column, fitted on the kept train items."""
+    train = np.asarray(out.train, dtype=np.int8).astype(bool)
+    state.numeric = {col: _fit_scaling(np.asarray(raw, dtype=np.float64)[train],
+                                       state.numeric_scaling, col)
+                     for col, raw in out.numeric.items()}
+
+
+def _write_numeric(out: _Output, state: PreprocessState, data_dir: Path) -> None:
+    """Every numeric column scaled with ``state``'s scaling, saved."""
+    for col, raw in out.numeric.items():
+        offset, scale = state.numeric[col]
+        x = np.asarray(raw, dtype=np.float64)
+        np.save(data_dir / f"{col}.npy", ((x - offset) / scale).astype(np.float32))
 
 
 def _open_arrays(spec: dict, data_dir: Path, done: list[dict]
-                 ) -> tuple[dict[str, artifacts.NpyAppender], dict[str, list[int]]]:
-    """Appenders of the media columns' arrays (:meth:`~mmcli.kinds.base.Kind.arrays`), and
-    the item offsets of the ragged ones, resumed after the chunks in ``done``."""
+                 ) -> tuple[dict[str, artifacts.NpyAppender], dict[str, array]]:
+    """Appenders of the media columns' arrays (:meth:`~mmcli.kinds.base.Kind.arrays`, named
+    ``<col><suffix>``) resumed after the chunks in ``done``, and the item offsets of the
+    ragged ones, from 0 (the journal's "audio" key holds every ragged array's item lengths)."""
     appenders, offsets = {}, {}
     for col, kind in spec["columns"].items():
         for suffix, (dtype, shape) in get_kind(kind).arrays(spec).items():
@@ -446,10 +586,7 @@ def _open_arrays(spec: dict, data_dir: Path, done: list[dict]
                                                     shape if shape is not None else (),
                                                     resume_rows=resume)
             if shape is None:
-                offsets[name] = [0]
-                # (the journal's "audio" key holds every ragged array's item lengths)
-                for n in (n for r in done for n in r["audio"][name]):
-                    offsets[name].append(offsets[name][-1] + n)
+                offsets[name] = array("q", [0])
     return appenders, offsets
 
 
