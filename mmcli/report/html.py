@@ -190,7 +190,8 @@ def _figures(ctx: dict, figures: dict[str, bytes]) -> str:
 def _robustness(ctx: dict, figures: dict[str, bytes]) -> str:
     rob = ctx["robustness"]
     if rob is None:
-        return "<p>Robustness was not measured (<code>--no-robustness</code>).</p>"
+        return ("<p>Robustness was not measured (<code>--no-robustness</code>).</p>"
+                + _missing_patterns(ctx["metrics"]))
     html = "<h3>Modality ablation (test split)</h3>"
     ablation = rob.get("ablation")
     if ablation:
@@ -221,6 +222,20 @@ def _robustness(ctx: dict, figures: dict[str, bytes]) -> str:
             html += figure(figures["robustness"], "robustness",
                            "Test accuracy against noise severity per modality.")
     html += notes(rob.get("notes", []))
+    return html + _missing_patterns(ctx["metrics"])
+
+
+def _missing_patterns(metrics: dict) -> str:
+    """Metrics per missingness pattern on the real missing cells (docs/missing.md)."""
+    html = ""
+    for split, m in metrics.items():
+        if m.get("missing"):
+            html += (f"<h3>Missing modalities ({escape(split)} split, real missing cells)</h3>"
+                     "<p>The items grouped by which modalities their manifest rows lacked (an "
+                     "empty cell, a missing or undecodable file).</p>")
+            html += table(["pattern", "items", "accuracy", "balanced accuracy", "macro F1"],
+                          [[p["pattern"], p["n"], p["accuracy"], p["balanced_accuracy"],
+                            p["macro_f1"]] for p in m["missing"]])
     return html
 
 

@@ -78,8 +78,13 @@ class Fitted:
         return cls(PreprocessState.load(state), load_plan(state / "extract"), fusion, columns,
                    model, classes)
 
-    def accuracy(self, blocks: list[np.ndarray], labels: list[str]) -> float:
-        proba = self.model.predict_proba(self.fusion.transform(blocks))
+    def accuracy(self, blocks: list[np.ndarray], labels: list[str],
+                 mask: np.ndarray | None = None) -> float:
+        """Accuracy of the fitted fusion and model on ``blocks`` (``mask``: presence)."""
+        from mmcli.missing import predict_proba
+        from mmcli.stages.fuse import fuse_rows
+
+        proba = predict_proba(self.model, fuse_rows(self.fusion, blocks, mask), mask)
         return float(np.mean([self.classes[k] == t for k, t in zip(proba.argmax(1), labels)]))
 
 
@@ -92,23 +97,29 @@ def relative_robustness(levels: list[float], accuracy: list[float]) -> tuple[flo
 
 
 def modality_ablation(fitted: Fitted, feat_path: Path, items: list[dict]) -> dict:
-    """Test accuracy with each modality's block replaced by its train mean."""
+    """Test accuracy with each modality's block replaced by its train mean and marked
+    absent in the presence mask (real missing cells of the test items stay missing)."""
+    from mmcli.missing import presence
+
     test = np.array([k for k, it in enumerate(items) if it["split"] == "test"], dtype=int)
+    mask = presence([items[k] for k in test], fitted.columns)
     train = np.array([k for k, it in enumerate(items) if it["split"] == "train"], dtype=int)
     labels = [items[k]["label"] for k in test]
     blocks = [np.asarray(artifacts.load_npy(feat_path / "features" / f"{c}.npy"))
               for c in fitted.columns]
     clean = [b[test] for b in blocks]
-    out = {"clean": fitted.accuracy(clean, labels), "removed": {}}
+    out = {"clean": fitted.accuracy(clean, labels, mask), "removed": {}}
     for k, col in enumerate(fitted.columns):
         replaced = list(clean)
+        without = mask.copy()
+        without[:, k] = False
         if _is_tokens(fitted.plan[col]):  # the mean of ids is no text: all padding is
             replaced[k] = np.zeros_like(clean[k])
-            out["removed"][col] = fitted.accuracy(replaced, labels)
+            out["removed"][col] = fitted.accuracy(replaced, labels, without)
             continue
         replaced[k] = np.broadcast_to(blocks[k][train].mean(0, dtype=np.float64),
                                       clean[k].shape).astype(np.float32)
-        out["removed"][col] = fitted.accuracy(replaced, labels)
+        out["removed"][col] = fitted.accuracy(replaced, labels, without)
     return out
 
 
@@ -154,9 +165,11 @@ def noise_robustness(fitted: Fitted, pre_path: Path, levels: list[float], seed: 
     """Test accuracy per modality, perturbation and severity; see the module docstring.
 
     With ``max_items`` > 0, a larger test split is subsampled (seeded) to that many items.
+    Only the test items with every modality present are perturbed (mmcli.missing).
     """
     data = PreprocessedData(pre_path, fitted.pstate.columns, fitted.pstate.sample_rate)
-    test = np.array([k for k, it in enumerate(data.items) if it["split"] == "test"], dtype=int)
+    test = np.array([k for k, it in enumerate(data.items) if it["split"] == "test"
+                     and not any(c in fitted.columns for c in it.get("missing", ()))], dtype=int)
     if 0 < max_items < test.size:
         test = np.sort(np.random.default_rng([seed, len(test)]).choice(test, max_items,
                                                                         replace=False))

@@ -9,12 +9,15 @@ Output directory::
                          roc_auc_macro, average_precision_macro, log_loss, ece,
                          roc_auc: {label: auc}, average_precision: {label: ap},
                          ci: {level, resamples, accuracy, balanced_accuracy, macro_f1}},
-                         "test" also: robustness: {ablation, noise, notes}}
+                         "test" also: robustness: {ablation, noise, notes}}; a split with
+                         missing modality cells also: missing: [{pattern, missing, n,
+                         accuracy, balanced_accuracy, macro_f1}] per missingness pattern
     report.md           the headline numbers as tables
     report.html         everything, figures embedded: open it in a browser
     figures/*.png       the figures of the report
-    predictions.csv     id, split, label, prediction, prob_<class>... for every item, and
-                        prediction_<task> per extra task of a multi-task model
+    predictions.csv     id, split, label, prediction, prob_<class>... for every item,
+                        prediction_<task> per extra task of a multi-task model, and
+                        ``missing`` (absent modalities joined by "|") when an item lacks one
     metrics.json        each split also has "tasks": {<task>: metrics} for the extra tasks of
                         a multi-task model (as above for a classification task; n, mae,
                         rmse, r2 for a regression task)
@@ -34,6 +37,8 @@ import numpy as np
 from mmcli import artifacts, storage
 from mmcli.config import EvalConfig, to_dict
 from mmcli.errors import ArtifactError, DataError, UsageError
+from mmcli.missing import missing_of, pattern_name, presence
+from mmcli.missing import predict_proba as masked_predict_proba
 from mmcli.progress import ProgressFactory, silent
 from mmcli.report.metrics import classification_metrics  # noqa: F401  (public re-export)
 from mmcli.stages.preprocess import PreprocessState, check_label
@@ -152,8 +157,9 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
     model, classes = load_model(model_stage.path / "state" / "model")
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
     X = artifacts.load_npy(fused.path / "fused.npy")
+    mask = presence(items, artifacts.read_json(fused.path / "fusion.json")["modalities"])
     with progress("eval", len(items)) as bar:
-        proba = np.asarray(model.predict_proba(np.asarray(X)), dtype=np.float64)
+        proba = np.asarray(masked_predict_proba(model, np.asarray(X), mask), dtype=np.float64)
         bar.advance(len(items))
     from mmcli.stages.train import extra_task_predictions
 
@@ -174,6 +180,9 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
             m["ci"] = bootstrap_ci(y_true, y_pred, config.bootstrap, config.seed)
         run.metrics[split] = m
         _add_task_metrics(m, model, items, X, split)
+        patterns = missing_patterns(items, proba, classes, split)
+        if patterns:
+            m["missing"] = patterns
     if "test" in config.splits and "test" not in run.metrics:
         raise DataError(f"{fused.path} has no test items to evaluate",
                         "give some rows split=test, or raise preprocess.split.test")
@@ -185,6 +194,28 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
         if "test" in run.metrics:
             run.metrics["test"]["robustness"] = run.robustness
     return run
+
+
+def missing_patterns(items: list[dict], proba: np.ndarray, classes: list[str],
+                     split: str) -> list[dict] | None:
+    """Metrics of ``split`` per missingness pattern of its items (all present, each set of
+    absent modalities that occurs), on the real missing cells; None when no item of the split
+    lacks a modality. Ordered: all present, then by number of absent modalities, then name."""
+    groups: dict[tuple, list[int]] = {}
+    for k, it in enumerate(items):
+        if it["split"] == split:
+            groups.setdefault(tuple(missing_of(it)), []).append(k)
+    if set(groups) <= {()}:
+        return None
+    out = []
+    for pattern in sorted(groups, key=lambda p: (len(p), p)):
+        rows = groups[pattern]
+        y_true = [items[k]["label"] for k in rows]
+        y_pred = [classes[k] for k in proba[rows].argmax(1)]
+        m = classification_metrics(y_true, y_pred, classes)
+        out.append({"pattern": pattern_name(pattern), "missing": list(pattern), "n": len(rows),
+                    **{key: m[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}})
+    return out
 
 
 def _add_task_metrics(m: dict, model, items, X, split: str) -> None:
@@ -369,13 +400,17 @@ def report_context(runs: list[Run], config: EvalConfig) -> dict:
 
 
 def _write_predictions(path: Path, items, pred, proba, classes, tasks: dict) -> None:
+    from mmcli.stages.predict import missing_column
+
+    extra = {f"prediction_{t}": v for t, v in tasks.items()}
+    extra.update(missing_column(items))
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["id", "split", "label", "prediction", *(f"prob_{c}" for c in classes),
-                         *(f"prediction_{t}" for t in tasks)])
+                         *extra])
         for k, (it, p, row) in enumerate(zip(items, pred, proba)):
             writer.writerow([it["id"], it["split"], it["label"], p, *(f"{v:.6f}" for v in row),
-                             *(v[k] for v in tasks.values())])
+                             *(v[k] for v in extra.values())])
 
 
 def _f(value) -> str:
@@ -400,6 +435,20 @@ def _selection_md(selection: dict | None) -> list[str]:
         mark = ("**chosen** " if row["chosen"] else "") + row["note"]
         lines.append(f"| {row['rank']} | {row['model']} | `{row['params']}` | "
                      f"{row['cv_score']} | {row['cv_std']} | {mark.strip()} |")
+    return lines
+
+
+def _missing_md(metrics: dict) -> list[str]:
+    """report.md's metrics per missingness pattern (real missing cells), per split."""
+    lines: list[str] = []
+    for split, m in metrics.items():
+        if not m.get("missing"):
+            continue
+        lines += ["", f"## Missing modalities ({split}; real missing cells)", "",
+                  "| pattern | n | accuracy | balanced accuracy | macro F1 |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {p['pattern']} | {p['n']} | {p['accuracy']:.3f} | "
+                  f"{p['balanced_accuracy']:.3f} | {p['macro_f1']:.3f} |" for p in m["missing"]]
     return lines
 
 
@@ -464,6 +513,7 @@ def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
                          + f" | {_f(c['relative_robustness'])} |")
     for note in rob.get("notes", []):
         lines += ["", f"- note: {note}"]
+    lines += _missing_md(metrics)
     from mmcli.report.metrics import task_tables
 
     for name, header, rows in task_tables(metrics):

@@ -33,8 +33,9 @@ from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 128
 #: the keys of preprocess's items that later stages read (fuse copies them, train reads them:
-#: ``labels`` for train.tasks, ``group`` for group-aware model selection)
-ITEM_KEYS = ("id", "row", "split", "label", "labels", "group")
+#: ``labels`` for train.tasks, ``group`` for group-aware model selection, ``missing`` for the
+#: presence mask)
+ITEM_KEYS = ("id", "row", "split", "label", "labels", "group", "missing")
 log = logging.getLogger(__name__)
 Plan = dict[str, list]  # column -> fitted extractors
 #: column -> [{name, applied, reason}] for the config's conditional extractors (``frames(auto)``)
@@ -86,8 +87,8 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         n_fits = sum(len(v) for v in plan.values())
         with progress("extract: fit", n_fits) as bar:
 
-            def train_column(col: str):
-                column = data.column(col, train)
+            def train_column(col: str):  # the present cells only (mmcli.missing)
+                column = data.column(col, present_rows(data.items, train, col))
                 check_train_column(col, pstate.columns[col], column)
                 return column
 
@@ -157,6 +158,18 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
     return plan, conditional
 
 
+def present_rows(items: list[dict], rows: np.ndarray, col: str) -> np.ndarray:
+    """The positions among ``rows`` whose item has column ``col`` (not missing)."""
+    from mmcli.missing import missing_of
+
+    present = rows[[col not in missing_of(items[k]) for k in rows]] if len(rows) else rows
+    if len(rows) and not len(present):
+        raise DataError(f"column {col!r} is missing in every one of the {len(rows)} train items",
+                        f"fix the column in the manifest, or drop it with '{col}: ignore' "
+                        "under preprocess.columns in the config")
+    return present
+
+
 def check_train_column(col: str, kind: str, train_data) -> None:
     """Refuse a column its extractors would learn nothing from: a text column whose train
     texts hold no word (all empty, punctuation or symbols). Every row of it would be the
@@ -215,8 +228,9 @@ def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> lis
                for c, k in columns.items() if k == "numeric"}
     out = []
     for n, it in enumerate(items):
-        blob = json.dumps([it.get("hashes", {}), it.get("values", {}),
-                           {c: repr(float(v[n])) for c, v in numeric.items()}],
+        parts = [it.get("hashes", {}), it.get("values", {}),
+                 {c: repr(float(v[n])) for c, v in numeric.items()}]
+        blob = json.dumps(parts + ([it["missing"]] if it.get("missing") else []),
                           sort_keys=True, ensure_ascii=False)
         out.append(hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32])
     return out
@@ -243,7 +257,7 @@ def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) 
     import json
 
     settings = {k: v for k, v in to_dict(config).items() if k not in RUNTIME_KEYS}
-    blob = json.dumps([settings, pstate.__dict__, train], sort_keys=True, ensure_ascii=False)
+    blob = json.dumps([settings, pstate.record(), train], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -274,7 +288,12 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     checkpointed and the chunks an interrupted run completed are skipped. Returns the block
     descriptions and the work done (items computed and reused, chunks resumed).
     """
-    n = len(artifacts.read_jsonl(pre_path / "items.jsonl"))
+    from mmcli.missing import FEATURE_FILL, missing_of
+
+    items = artifacts.read_jsonl(pre_path / "items.jsonl")
+    n = len(items)
+    # absent cells are not computed: their rows get FEATURE_FILL (mmcli.missing)
+    absent = {col: {k for k, it in enumerate(items) if col in missing_of(it)} for col in plan}
     reuse = reuse or {}
     done = journal.records if journal is not None else []
     appenders = {col: artifacts.NpyAppender(
@@ -291,7 +310,8 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         bar.advance(sum(b - a for _, a, b in every[:len(done)]))
         position = 0
         for cols, workers in groups:
-            tasks = [(col, a, b, [k for k in range(a, b) if k not in reuse])
+            tasks = [(col, a, b, [k for k in range(a, b)
+                                  if k not in reuse and k not in absent[col]])
                      for col in cols for a, b in chunks(n, CHUNK)]
             skip = max(0, min(len(tasks), len(done) - position))
             position += len(tasks)
@@ -300,8 +320,9 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
                                   ship=_shipper(pre_path, pstate))
             for (col, a, b, compute), block in zip(tasks[skip:], results):
                 rows = iter(block)
-                full = np.stack([next(rows) if k not in reuse else old[col][reuse[k]]
-                                 for k in range(a, b)]) if b > a else block
+                fill = np.full(appenders[col].trailing, FEATURE_FILL, dtype=np.float32)
+                full = np.stack([fill if k in absent[col] else next(rows) if k not in reuse
+                                 else old[col][reuse[k]] for k in range(a, b)]) if b > a else block
                 appenders[col].append(full)
                 work["computed"] += len(compute)
                 work["reused"] += (b - a) - len(compute)

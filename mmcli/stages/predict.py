@@ -6,10 +6,13 @@ exactly as fitted during training, then the model.
 Output directory::
 
     meta.json
-    predictions.csv     id, prediction, prob_<class>... per usable item, in manifest order,
-                        and prediction_<task> per extra task of a multi-task model
+    predictions.csv     id, prediction, prob_<class>... per usable item (a row with at least
+                        preprocess.min_modalities usable modalities), in manifest order,
+                        prediction_<task> per extra task of a multi-task model, and
+                        ``missing`` (the absent modalities, joined by "|") when a row lacks one
     predictions.parquet the same columns (probabilities as float64), with format parquet
-    failures.csv        row, id, column, reason for every item left out
+    failures.csv        row, id, column, reason for every item left out, and every missing
+                        cell of a predicted item (reason "kept: ...")
 """
 
 from __future__ import annotations
@@ -24,11 +27,13 @@ from mmcli import artifacts, storage
 from mmcli.config import PredictConfig, to_dict
 from mmcli.errors import UsageError
 from mmcli.manifest import read_manifest
+from mmcli.missing import missing_of, presence
+from mmcli.missing import predict_proba as masked_predict_proba
 from mmcli.parallel import connect, runtime_of
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.extract import load_plan
 from mmcli.stages.extract import transform as extract_transform
-from mmcli.stages.fuse import load_fusion
+from mmcli.stages.fuse import fuse_rows, load_fusion
 from mmcli.stages.preprocess import PreprocessState, manifest_inputs, resolve_media_roots
 from mmcli.stages.preprocess import apply as preprocess_apply
 from mmcli.stages.train import extra_task_predictions
@@ -70,29 +75,34 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
         extract_transform(work, pstate, plan, work / "features", runtime_of(config), progress)
         items = artifacts.read_jsonl(work / "items.jsonl")
         blocks = [artifacts.load_npy(work / "features" / f"{c}.npy") for c in columns]
+        mask = presence(items, columns)
         parts, tasks = [], {}
         for a in range(0, len(items), CHUNK):
-            fused = fusion.transform([np.asarray(b[a:a + CHUNK]) for b in blocks])
-            parts.append(model.predict_proba(fused))
+            fused = fuse_rows(fusion, [np.asarray(b[a:a + CHUNK]) for b in blocks],
+                              mask[a:a + CHUNK])
+            parts.append(masked_predict_proba(model, fused, mask[a:a + CHUNK]))
             for name, values in extra_task_predictions(model, fused).items():
                 tasks.setdefault(name, []).extend(values)
         proba = np.vstack(parts) if items else np.zeros((0, len(classes)))
         predicted = [classes[int(k)] for k in proba.argmax(1)]
+        extra = {f"prediction_{t}": v for t, v in tasks.items()}
+        extra.update(missing_column(items))
         with open(writer.path / "predictions.csv", "w", encoding="utf-8", newline="") as f:
             out_csv = csv.writer(f, lineterminator="\n")
-            out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes),
-                              *(f"prediction_{t}" for t in tasks)])
+            out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes), *extra])
             for k, (it, label, row) in enumerate(zip(items, predicted, proba)):
                 out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row),
-                                  *(v[k] for v in tasks.values())])
+                                  *(v[k] for v in extra.values())])
         if config.format == "parquet":
             _write_parquet(writer.path / "predictions.parquet", items, predicted, classes, proba,
-                           tasks)
+                           extra)
         del blocks
         shutil.move(str(work / "failures.csv"), writer.path / "failures.csv")
         shutil.rmtree(work)
         summary = {"rows": summary["rows"], "predicted": summary["kept"],
                    "failed": summary["failed"],
+                   **({"missing_cells": summary["missing_cells"]}
+                      if "missing_cells" in summary else {}),
                    "accuracy": _accuracy(manifest, ids, items, predicted,
                                          config.label or pstate.label)}
         writer.commit(to_dict(config), None,
@@ -101,9 +111,17 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
     return summary
 
 
+def missing_column(items: list[dict]) -> dict[str, list[str]]:
+    """{"missing": per item, its absent modalities joined by "|" ("" when complete)}, or {}
+    when no item lacks one (the column is then left out, as files were before it existed)."""
+    values = ["|".join(missing_of(it)) for it in items]
+    return {"missing": values} if any(values) else {}
+
+
 def _write_parquet(path: Path, items: list[dict], predicted: list[str], classes: list[str],
-                   proba: np.ndarray, tasks: dict[str, list]) -> None:
-    """predictions.parquet: the columns of predictions.csv, probabilities as float64."""
+                   proba: np.ndarray, extra: dict[str, list]) -> None:
+    """predictions.parquet: the columns of predictions.csv, probabilities as float64;
+    ``extra``: the columns after the probabilities (prediction_<task>, missing)."""
     from mmcli.manifest import require_pyarrow
 
     pa = require_pyarrow()
@@ -111,7 +129,7 @@ def _write_parquet(path: Path, items: list[dict], predicted: list[str], classes:
                       "prediction": pa.array(predicted, pa.string()),
                       **{f"prob_{c}": pa.array(proba[:, k].astype(np.float64), pa.float64())
                          for k, c in enumerate(classes)},
-                      **{f"prediction_{t}": pa.array(v) for t, v in tasks.items()}})
+                      **{name: pa.array(v) for name, v in extra.items()}})
     pa.parquet.write_table(table, path, compression="zstd")
 
 
