@@ -84,3 +84,15 @@ def fit_presence(model, items: list[dict], columns: list[str], train: list[int],
     if mask[train].all() and mask[val].all():
         return {}
     return {"presence": mask[train], "presence_val": mask[val] if len(val) else None}
+
+
+def block_presence(X: np.ndarray, blocks: list, mask: np.ndarray | None) -> np.ndarray:
+    """(n, n_blocks) bool presence for a model that combines ``blocks`` itself: ``mask`` when
+    given, else read from the fusion's missing indicators when ``X`` ends with them (model
+    selection passes no mask), else all present."""
+    if mask is not None:
+        return np.asarray(mask, dtype=bool)
+    end, m = blocks[-1][1], len(blocks)
+    if X.shape[1] == end + m:
+        return np.asarray(X[:, end:]) < 0.5
+    return np.ones((len(X), m), dtype=bool)

@@ -14,7 +14,8 @@ so the combiner never learns from probabilities of rows the base model was train
 a class has a single train item there are no out-of-fold predictions for it, and the model
 combines by average instead (``combine_`` in its state says which was used).
 
-Missing modalities (``presence``, see :mod:`mmcli.missing`): each base model is fitted on the
+Missing modalities (``presence``, else read from the fusion's missing indicators, see
+:mod:`mmcli.missing`): each base model is fitted on the
 rows where its modality is present; an absent modality's out-of-fold probabilities are
 uniform; a row that lacks a modality is predicted by the weighted mean of its present
 modalities' probabilities only (the weights renormalised over them).
@@ -28,6 +29,7 @@ import logging
 import numpy as np
 
 from mmcli.errors import UsageError
+from mmcli.missing import block_presence
 from mmcli.models.base import MODELS, Model
 
 COMBINE = ("average", "weights", "stacking")
@@ -76,12 +78,12 @@ class LateDecisionModel(Model):
                              "fuse with `mmcli fuse --method concat` (the default)")
         self.n_classes_ = int(n_classes)
         X = np.asarray(X, dtype=np.float32)
-        present = _mask(presence, len(y), len(self.blocks))
+        present = block_presence(X, self.blocks, presence)
         self.models_ = []
         for b, (a, z) in enumerate(self.blocks):
             rows = _fit_rows(present[:, b], y)
             val = None if X_val is None else _fit_rows(
-                _mask(presence_val, len(X_val), len(self.blocks))[:, b], y_val)
+                block_presence(X_val, self.blocks, presence_val)[:, b], y_val)
             m = self._base(b)
             m.fit(X[rows, a:z], y[rows], n_classes,
                   None if X_val is None else np.asarray(X_val)[val, a:z],
@@ -127,10 +129,10 @@ class LateDecisionModel(Model):
             out = self.meta_.predict_proba(_stack(per))
         else:
             out = np.tensordot(self.weights_, per, axes=1)
-        if presence is not None and not np.all(presence):
-            partial = ~np.all(presence, axis=1)
-            out[partial] = _present_mean(per[:, partial], self.weights_,
-                                         np.asarray(presence, dtype=bool)[partial])
+        presence = block_presence(X, self.blocks, presence)
+        if not presence.all():
+            partial = ~presence.all(axis=1)
+            out[partial] = _present_mean(per[:, partial], self.weights_, presence[partial])
         return out
 
     def get_state(self):
@@ -156,11 +158,6 @@ class LateDecisionModel(Model):
         self.meta_ = models.pop() if fitted["has_meta"] else None
         self.models_ = models
         self.combine_ = fitted.get("combine", self.params.combine)
-
-
-def _mask(presence, n: int, m: int) -> np.ndarray:
-    """The (n, m) presence mask; all present when None."""
-    return np.ones((n, m), dtype=bool) if presence is None else np.asarray(presence, dtype=bool)
 
 
 def _fit_rows(present: np.ndarray, y: np.ndarray) -> np.ndarray | slice:

@@ -19,13 +19,23 @@ linear output slice per task). All train with the shared loop of
   softmax over modalities, fused = the weighted sum of the embeddings.
 * ``tensor_layer``: tensor fusion (Zadeh et al., EMNLP 2017) as a learned layer: the outer
   product of [1, e_m] over modalities (embeddings of ``tensor_dim`` dimensions), then the head.
+
+Missing modalities (:mod:`mmcli.missing`): the network reads the presence mask from ``M``
+columns appended after the blocks (one per block, 1.0 present). An absent modality's
+embedding is zeroed (late_repr, lowrank, whose factor then contributes its learned constant
+row, tensor_layer, whose appended 1 keeps the other modalities' terms) or its gate or
+attention score is masked out of the softmax (gmu, attention). Training drops whole
+modalities (``modality_dropout``, 0.3 by default here) so that the model learns to predict
+without each.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from mmcli.errors import UsageError
+import numpy as np
+
+from mmcli.errors import DataError, UsageError
 from mmcli.models.base import MODELS
 from mmcli.models.torch_train import TorchModel, TrainParams
 
@@ -57,6 +67,8 @@ def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p
     encoders = encoders or ["mlp"] * len(blocks)
     layouts = layouts or [{} for _ in blocks]
     plain = all(e == "mlp" for e in encoders)
+
+    end, m = int(blocks[-1][1]), len(blocks)  # the presence mask: columns end..end+m
 
     class FusionNet(nn.Module):
         def __init__(self):
@@ -101,13 +113,16 @@ def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p
             return [enc(x[:, a:b]) for enc, (a, b) in zip(self.encoders, self.blocks)]
 
         def fuse(self, x):
+            mask = x[:, end:end + m]  # n, m: 1 present, 0 absent
+            # an absent modality's gate or attention score leaves the softmax
+            out_of_softmax = (mask[:, :, None] - 1.0) * 1e4
             if kind == "gmu":
                 es = self.embeddings(x)
                 hs = torch.stack([torch.tanh(h) for h in es], 1)  # n, m, e
-                gate_in = x if plain else torch.cat(es, 1)
-                z = torch.softmax(self.gate(gate_in).view(x.shape[0], len(self.blocks), -1), 1)
-                return (z * hs).sum(1)
-            es = self.embeddings(x)
+                gate_in = x[:, :end] if plain else torch.cat(es, 1)
+                logits = self.gate(gate_in).view(x.shape[0], m, -1) + out_of_softmax
+                return (torch.softmax(logits, 1) * hs).sum(1)
+            es = [e * mask[:, k:k + 1] for k, e in enumerate(self.embeddings(x))]
             if kind == "late_repr":
                 return torch.cat(es, 1)
             if kind == "lowrank":
@@ -120,7 +135,7 @@ def build_fusion_net(kind: str, blocks: list[tuple[int, int]], n_outputs: int, p
                 return prod.sum(0) + self.fusion_bias
             if kind == "attention":
                 stacked = torch.stack(es, 1)  # n, m, e
-                alpha = torch.softmax(self.score(stacked), 1)
+                alpha = torch.softmax(self.score(stacked) + out_of_softmax, 1)
                 return (alpha * stacked).sum(1)
             out = x.new_ones(x.shape[0], 1)
             for e in es:
@@ -157,10 +172,15 @@ class FusionParams(TrainParams):
     seq_layers: int = 1
     #: attention heads of the Transformer encoder (must divide seq_dim)
     heads: int = 4
+    #: learned fusions train with modality dropout by default (a missing modality at predict
+    #: time then costs little; docs/missing.md)
+    modality_dropout: float = 0.3
 
 
 class FusionModel(TorchModel):
     needs_blocks = True
+    #: fit and predict take the presence mask (mmcli.missing), fed to the net as M columns
+    uses_presence = True
     Params = FusionParams
 
     def __init__(self, seed: int = 0, device: str = "auto", **params):
@@ -168,6 +188,32 @@ class FusionModel(TorchModel):
         from mmcli.models.encoders import check_encoder_params
 
         check_encoder_params(self.params, self.name)
+
+    def fit_tasks(self, X, Y, tasks, X_val=None, Y_val=None, presence=None, presence_val=None):
+        return super().fit_tasks(self._with_mask(X, presence), Y, tasks,
+                                 None if X_val is None else self._with_mask(X_val, presence_val),
+                                 Y_val)
+
+    def predict_tasks(self, X, presence=None):
+        return super().predict_tasks(self._with_mask(X, presence))
+
+    def _with_mask(self, X, presence) -> np.ndarray:
+        """The blocks of ``X`` (the fusion's missing indicators left out) and the presence
+        mask as float columns after them."""
+        from mmcli.missing import block_presence
+
+        if self.blocks is None:
+            self._check_blocks()  # says what is wrong
+        end = self.blocks[-1][1]
+        mask = block_presence(X, self.blocks, presence)
+        return np.hstack([np.asarray(X[:, :end], dtype=np.float32), mask.astype(np.float32)])
+
+    def _check_blocks(self) -> None:
+        if self.blocks is not None and self.n_features_ != self.blocks[-1][1] + len(self.blocks):
+            raise DataError(f"the modality blocks cover {self.blocks[-1][1]} features but the "
+                            f"data has {self.n_features_ - len(self.blocks)}", "re-run mmcli fuse")
+        if self.blocks is None:
+            super()._check_blocks()
 
     def _network(self, n_features: int, n_outputs: int):
         from mmcli.models.encoders import choose_encoders

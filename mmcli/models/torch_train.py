@@ -122,13 +122,14 @@ class TorchModel(Model):
         check_params(self.params, self.name)
 
     # --- the contract -------------------------------------------------------------------------
-    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, **masks):
+        # masks: presence, presence_val for the models that use them (mmcli.missing)
         y = np.asarray(y, dtype=np.float64)[:, None]
         yv = None if y_val is None else np.asarray(y_val, dtype=np.float64)[:, None]
-        return self.fit_tasks(X, y, single_task(n_classes), X_val, yv)
+        return self.fit_tasks(X, y, single_task(n_classes), X_val, yv, **masks)
 
-    def predict_proba(self, X):
-        out = self.predict_tasks(X)
+    def predict_proba(self, X, **masks):
+        out = self.predict_tasks(X, **masks)
         first = next(t for t in self.tasks_ if t["kind"] == "classification")
         return out[first["name"]]
 
@@ -317,8 +318,12 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
 
     augmenter = Augmenter(parse_augment(p.augment, model.name), blocks, model.layouts,
                           model.block_norms, device)
-    # Gaussian feature noise would turn token ids into other ids: token blocks get none
+    # Gaussian feature noise would turn token ids into other ids: token blocks get none; the
+    # presence mask columns of a model that uses them (after the blocks) get none either
+    mask_at = blocks[-1][1] if blocks and getattr(model, "uses_presence", False) else None
     noise_mask = np.ones(X.shape[1], dtype=np.float32)
+    if mask_at is not None:
+        noise_mask[mask_at:] = 0.0
     for (a, z), info in zip(blocks, model.layouts or [None] * len(blocks)):
         if (info or {}).get("layout") == "tokens":
             noise_mask[a:z] = 0.0
@@ -345,6 +350,8 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
                 keep = np.ones(xb.shape, dtype=np.float32)
                 for b, (a, z) in enumerate(blocks):
                     keep[drop[:, b], a:z] = 0.0
+                    if mask_at is not None:  # dropped: absent for the network too
+                        keep[drop[:, b], mask_at + b] = 0.0
                 xb = xb * torch.as_tensor(keep, device=device)
             opt.zero_grad()
             loss = loss_of(net(xb), Yt[idx])

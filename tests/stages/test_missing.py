@@ -192,3 +192,27 @@ def test_a_manifest_without_gaps_writes_no_missing_fields(tmp_path):
         assert '"missing"' not in (out / stage / "items.jsonl").read_text()
     assert "missing_indicators" not in (out / "fused" / "fusion.json").read_text()
     assert "min_modalities" not in (out / "pre" / "state" / "preprocess.json").read_text()
+
+
+@pytest.mark.parametrize("name", ["gmu", "attention", "lowrank", "late_repr", "tensor_layer"])
+def test_learned_fusion_masks_an_absent_block(name):
+    """What an absent block holds does not change the prediction; the mask may also come
+    from the fusion's missing indicators (model selection passes none)."""
+    from mmcli.models import build_model
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], 20)
+    X = rng.normal(0, 1, (40, 6)).astype(np.float32)
+    X[:, 0] += y
+    model = build_model(name, {"epochs": 3, "embed": 8, "tensor_dim": 3}, 0, "cpu")
+    model.blocks = [(0, 3), (3, 6)]
+    present = np.ones((40, 2), dtype=bool)
+    present[::4, 1] = False
+    model.fit(X, y, 2, presence=present)
+    mask = np.array([[True, False]] * 5)
+    garbage = X[:5].copy()
+    garbage[:, 3:] = 100.0
+    expected = model.predict_proba(X[:5], presence=mask)
+    assert np.allclose(model.predict_proba(garbage, presence=mask), expected, atol=1e-6)
+    indicators = np.hstack([garbage, (~mask).astype(np.float32)])
+    assert np.allclose(model.predict_proba(indicators), expected, atol=1e-6)
