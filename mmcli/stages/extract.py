@@ -288,12 +288,9 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     checkpointed and the chunks an interrupted run completed are skipped. Returns the block
     descriptions and the work done (items computed and reused, chunks resumed).
     """
-    from mmcli.missing import FEATURE_FILL, missing_of
+    from mmcli.missing import FEATURE_FILL
 
-    items = artifacts.read_jsonl(pre_path / "items.jsonl")
-    n = len(items)
-    # absent cells are not computed: their rows get FEATURE_FILL (mmcli.missing)
-    absent = {col: {k for k, it in enumerate(items) if col in missing_of(it)} for col in plan}
+    n, absent = _absent_cells(pre_path, plan)
     reuse = reuse or {}
     done = journal.records if journal is not None else []
     appenders = {col: artifacts.NpyAppender(
@@ -342,6 +339,16 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         for col in plan
     ]
     return blocks, work
+
+
+def _absent_cells(pre_path: Path, plan: Plan) -> tuple[int, dict[str, set[int]]]:
+    """The number of items, and per column the positions of its absent cells: they are not
+    computed, their rows get FEATURE_FILL (mmcli.missing)."""
+    from mmcli.missing import missing_of
+
+    items = artifacts.read_jsonl(pre_path / "items.jsonl")
+    return len(items), {col: {k for k, it in enumerate(items) if col in missing_of(it)}
+                        for col in plan}
 
 
 def save_plan(plan: Plan, columns: dict, directory: Path,

@@ -87,12 +87,7 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
         predicted = [classes[int(k)] for k in proba.argmax(1)]
         extra = {f"prediction_{t}": v for t, v in tasks.items()}
         extra.update(missing_column(items))
-        with open(writer.path / "predictions.csv", "w", encoding="utf-8", newline="") as f:
-            out_csv = csv.writer(f, lineterminator="\n")
-            out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes), *extra])
-            for k, (it, label, row) in enumerate(zip(items, predicted, proba)):
-                out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row),
-                                  *(v[k] for v in extra.values())])
+        _write_csv(writer.path / "predictions.csv", items, predicted, classes, proba, extra)
         if config.format == "parquet":
             _write_parquet(writer.path / "predictions.parquet", items, predicted, classes, proba,
                            extra)
@@ -109,6 +104,17 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
                       {str(model_stage.path): model_stage.meta_hash(),
                        **manifest_inputs(manifest, pstate.columns)}, summary)
     return summary
+
+
+def _write_csv(path: Path, items: list[dict], predicted: list[str], classes: list[str],
+               proba: np.ndarray, extra: dict[str, list]) -> None:
+    """predictions.csv; ``extra``: the columns after the probabilities."""
+    with open(path, "w", encoding="utf-8", newline="") as f:
+        out_csv = csv.writer(f, lineterminator="\n")
+        out_csv.writerow(["id", "prediction", *(f"prob_{c}" for c in classes), *extra])
+        for k, (it, label, row) in enumerate(zip(items, predicted, proba)):
+            out_csv.writerow([it["id"], label, *(f"{v:.6f}" for v in row),
+                              *(v[k] for v in extra.values())])
 
 
 def missing_column(items: list[dict]) -> dict[str, list[str]]:
