@@ -172,7 +172,8 @@ class TorchModel(Model):
                     f"{what} needs the modality blocks of a concat fusion",
                     "fuse with `mmcli fuse --method concat` (the default) and train on that")
             return
-        if self.blocks[-1][1] != self.n_features_:
+        # the fusion's missing indicators (one per block) may follow the blocks
+        if self.n_features_ not in (self.blocks[-1][1], self.blocks[-1][1] + len(self.blocks)):
             raise DataError(f"the modality blocks cover {self.blocks[-1][1]} features but the "
                             f"data has {self.n_features_}", "re-run mmcli fuse")
 

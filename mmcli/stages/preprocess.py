@@ -446,6 +446,7 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
         if not train_idx:
             raise DataError(f"the train split of {manifest.path} is empty",
                             "give some rows split=train, or raise preprocess.split.train")
+        _check_train_presence(items, train_idx, kept_cells, state, manifest.path)
         state.classes = sorted({items[k]["label"] for k in train_idx})
         state.numeric = {}
     for col, raw in numeric_raw.items():
@@ -472,6 +473,19 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
         unseen = Counter(it["label"] for it in items if it["label"] not in known)
         summary["unseen_labels"] = dict(sorted(unseen.items()))
     return summary
+
+
+def _check_train_presence(items: list[dict], train_idx: list[int], kept_cells: list[dict],
+                          state: PreprocessState, path) -> None:
+    """Refuse a modality column missing in every train item: nothing to fit it on."""
+    for col in state.columns:
+        if all(col in items[k].get("missing", ()) for k in train_idx):
+            first = next(f for f in kept_cells if f["column"] == col)
+            raise DataError(
+                f"column {col!r} of {path} has no usable cell in its {len(train_idx)} train "
+                f"items; first: row {first['row']}: {first['reason'][len(KEPT_PREFIX):]}",
+                f"fix the files, or drop the column with '{col}: ignore' under "
+                "preprocess.columns in the config")
 
 
 def _fit_scaling(x: np.ndarray, method: str, col: str) -> list[float]:

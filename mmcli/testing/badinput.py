@@ -176,7 +176,7 @@ MANIFEST_CASES = [
          manifest="bad_split.csv", exit_code=3),
     Case("no_train", "no row in the train split", "error", "train split", manifest="no_train.csv",
          exit_code=3),
-    Case("all_bad", "every image missing", "error", "more than max_failed_fraction",
+    Case("all_bad", "every image missing", "error", "has no usable cell in its",
          manifest="all_bad.csv", exit_code=3),
     Case("empty_file", "zero-byte manifest", "error", "is empty", manifest="empty_file.csv",
          exit_code=3),
