@@ -10,6 +10,7 @@ stage) with the mmcli of ``--code`` and reports what eval and predict saw.
 
     python bench/missing.py --code . --name after          # this checkout
     python bench/missing.py --code /tmp/old --name before  # another checkout, for comparison
+    python bench/missing.py --name after --model logreg    # a named model on the same features
 
 Results accumulate in bench/results/missing.json (one entry per --name) and missing.md.
 """
@@ -66,28 +67,35 @@ def mmcli(code: Path, *args) -> None:
                    cwd=code)
 
 
-def measure(code: Path, manifest: Path, work: Path) -> dict:
+def measure(code: Path, manifest: Path, work: Path, model: str) -> dict:
+    """The six commands (the first three only when ``work`` lacks their output); train,
+    eval and predict into folders named after ``model``."""
     t0 = time.perf_counter()
     cfg = work / "config.yaml"
     work.mkdir(parents=True, exist_ok=True)
     # the row dropped for an empty transcript counted as a failure before: allow them all
-    cfg.write_text("preprocess: {max_failed_fraction: 0.5}\neval: {bootstrap: 0}\n")
-    mmcli(code, "preprocess", manifest, "-o", work / "pre", "-c", cfg)
-    mmcli(code, "extract", work / "pre", "-o", work / "feat")
-    mmcli(code, "fuse", work / "feat", "-o", work / "fused")
-    mmcli(code, "train", work / "fused", "-o", work / "model")
-    mmcli(code, "eval", work / "model", work / "fused", "-o", work / "eval", "-c", cfg)
-    mmcli(code, "predict", work / "model", manifest, "-o", work / "pred")
+    # the transcripts (ten phrases) would be detected as categorical: they are text
+    cfg.write_text("preprocess: {max_failed_fraction: 0.5, group: group, "
+                   "columns: {transcript: text}}\neval: {bootstrap: 0}\n")
+    for stage, src, out in (("preprocess", manifest, "pre"), ("extract", work / "pre", "feat"),
+                            ("fuse", work / "feat", "fused")):
+        if not (work / out / "meta.json").exists():
+            mmcli(code, stage, src, "-o", work / out, "-c", cfg)
+    m, e, p = (f"{name}-{model}" for name in ("model", "eval", "pred"))
+    mmcli(code, "train", work / "fused", "-o", work / m, "--model", model)
+    mmcli(code, "eval", work / m, work / "fused", "-o", work / e, "-c", cfg)
+    mmcli(code, "predict", work / m, manifest, "-o", work / p)
     pre = json.loads((work / "pre" / "meta.json").read_text())["summary"]
-    test = json.loads((work / "eval" / "metrics.json").read_text())["test"]
-    model = json.loads((work / "model" / "meta.json").read_text())["summary"]["model"]
-    with open(work / "pred" / "predictions.csv", newline="", encoding="utf-8") as f:
+    test = json.loads((work / e / "metrics.json").read_text())["test"]
+    chosen = json.loads((work / m / "meta.json").read_text())["summary"]["model"]
+    with open(work / p / "predictions.csv", newline="", encoding="utf-8") as f:
         predicted = sum(1 for _ in csv.DictReader(f))
     with open(manifest, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return {"rows": pre["rows"], "kept": pre["kept"], "left_out": pre["failed"],
             "labelled_test_rows": sum(r["split"] == "test" for r in rows),
-            "model": model, "test_n": test["n"], "test_accuracy": test["accuracy"],
+            "model": chosen if model != "auto" else f"{chosen} (auto)",
+            "test_n": test["n"], "test_accuracy": test["accuracy"],
             "test_macro_f1": test["macro_f1"], "predicted": predicted,
             "patterns": test.get("missing"), "seconds": round(time.perf_counter() - t0)}
 
@@ -113,13 +121,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--code", default=str(ROOT), help="checkout whose mmcli runs")
     parser.add_argument("--name", default="after", help="name of this result")
+    parser.add_argument("--model", default="auto", help="train --model (default: auto)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench" / "missing"))
     args = parser.parse_args()
     manifest = build()
-    result = measure(Path(args.code).resolve(), manifest, Path(args.work) / args.name)
+    result = measure(Path(args.code).resolve(), manifest, Path(args.work) / args.name,
+                     args.model)
     path = RESULTS / "missing.json"
     results = json.loads(path.read_text()) if path.exists() else {}
-    results[args.name] = result
+    results[f"{args.name}, {args.model}"] = result
     path.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     (RESULTS / "missing.md").write_text(write_markdown(results))
     print(write_markdown(results))
