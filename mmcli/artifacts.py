@@ -624,7 +624,3 @@ def open_stage(path: Path, expected: str, for_command: str, verify: bool = True)
                     f"{p} was modified after the stage wrote it (hash mismatch)", f"re-run `{make}`"
                 )
     return StageDir(path, meta)
-
-
-def copy_tree(src: Path, dst: Path) -> None:
-    shutil.copytree(src, dst, dirs_exist_ok=True)

@@ -195,7 +195,7 @@ def read_config_file(path: Path | None) -> dict:
     if not isinstance(data, dict):
         raise UsageError(f"config file {path} must hold a mapping of sections", "see configs/")
     for key in data:
-        _check_known(key, TOP_LEVEL, f"config file {path}")
+        check_known(key, TOP_LEVEL, f"config file {path}")
     return data
 
 
@@ -210,13 +210,13 @@ def build(cls: type[C], file_config: dict, stage: str, overrides: dict | None = 
     if not isinstance(section, dict):
         raise UsageError(f"config section {stage!r} must be a mapping", "see configs/")
     for key, value in section.items():
-        _check_known(key, sorted(names), f"config section {stage!r}")
+        check_known(key, sorted(names), f"config section {stage!r}")
         values[key] = value
     for key, value in (overrides or {}).items():
         if value is not None:
             values[key] = value
     config = cls(**values)
-    _check_types(config, stage)
+    check_types(config, stage)
     return config
 
 
@@ -228,7 +228,8 @@ def from_dict(cls: type[C], data: dict) -> C:
     return cls(**{k: v for k, v in data.items() if k in {f.name for f in dataclasses.fields(cls)}})
 
 
-def _check_known(key: str, known, where: str) -> None:
+def check_known(key: str, known, where: str) -> None:
+    """Refuse a key not in ``known`` (UsageError with "did you mean" for a typo)."""
     if key in known:
         return
     close = difflib.get_close_matches(str(key), list(known), n=1)
@@ -236,7 +237,9 @@ def _check_known(key: str, known, where: str) -> None:
     raise UsageError(f"unknown key {key!r} in {where}", hint)
 
 
-def _check_types(config, stage: str) -> None:
+def check_types(config, stage: str) -> None:
+    """Refuse a field of the dataclass ``config`` whose value is not of its default's type
+    (config sections, model, extractor and augmentation parameters)."""
     default = type(config)()
     for f in dataclasses.fields(config):
         value, expected = getattr(config, f.name), getattr(default, f.name)

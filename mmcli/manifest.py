@@ -314,8 +314,16 @@ def sniff_delimiter(text: str) -> str:
 
 
 def _read_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
-    # a text cell may be megabytes long; the per-item text limit applies later
-    csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    # a text cell may be megabytes long (the per-item text limit applies later); the csv
+    # module's limit is process-wide, so it is put back for the caller's own csv reading
+    saved = csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
+    try:
+        return _parse_csv(path, text, delimiter)
+    finally:
+        csv.field_size_limit(saved)
+
+
+def _parse_csv(path: Path, text: str, delimiter: str) -> tuple[list[str], list[dict[str, str]]]:
     shown = "tab" if delimiter == "\t" else repr(delimiter)
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)

@@ -86,13 +86,17 @@ def fit_presence(model, items: list[dict], columns: list[str], train: list[int],
     return {"presence": mask[train], "presence_val": mask[val] if len(val) else None}
 
 
-def block_presence(X: np.ndarray, blocks: list, mask: np.ndarray | None) -> np.ndarray:
-    """(n, n_blocks) bool presence for a model that combines ``blocks`` itself: ``mask`` when
+def block_presence(X: np.ndarray, blocks, mask: np.ndarray | None) -> np.ndarray:
+    """(n, n_blocks) bool presence for a model that combines ``blocks`` (a
+    :class:`mmcli.blocks.Blocks` or ``[(start, stop)]``) itself: ``mask`` when
     given, else read from the fusion's missing indicators when ``X`` ends with them (model
     selection passes no mask), else all present."""
+    from mmcli.blocks import as_blocks
+
     if mask is not None:
         return np.asarray(mask, dtype=bool)
-    end, m = blocks[-1][1], len(blocks)
+    blocks = as_blocks(blocks)
+    end, m = blocks.width, len(blocks)
     if X.shape[1] == end + m:
         return np.asarray(X[:, end:]) < 0.5
     return np.ones((len(X), m), dtype=bool)

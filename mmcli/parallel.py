@@ -94,10 +94,11 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
         return
     jobs = min(resolve_jobs(runtime.jobs), len(tasks))
     if jobs <= 1:
-        if initializer is not None:
-            initializer(*initargs)
-        for task in tasks:
-            yield fn(task)
+        with _in_process_worker():
+            if initializer is not None:
+                initializer(*initargs)
+            for task in tasks:
+                yield fn(task)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
@@ -108,6 +109,32 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
             initargs=(initializer, initargs)) as pool:
         yield from _bounded(lambda task: pool.submit(fn, task), tasks, 4 * jobs,
                             lambda future, task: future.result())
+
+
+#: every dict made by :func:`worker_state`
+_WORKER_STATES: list[dict] = []
+
+
+def worker_state() -> dict:
+    """A module-level dict for what a worker initialiser sets up (the plan, open files).
+
+    In a worker process it lives as long as the worker. With one worker the initialiser runs
+    in the caller's process, and :func:`ordered_map` empties the dicts it filled when the map
+    ends, so nothing of one stage outlives it in a program that calls several."""
+    state: dict = {}
+    _WORKER_STATES.append(state)
+    return state
+
+
+@contextmanager
+def _in_process_worker():
+    """Run a map in this process: the worker states are emptied when it ends (maps do not
+    nest, so none is in use then)."""
+    try:
+        yield
+    finally:
+        for state in _WORKER_STATES:
+            state.clear()
 
 
 def _bounded(submit: Callable, tasks: Iterable, window: int, result: Callable,

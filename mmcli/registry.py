@@ -3,8 +3,11 @@
 Every pluggable family (extractors, fusion methods, models) is a :class:`Registry`; a new
 component is one class with one decorator::
 
-    @EXTRACTORS.register("color_hist", modality="image")
+    @EXTRACTORS.register("color_hist", kind="image")
     class ColorHistogram(Extractor): ...
+
+Keywords after the name are tags (``kind`` of an extractor), read back with :meth:`tags` and
+used to filter :meth:`names`.
 """
 
 from __future__ import annotations
@@ -19,15 +22,16 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
-        self.kind = kind
+    def __init__(self, family: str):
+        #: what the components are, for messages ("model", "fusion method", "extractor")
+        self.family = family
         self._items: dict[str, T] = {}
         self._tags: dict[str, dict] = {}
 
     def register(self, name: str, **tags) -> Callable[[T], T]:
         def decorator(obj: T) -> T:
             if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} is registered twice")
+                raise ValueError(f"{self.family} {name!r} is registered twice")
             self._items[name] = obj
             self._tags[name] = tags
             obj.name = name  # type: ignore[attr-defined]
@@ -42,7 +46,7 @@ class Registry(Generic[T]):
         hint = (f"did you mean {close[0]!r}?" if close
                 else f"choose one of: {', '.join(self.names())}")
         place = f" in {where}" if where else ""
-        raise UsageError(f"unknown {self.kind} {name!r}{place}", hint)
+        raise UsageError(f"unknown {self.family} {name!r}{place}", hint)
 
     def tags(self, name: str) -> dict:
         return self._tags[name]

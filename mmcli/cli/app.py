@@ -28,6 +28,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[bool | None, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
     quiet: Annotated[bool, typer.Option(
@@ -50,6 +51,7 @@ def _main(
         raise typer.BadParameter(f"{log_format!r} is not one of text, json",
                                  param_hint="--log-format")
     console.configure(quiet=quiet, log_format=log_format, verbose=verbose, strict=strict)
+    ctx.call_on_close(console.reset)  # nothing of this invocation outlives it
 
 
 app.command("preprocess")(preprocess.command)

@@ -12,7 +12,11 @@ from rich.console import Console
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 _out = Console(highlight=False, soft_wrap=True)
-_state: dict = {"quiet": False, "format": "text", "verbose": False, "strict": False}
+_DEFAULTS = {"quiet": False, "format": "text", "verbose": False, "strict": False}
+#: the output mode of the running invocation (configure sets it, reset puts the defaults back)
+_state: dict = dict(_DEFAULTS)
+#: the "mmcli" logger's (handlers, propagate, level) before configure changed it
+_saved_logger: list = []
 PARTIAL_EXIT_CODE = 6  # mmcli.errors.EXIT_CODES
 
 
@@ -21,9 +25,22 @@ def configure(quiet: bool = False, log_format: str = "text", verbose: bool = Fal
     """Set the output mode for one invocation (global options of ``mmcli``)."""
     _state.update(quiet=quiet, format=log_format, verbose=verbose, strict=strict)
     logger = logging.getLogger("mmcli")
+    if not _saved_logger:
+        _saved_logger.append((logger.handlers, logger.propagate, logger.level))
     logger.handlers = [_LogHandler()]
     logger.propagate = False
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING)
+
+
+def reset() -> None:
+    """Undo :func:`configure` when an invocation ends: the default output mode, and the
+    "mmcli" logger as it was, so a program that runs the CLI in-process keeps its logging."""
+    _state.clear()
+    _state.update(_DEFAULTS)
+    if _saved_logger:
+        logger = logging.getLogger("mmcli")
+        logger.handlers, logger.propagate, level = _saved_logger.pop()
+        logger.setLevel(level)
 
 
 def set_quiet(quiet: bool) -> None:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mmcli.config import _check_types as check_types
+from mmcli.config import check_types
 from mmcli.errors import UsageError
 from mmcli.registry import Registry
 

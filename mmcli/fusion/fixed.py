@@ -8,8 +8,9 @@ on its own inflates rare words). Methods that combine blocks element-wise projec
 each block to a common dimension first (PCA fitted on train; a seeded random lift when a block
 has fewer dimensions than that).
 
-* ``concat``: the normalised blocks side by side (token-id blocks, ``raw`` in ``fit``, are
-  kept as they are so a model can embed the ids).
+* ``concat``: the normalised blocks side by side (blocks whose layout is in its
+  ``raw_layouts``, token ids, are kept as they are so a model can embed the ids); the only
+  method with ``keeps_blocks``, so models that learn the fusion can train on its output.
 * ``sum``: projected blocks added (divided by sqrt(number of blocks)).
 * ``product``: projected blocks multiplied element-wise.
 * ``tensor``: outer product of the projected blocks, each with a 1 appended (Zadeh et al.,
@@ -44,8 +45,17 @@ def _block_scaler(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Fusion:
+    """A fusion method: ``fit(blocks, layouts)`` on the train rows, then ``transform``."""
+
     name: ClassVar[str]
+    #: True when each block is projected to a common dimension before combining
     projects: ClassVar[bool] = True
+    #: True when the output is the blocks side by side, in order (models may learn on them)
+    keeps_blocks: ClassVar[bool] = False
+    #: block layouts (see Extractor.structure) left unnormalised, e.g. token ids
+    raw_layouts: ClassVar[tuple[str, ...]] = ()
+    #: True when the combined output is standardised again (products change the scale)
+    standardizes_output: ClassVar[bool] = False
 
     def __init__(self, dim: int | None = None, seed: int = 0):
         if dim is not None and (not isinstance(dim, int) or dim < 1):
@@ -57,10 +67,14 @@ class Fusion:
     def default_dim(self, n_blocks: int) -> int:
         return 16
 
-    def fit(self, blocks: list[np.ndarray], raw: list[int] | tuple = ()) -> Fusion:
-        """Fit on the train rows; blocks listed in ``raw`` are left unnormalised (token ids)."""
-        self.norm_ = [(np.zeros(b.shape[1]), np.ones(b.shape[1])) if k in raw
-                      else _block_scaler(b.astype(np.float64)) for k, b in enumerate(blocks)]
+    def fit(self, blocks: list[np.ndarray], layouts: list[str | None] | None = None) -> Fusion:
+        """Fit on the train rows; ``layouts`` names each block's layout (None for a plain
+        vector): blocks whose layout is in ``raw_layouts`` are left unnormalised."""
+        layouts = layouts or [None] * len(blocks)
+        self.norm_ = [(np.zeros(b.shape[1]), np.ones(b.shape[1]))
+                      if layout is not None and layout in self.raw_layouts
+                      else _block_scaler(b.astype(np.float64))
+                      for b, layout in zip(blocks, layouts)]
         normed = [self._normalize(b, k) for k, b in enumerate(blocks)]
         self.proj_: list[np.ndarray] = []
         if self.projects:
@@ -75,7 +89,7 @@ class Fusion:
             self.proj_norm_ = [_standardizer(z) for z in projected]
             normed = [(z - m) / s for z, (m, s) in zip(projected, self.proj_norm_)]
         fused = self._combine(normed)
-        self.out_norm_ = _standardizer(fused) if self.name in ("product", "tensor") else None
+        self.out_norm_ = _standardizer(fused) if self.standardizes_output else None
         self.fitted_ = True
         return self
 
@@ -90,6 +104,12 @@ class Fusion:
         if self.out_norm_ is not None:
             fused = (fused - self.out_norm_[0]) / self.out_norm_[1]
         return fused.astype(np.float32)
+
+    def block_norms(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per block, the train (mean, scale) that ``transform`` normalises it with."""
+        if not self.fitted_:
+            raise RuntimeError(f"fusion {self.name!r} is not fitted; call fit() first")
+        return [(m, s) for m, s in self.norm_]
 
     def _normalize(self, block: np.ndarray, k: int) -> np.ndarray:
         mean, std = self.norm_[k]
@@ -145,6 +165,8 @@ class Fusion:
 @FUSIONS.register("concat")
 class Concat(Fusion):
     projects = False
+    keeps_blocks = True
+    raw_layouts = ("tokens",)
 
     def _combine(self, blocks):
         return np.hstack(blocks)
@@ -158,25 +180,27 @@ class Sum(Fusion):
 
 @FUSIONS.register("product")
 class Product(Fusion):
+    standardizes_output = True
     def _combine(self, blocks):
         return np.prod(blocks, axis=0)
 
 
 @FUSIONS.register("tensor")
 class Tensor(Fusion):
+    standardizes_output = True
     def default_dim(self, n_blocks: int) -> int:
         dim = 1
         while (dim + 2) ** n_blocks <= TENSOR_MAX_DIM and dim < 16:
             dim += 1
         return dim
 
-    def fit(self, blocks, raw=()):
+    def fit(self, blocks, layouts=None):
         dim = self.dim or self.default_dim(len(blocks))
         if (dim + 1) ** len(blocks) > 1 << 20:
             raise UsageError(
                 f"tensor fusion of {len(blocks)} blocks at dim {dim} has "
                 f"{(dim + 1) ** len(blocks)} features", "lower fuse.dim or fuse fewer modalities")
-        return super().fit(blocks, raw)
+        return super().fit(blocks, layouts)
 
     def _combine(self, blocks):
         n = blocks[0].shape[0]

@@ -2,10 +2,11 @@
 
 Configured by ``train.params.augment`` (off by default) and applied by the shared training loop
 (:mod:`mmcli.models.torch_train`) to each training batch, never to validation, eval or predict
-inputs. It acts on the blocks whose extractor gives a structured row (``model.layouts``, from
-``fusion.json``), in the extractor's own units: the block is un-normalised with the concat
-fusion's train mean and scale (``model.block_norms``), changed, and normalised again. Every draw
-comes from the training loop's seeded generator, so a seed gives the same augmented batches.
+inputs. It acts on the blocks whose extractor gives a structured row (the ``layout`` of each
+:class:`mmcli.blocks.Block` given to ``fit``, from ``fusion.json``), in the extractor's own
+units: the block is un-normalised with the concat fusion's train mean and scale (``Block.norm``),
+changed, and normalised again. Every draw comes from the training loop's seeded generator, so
+a seed gives the same augmented batches.
 
 Image blocks (``pixels``, values in [0, 1], ``(height, width, channels)``):
 
@@ -68,15 +69,15 @@ _HOW = {"image": "pixels", "logmel": "frames", "tokens": "tokens"}
 
 def parse_augment(spec: dict, model: str) -> AugmentParams:
     """``train.params.augment`` checked: known keys, numbers, ranges."""
-    from mmcli.config import _check_known, _check_types
+    from mmcli.config import check_known, check_types
 
     if not isinstance(spec, dict):
         raise UsageError(f"train.params.augment of model {model!r} is {spec!r}",
                          "give a mapping, e.g. augment: {flip: 0.5, gain_db: 6}")
     for key in spec:
-        _check_known(key, list(TARGETS), "train.params.augment")
+        check_known(key, list(TARGETS), "train.params.augment")
     params = AugmentParams(**spec)
-    _check_types(params, "train.params.augment")
+    check_types(params, "train.params.augment")
     for key in ("flip", "crop", "token_drop", "token_unk"):
         if not 0.0 <= getattr(params, key) < 1.0:
             raise UsageError(f"train.params.augment.{key} must be in [0, 1); got "

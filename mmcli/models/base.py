@@ -1,12 +1,13 @@
 """The model contract.
 
-``fit(X, y, n_classes, X_val, y_val)`` takes float32 features and integer class indices
-(0..K-1) and returns ``self``; ``predict_proba(X)`` returns (n, K) probabilities. Before ``fit``
-the caller may set ``model.blocks`` (the column range of each modality in a concat fusion),
-``model.layouts`` (per block, its column name and, for a structured block, its ``layout``,
-``shape`` and ``vocab``: what encoders and augmentations need) and ``model.block_norms`` (per
-block, the concat fusion's train mean and scale, used by augmentation to work in the
-extractor's units; not saved); models with ``needs_blocks`` refuse to fit without blocks.
+``fit(X, y, n_classes, X_val, y_val, *, blocks=None)`` takes float32 features and integer
+class indices (0..K-1) and returns ``self``; ``predict_proba(X)`` returns (n, K)
+probabilities. ``blocks`` is the block description of a concat fusion
+(:class:`mmcli.blocks.Blocks`: per modality its column range, its column name, for a
+structured block its ``layout``, ``shape`` and ``vocab``, and the fusion's train mean and
+scale, which augmentation uses to work in the extractor's units and which is not saved); bare
+``[(start, stop)]`` ranges are accepted too. Models with ``needs_blocks`` refuse to fit without
+blocks; a model that uses them keeps them as ``blocks_`` (the others ignore them).
 Models with ``supports_tasks`` also have ``fit_tasks`` / ``predict_tasks`` (several label
 columns, see :mod:`mmcli.models.torch_train`). ``get_state`` and ``from_state`` give JSON
 plus arrays, so a model directory never holds a pickle.
@@ -21,7 +22,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from mmcli import artifacts
-from mmcli.config import _check_types as check_types
+from mmcli.blocks import Blocks, as_blocks
+from mmcli.config import check_types
 from mmcli.errors import UsageError
 from mmcli.registry import Registry
 
@@ -55,18 +57,25 @@ class Model:
         self.device = device
         #: per-epoch records for models trained in epochs
         self.log_: list[dict] = []
-        #: [(start, stop)] column range of each modality block in X (concat fusion), or None
-        self.blocks: list[tuple[int, int]] | None = None
-        #: per block: {"column", and "layout", "shape", "vocab" for structured blocks}, or None
-        self.layouts: list[dict] | None = None
-        #: per block: (mean, scale) arrays of the fusion's normalisation (training only), or None
-        self.block_norms: list[tuple[np.ndarray, np.ndarray]] | None = None
+        #: the modality blocks given to ``fit`` (a concat fusion), or None
+        self.blocks_: Blocks | None = None
         #: called with each epoch's record by models trained in epochs (progress display)
         self.on_epoch = None
 
     def fit(self, X: np.ndarray, y: np.ndarray, n_classes: int,
-            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None) -> Model:
+            X_val: np.ndarray | None = None, y_val: np.ndarray | None = None, *,
+            blocks: Blocks | None = None) -> Model:
         raise NotImplementedError
+
+    def _use_blocks(self, blocks) -> Blocks | None:
+        """Keep the block description given to ``fit`` (``blocks_``); a model with
+        ``needs_blocks`` refuses to fit without one."""
+        self.blocks_ = as_blocks(blocks)
+        if self.blocks_ is None and self.needs_blocks:
+            raise UsageError(
+                f"model {self.name!r} needs the modality blocks of a concat fusion",
+                "fuse with `mmcli fuse --method concat` (the default) and train on that")
+        return self.blocks_
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         raise NotImplementedError

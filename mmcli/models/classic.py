@@ -41,7 +41,7 @@ class SklearnModel(Model):
     def _estimator(self):
         raise NotImplementedError
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
         from sklearn.exceptions import ConvergenceWarning
 
         _check_class_weight(self)
@@ -108,7 +108,7 @@ class LinearSVMModel(SklearnModel):
         return LinearSVC(C=p.C, class_weight=p.class_weight, max_iter=p.max_iter,
                          random_state=self.seed)
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
         from mmcli.models.linear import fit_scaler, scaled
 
         fit_scaler(self, X)

@@ -28,6 +28,7 @@ import logging
 
 import numpy as np
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.missing import block_presence
 from mmcli.models.base import MODELS, Model
@@ -69,27 +70,26 @@ class LateDecisionModel(Model):
         return MODELS.get(self.params.base)(seed=self.seed + seed_offset, device=self.device,
                                             **self.params.base_params)
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None, presence=None, presence_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None, presence=None,
+            presence_val=None):
         from sklearn.model_selection import StratifiedKFold
 
         self._check()
-        if self.blocks is None:
-            raise UsageError("model 'late_decision' needs the modality blocks of a concat fusion",
-                             "fuse with `mmcli fuse --method concat` (the default)")
+        ranges = self._use_blocks(blocks).ranges
         self.n_classes_ = int(n_classes)
         X = np.asarray(X, dtype=np.float32)
-        present = block_presence(X, self.blocks, presence)
+        present = block_presence(X, ranges, presence)
         self.models_ = []
-        for b, (a, z) in enumerate(self.blocks):
+        for b, (a, z) in enumerate(ranges):
             rows = _fit_rows(present[:, b], y)
             val = None if X_val is None else _fit_rows(
-                block_presence(X_val, self.blocks, presence_val)[:, b], y_val)
+                block_presence(X_val, ranges, presence_val)[:, b], y_val)
             m = self._base(b)
             m.fit(X[rows, a:z], y[rows], n_classes,
                   None if X_val is None else np.asarray(X_val)[val, a:z],
                   None if y_val is None else y_val[val])
             self.models_.append(m)
-        self.weights_ = np.full(len(self.blocks), 1.0 / len(self.blocks))
+        self.weights_ = np.full(len(ranges), 1.0 / len(ranges))
         self.meta_ = None
         self.combine_ = self.params.combine
         if self.params.combine == "average":
@@ -103,10 +103,10 @@ class LateDecisionModel(Model):
                            "modalities by average instead of %s", self.params.combine)
             self.combine_ = "average"
             return self
-        oof = np.zeros((len(self.blocks), len(y), n_classes))
+        oof = np.zeros((len(ranges), len(y), n_classes))
         skf = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
         for tr, te in skf.split(X, y):
-            for b, (a, z) in enumerate(self.blocks):
+            for b, (a, z) in enumerate(ranges):
                 rows = tr[_fit_rows(present[tr, b], y[tr])]
                 m = self._base(b).fit(X[rows][:, a:z], y[rows], n_classes)
                 oof[b, te] = m.predict_proba(X[te][:, a:z])
@@ -124,12 +124,12 @@ class LateDecisionModel(Model):
     def predict_proba(self, X, presence=None):
         X = np.asarray(X, dtype=np.float32)
         per = np.stack([m.predict_proba(X[:, a:z])
-                        for m, (a, z) in zip(self.models_, self.blocks)])
+                        for m, (a, z) in zip(self.models_, self.blocks_.ranges)])
         if self.meta_ is not None:
             out = self.meta_.predict_proba(_stack(per))
         else:
             out = np.tensordot(self.weights_, per, axes=1)
-        presence = block_presence(X, self.blocks, presence)
+        presence = block_presence(X, self.blocks_, presence)
         if not presence.all():
             partial = ~presence.all(axis=1)
             out[partial] = _present_mean(per[:, partial], self.weights_, presence[partial])
@@ -143,12 +143,12 @@ class LateDecisionModel(Model):
             subs.append({"name": m.name, "params": dataclasses.asdict(m.params),
                          "seed": m.seed, "fitted": fitted})
             arrays.update({f"m{k}.{key}": v for key, v in arr.items()})
-        return ({"n_classes": self.n_classes_, "blocks": self.blocks, "models": subs,
+        return ({"n_classes": self.n_classes_, "blocks": self.blocks_.ranges, "models": subs,
                  "has_meta": self.meta_ is not None, "combine": self.combine_}, arrays)
 
     def _load(self, fitted, arrays):
         self.n_classes_ = int(fitted["n_classes"])
-        self.blocks = [tuple(b) for b in fitted["blocks"]]
+        self.blocks_ = Blocks.from_ranges(fitted["blocks"])
         self.weights_ = np.asarray(arrays["weights"])
         models = []
         for k, sub in enumerate(fitted["models"]):

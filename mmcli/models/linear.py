@@ -86,7 +86,7 @@ class LogisticRegressionModel(Model):
                                   solver=solver, class_weight=p.class_weight,
                                   max_iter=p.max_iter, random_state=self.seed)
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
         import warnings
 
         from sklearn.exceptions import ConvergenceWarning

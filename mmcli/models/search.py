@@ -44,9 +44,9 @@ def check_search(search: dict) -> None:
 
 
 def search_params(name: str, base_params: dict, search: dict, X: np.ndarray, y: np.ndarray,
-                  n_classes: int, seed: int, blocks=None, device: str = "cpu",
-                  layouts=None, norms=None) -> dict:
-    """Return ``{"best_params", "best_score", "results": [{params, score}]}``."""
+                  n_classes: int, seed: int, blocks=None, device: str = "cpu") -> dict:
+    """Return ``{"best_params", "best_score", "results": [{params, score}]}``; ``blocks``
+    (:class:`mmcli.blocks.Blocks`) is given to every fit."""
     from sklearn.metrics import accuracy_score
     from sklearn.model_selection import ParameterGrid, ParameterSampler, StratifiedKFold
 
@@ -73,8 +73,8 @@ def search_params(name: str, base_params: dict, search: dict, X: np.ndarray, y: 
         scores = []
         for tr, te in splits:
             model = build_model(name, {**base_params, **cand}, seed, device)
-            model.blocks, model.layouts, model.block_norms = blocks, layouts, norms
-            pred = model.fit(X[tr], y[tr], n_classes).predict_proba(X[te]).argmax(1)
+            model.fit(X[tr], y[tr], n_classes, blocks=blocks)
+            pred = model.predict_proba(X[te]).argmax(1)
             scores.append(accuracy_score(y[te], pred) if search.get("scoring") == "accuracy"
                           else macro_f1(y[te], pred, np.arange(n_classes)))
         results.append({"params": cand, "score": float(np.mean(scores))})

@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 
 KEYS = ("candidates", "cv", "validation", "drop_blocks", "drop_margin", "jobs")
@@ -127,13 +128,16 @@ class Problem:
     X: np.ndarray
     y: np.ndarray
     n_classes: int
-    blocks: list | None
-    layouts: list | None
-    norms: list | None
+    #: the modality blocks (a concat fusion), or None
+    blocks: Blocks | None
     #: (train rows, scored rows) pairs of indices into X
     folds: list
     seed: int
     device: str
+
+    @property
+    def layouts(self) -> list[dict] | None:
+        return None if self.blocks is None else self.blocks.layouts
 
 
 def make_folds(y: np.ndarray, groups: list | None, cv: int, seed: int,
@@ -196,10 +200,8 @@ def _fit_score(problem: Problem, name: str, params: dict, fold: int,
     if keep is not None:
         model = build_model("subset", {"model": name, "params": params, "keep": keep},
                             problem.seed, problem.device)
-    model.blocks, model.layouts, model.block_norms = (problem.blocks, problem.layouts,
-                                                      problem.norms)
     try:
-        model.fit(problem.X[tr], problem.y[tr], problem.n_classes)
+        model.fit(problem.X[tr], problem.y[tr], problem.n_classes, blocks=problem.blocks)
         pred = model.predict_proba(problem.X[te]).argmax(1)
     except (ValueError, ArithmeticError, RuntimeError) as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0][:200]

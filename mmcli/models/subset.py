@@ -15,6 +15,7 @@ import dataclasses
 
 import numpy as np
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.models.base import MODELS, Model
 
@@ -32,40 +33,30 @@ class SubsetModel(Model):
         keep: list = dataclasses.field(default_factory=list)
 
     def _columns(self) -> np.ndarray:
-        if self.blocks is None:
-            raise UsageError("model 'subset' needs the modality blocks of a concat fusion",
-                             "fuse with `mmcli fuse --method concat` (the default)")
-        keep = self.params.keep
-        if not keep or any(not isinstance(k, int) or not 0 <= k < len(self.blocks)
+        keep, n = self.params.keep, len(self.blocks_)
+        if not keep or any(not isinstance(k, int) or not 0 <= k < n
                            for k in keep) or len(set(keep)) != len(keep):
             raise UsageError(f"the 'keep' parameter of model 'subset' must list distinct "
-                             f"block positions in 0..{len(self.blocks) - 1}; got {keep!r} "
+                             f"block positions in 0..{n - 1}; got {keep!r} "
                              "instead", "fix train.params.keep")
-        return np.concatenate([np.arange(*self.blocks[k]) for k in sorted(keep)])
+        return np.concatenate([np.arange(self.blocks_[k].start, self.blocks_[k].stop)
+                               for k in sorted(keep)])
 
     def _inner(self) -> Model:
         if self.params.model == "subset":
             raise UsageError("model 'subset' cannot wrap itself", "name another model")
-        inner = MODELS.get(self.params.model, where="subset model")(
+        return MODELS.get(self.params.model, where="subset model")(
             seed=self.seed, device=self.device, **self.params.params)
-        keep = sorted(self.params.keep)
-        start, blocks = 0, []
-        for k in keep:
-            a, z = self.blocks[k]
-            blocks.append((start, start + z - a))
-            start += z - a
-        inner.blocks = blocks
-        inner.layouts = [self.layouts[k] for k in keep] if self.layouts else None
-        inner.block_norms = [self.block_norms[k] for k in keep] if self.block_norms else None
-        return inner
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
+        self._use_blocks(blocks)
         self.columns_ = self._columns()
         self.model_ = self._inner()
         self.model_.on_epoch = self.on_epoch
         cols = self.columns_
         self.model_.fit(np.asarray(X)[:, cols], y, n_classes,
-                        None if X_val is None else np.asarray(X_val)[:, cols], y_val)
+                        None if X_val is None else np.asarray(X_val)[:, cols], y_val,
+                        blocks=self.blocks_.subset(sorted(self.params.keep)))
         self.log_ = self.model_.log_
         self.best_epoch_ = getattr(self.model_, "best_epoch_", None)
         return self
@@ -77,11 +68,11 @@ class SubsetModel(Model):
         fitted, arrays = self.model_.get_state()
         inner = {"name": self.model_.name, "params": dataclasses.asdict(self.model_.params),
                  "seed": self.model_.seed, "fitted": fitted}
-        return ({"blocks": [list(b) for b in self.blocks], "inner": inner},
+        return ({"blocks": [list(b) for b in self.blocks_.ranges], "inner": inner},
                 {f"inner.{k}": v for k, v in arrays.items()})
 
     def _load(self, fitted, arrays):
-        self.blocks = [tuple(b) for b in fitted["blocks"]]
+        self.blocks_ = Blocks.from_ranges(fitted["blocks"])
         self.columns_ = self._columns()
         sub = fitted["inner"]
         inner = {k[len("inner."):]: v for k, v in arrays.items() if k.startswith("inner.")}

@@ -22,6 +22,7 @@ import dataclasses
 
 import numpy as np
 
+from mmcli.blocks import Blocks
 from mmcli.errors import DataError, UsageError
 from mmcli.models.base import Model, resolve_device
 
@@ -107,7 +108,8 @@ def task_width(task: dict) -> int:
 
 class TorchModel(Model):
     """Base of the torch models: subclasses define ``Params`` (extending :class:`TrainParams`)
-    and ``_network(n_features, n_outputs)``; blocks and tasks are set before ``fit``."""
+    and ``_network(n_features, n_outputs)``, which reads ``self.blocks_`` (the
+    :class:`~mmcli.blocks.Blocks` given to ``fit``) and ``self.tasks_``."""
 
     #: True when the network needs the modality blocks (a concat fuse directory)
     needs_blocks = False
@@ -122,19 +124,22 @@ class TorchModel(Model):
         check_params(self.params, self.name)
 
     # --- the contract -------------------------------------------------------------------------
-    def fit(self, X, y, n_classes, X_val=None, y_val=None, **masks):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None, **masks):
         # masks: presence, presence_val for the models that use them (mmcli.missing)
         y = np.asarray(y, dtype=np.float64)[:, None]
         yv = None if y_val is None else np.asarray(y_val, dtype=np.float64)[:, None]
-        return self.fit_tasks(X, y, single_task(n_classes), X_val, yv, **masks)
+        return self.fit_tasks(X, y, single_task(n_classes), X_val, yv, blocks=blocks, **masks)
 
     def predict_proba(self, X, **masks):
         out = self.predict_tasks(X, **masks)
         first = next(t for t in self.tasks_ if t["kind"] == "classification")
         return out[first["name"]]
 
-    def fit_tasks(self, X, Y, tasks: list[dict], X_val=None, Y_val=None) -> TorchModel:
-        """Train on ``Y`` (n, n_tasks): class indices or values per task (see module doc)."""
+    def fit_tasks(self, X, Y, tasks: list[dict], X_val=None, Y_val=None, *,
+                  blocks=None) -> TorchModel:
+        """Train on ``Y`` (n, n_tasks): class indices or values per task (see module doc);
+        ``blocks`` as for :meth:`~mmcli.models.base.Model.fit`."""
+        self._use_blocks(blocks)
         self.tasks_ = [dict(t) for t in tasks]
         for t in self.tasks_:
             t["weight"] = float(self.params.task_weights.get(t["name"], t.get("weight", 1.0)))
@@ -164,17 +169,15 @@ class TorchModel(Model):
         return result
 
     def _check_blocks(self) -> None:
-        if self.blocks is None:
-            if self.needs_blocks or self.params.modality_dropout > 0:
-                what = (f"model {self.name!r}" if self.needs_blocks
-                        else "modality_dropout")
+        if self.blocks_ is None:
+            if self.params.modality_dropout > 0:
                 raise UsageError(
-                    f"{what} needs the modality blocks of a concat fusion",
+                    "modality_dropout needs the modality blocks of a concat fusion",
                     "fuse with `mmcli fuse --method concat` (the default) and train on that")
             return
         # the fusion's missing indicators (one per block) may follow the blocks
-        if self.n_features_ not in (self.blocks[-1][1], self.blocks[-1][1] + len(self.blocks)):
-            raise DataError(f"the modality blocks cover {self.blocks[-1][1]} features but the "
+        if self.n_features_ not in (self.blocks_.width, self.blocks_.width + len(self.blocks_)):
+            raise DataError(f"the modality blocks cover {self.blocks_.width} features but the "
                             f"data has {self.n_features_}", "re-run mmcli fuse")
 
     def _network(self, n_features: int, n_outputs: int):
@@ -185,9 +188,10 @@ class TorchModel(Model):
         arrays = {k: v.detach().cpu().numpy() for k, v in self.net_.state_dict().items()}
         fitted = {"n_features": self.n_features_, "n_classes": self.n_classes_,
                   "best_epoch": self.best_epoch_, "epochs_run": self.epochs_run_,
-                  "tasks": self.tasks_, "blocks": self.blocks}
-        if self.layouts is not None:
-            fitted["layouts"] = self.layouts
+                  "tasks": self.tasks_,
+                  "blocks": None if self.blocks_ is None else self.blocks_.ranges}
+        if self.blocks_ is not None and self.blocks_.layouts is not None:
+            fitted["layouts"] = self.blocks_.layouts
         return fitted, arrays
 
     def _load(self, fitted, arrays):
@@ -198,8 +202,7 @@ class TorchModel(Model):
         self.epochs_run_ = fitted.get("epochs_run")
         self.tasks_ = fitted.get("tasks") or single_task(self.n_classes_)
         blocks = fitted.get("blocks")
-        self.blocks = [tuple(b) for b in blocks] if blocks else None
-        self.layouts = fitted.get("layouts")
+        self.blocks_ = Blocks.from_ranges(blocks, fitted.get("layouts")) if blocks else None
         net = self._network(self.n_features_, sum(task_width(t) for t in self.tasks_))
         net.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()})
         self.net_ = net.eval()
@@ -252,7 +255,6 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
                val: tuple[np.ndarray, np.ndarray] | None) -> None:
     """Fit ``model`` (sets ``net_``, ``log_``, ``best_epoch_``, ``epochs_run_``, ``n_classes_``)."""
     import torch
-    import torch.nn.functional as F
 
     p, tasks = model.params, model.tasks_
     device = resolve_device(model.device)
@@ -265,14 +267,55 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
     net = model._network(X.shape[1], sum(task_width(t) for t in tasks))
     _init_weights(net, p.init)
     net = net.to(device)
+    loss_of = _loss_function(tasks, _class_weights_of(Y, tasks, cls_tasks, p, device), p)
+    opt, sched = _optimizer(list(net.parameters()), p)
+    batch = _BatchMaker(model, X, device)
+    Yt = torch.as_tensor(Y, device=device)
+    if val is not None:
+        val = (torch.as_tensor(val[0], device=device), torch.as_tensor(val[1], device=device))
+    first_y = Y[:, cls_tasks[0]] if cls_tasks else None
+    stopper = _EarlyStopping(p.patience)
+    model.log_ = []
+    for epoch in range(1, p.epochs + 1):
+        lr = opt.param_groups[0]["lr"]
+        order = _epoch_rows(rng, first_y, p.sampling, len(X))
+        train_loss = _train_epoch(net, opt, loss_of, batch, Yt, order, rng, p)
+        if sched is not None:
+            sched.step()
+        record = {"epoch": epoch, "train_loss": train_loss, "lr": lr}
+        if val is not None:
+            record.update(_validate(net, loss_of, val, tasks, cls_tasks))
+            stopper.update(net, record)
+        model.log_.append(record)
+        if model.on_epoch is not None:
+            model.on_epoch(record)
+        if val is not None and stopper.stop:
+            break
+    stopper.restore(net)
+    model.best_epoch_ = max((r["epoch"] for r in model.log_ if r.get("best")),
+                            default=len(model.log_))
+    model.epochs_run_ = len(model.log_)
+    model.net_ = net.cpu().eval()
 
-    weights = {}
-    for k in cls_tasks:
-        if p.class_weight == "balanced":
-            w = _class_weights(Y[:, k], tasks[k]["n_classes"])
-            weights[k] = torch.tensor(w, dtype=torch.float32, device=device)
 
-    def loss_of(out, Yb, reduce=True):
+def _class_weights_of(Y: np.ndarray, tasks: list[dict], cls_tasks: list[int], p,
+                      device) -> dict:
+    """Per classification task index, its balanced class weights (class_weight: balanced)."""
+    import torch
+
+    if p.class_weight != "balanced":
+        return {}
+    return {k: torch.tensor(_class_weights(Y[:, k], tasks[k]["n_classes"]),
+                            dtype=torch.float32, device=device) for k in cls_tasks}
+
+
+def _loss_function(tasks: list[dict], weights: dict, p):
+    """The weighted sum over tasks of cross-entropy / focal (classification) and MSE
+    (regression) losses; targets that are missing (-1, NaN) add nothing."""
+    import torch
+    import torch.nn.functional as F
+
+    def loss_of(out, Yb):
         total = out.new_zeros(())
         for k, (t, part) in enumerate(zip(tasks, split_outputs(out, tasks))):
             target = Yb[:, k]
@@ -285,10 +328,7 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
                 if p.loss == "focal":
                     pt = torch.softmax(logits, 1).gather(1, tgt[:, None])[:, 0]
                     ce = (1 - pt).clamp(min=0) ** p.focal_gamma * ce
-                if k in weights:
-                    term = ce.sum() / weights[k][tgt].sum()
-                else:
-                    term = ce.mean()
+                term = ce.sum() / weights[k][tgt].sum() if k in weights else ce.mean()
             else:
                 mask = ~torch.isnan(target)
                 if not bool(mask.any()):
@@ -297,7 +337,13 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
             total = total + t["weight"] * term
         return total
 
-    params = list(net.parameters())
+    return loss_of
+
+
+def _optimizer(params: list, p):
+    """The optimizer and learning-rate schedule (None for a constant rate) of ``p``."""
+    import torch
+
     if p.optimizer == "sgd":
         opt = torch.optim.SGD(params, lr=p.lr, momentum=p.momentum, weight_decay=p.weight_decay)
     elif p.optimizer == "adam":
@@ -309,91 +355,121 @@ def train_loop(model: TorchModel, X: np.ndarray, Y: np.ndarray,
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=p.epochs)
     elif p.schedule == "step":
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=p.lr_step, gamma=p.lr_gamma)
+    return opt, sched
 
-    Xt = torch.as_tensor(X, device=device)
-    Yt = torch.as_tensor(Y, device=device)
-    if val is not None:
-        Xv, Yv = torch.as_tensor(val[0], device=device), torch.as_tensor(val[1], device=device)
-    blocks = model.blocks or []
-    from mmcli.models.augment import Augmenter, parse_augment
 
-    augmenter = Augmenter(parse_augment(p.augment, model.name), blocks, model.layouts,
-                          model.block_norms, device)
-    # Gaussian feature noise would turn token ids into other ids: token blocks get none; the
-    # presence mask columns of a model that uses them (after the blocks) get none either
-    mask_at = blocks[-1][1] if blocks and getattr(model, "uses_presence", False) else None
-    noise_mask = np.ones(X.shape[1], dtype=np.float32)
-    if mask_at is not None:
-        noise_mask[mask_at:] = 0.0
-    for (a, z), info in zip(blocks, model.layouts or [None] * len(blocks)):
-        if (info or {}).get("layout") == "tokens":
-            noise_mask[a:z] = 0.0
-    first_y = Y[:, cls_tasks[0]] if cls_tasks else None
+class _BatchMaker:
+    """A training batch of rows: augmentation of structured blocks, Gaussian noise and
+    modality dropout, in that order (each draws from the loop's ``rng``)."""
 
-    best, best_state, since_best = np.inf, None, 0
-    model.log_ = []
-    for epoch in range(1, p.epochs + 1):
-        net.train()
-        lr = opt.param_groups[0]["lr"]
-        order = _epoch_rows(rng, first_y, p.sampling, len(X))
-        total, seen = 0.0, 0
-        for start in range(0, len(order), p.batch_size):
-            idx = torch.as_tensor(order[start:start + p.batch_size], device=device)
-            xb = Xt[idx]
-            if augmenter.active:
-                xb = augmenter(xb, rng)
-            if p.noise > 0:
-                noise = rng.standard_normal(xb.shape).astype(np.float32) * p.noise * noise_mask
-                xb = xb + torch.as_tensor(noise, device=device)
-            if p.modality_dropout > 0 and len(blocks) > 1:
-                drop = rng.random((len(idx), len(blocks))) < p.modality_dropout
-                drop[drop.all(axis=1)] = False  # never drop every modality of a row
-                keep = np.ones(xb.shape, dtype=np.float32)
-                for b, (a, z) in enumerate(blocks):
-                    keep[drop[:, b], a:z] = 0.0
-                    if mask_at is not None:  # dropped: absent for the network too
-                        keep[drop[:, b], mask_at + b] = 0.0
-                xb = xb * torch.as_tensor(keep, device=device)
-            opt.zero_grad()
-            loss = loss_of(net(xb), Yt[idx])
-            if p.l1 > 0:
-                loss = loss + p.l1 * sum(w.abs().sum() for n, w in net.named_parameters()
-                                         if n.endswith("weight"))
-            loss.backward()
-            if p.clip_grad > 0:
-                torch.nn.utils.clip_grad_norm_(params, p.clip_grad)
-            opt.step()
-            total += float(loss.detach()) * len(idx)
-            seen += len(idx)
-        if sched is not None:
-            sched.step()
-        record = {"epoch": epoch, "train_loss": total / max(seen, 1), "lr": lr}
-        if val is not None:
-            net.eval()
-            with torch.no_grad():
-                out = net(Xv)
-                val_loss = float(loss_of(out, Yv))
-                if cls_tasks:
-                    k = cls_tasks[0]
-                    part = split_outputs(out, tasks)[k]
-                    mask = Yv[:, k] >= 0
-                    hits = (part.argmax(1) == Yv[:, k].long())[mask]
-                    record["val_accuracy"] = float(hits.float().mean()) if len(hits) else None
-            record["val_loss"] = val_loss
-            if val_loss < best - 1e-6:
-                best, since_best = val_loss, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-                record["best"] = True
-            else:
-                since_best += 1
-        model.log_.append(record)
-        if model.on_epoch is not None:
-            model.on_epoch(record)
-        if val is not None and since_best >= p.patience:
-            break
-    if best_state is not None:
-        net.load_state_dict(best_state)
-    model.best_epoch_ = max((r["epoch"] for r in model.log_ if r.get("best")),
-                            default=len(model.log_))
-    model.epochs_run_ = len(model.log_)
-    model.net_ = net.cpu().eval()
+    def __init__(self, model: TorchModel, X: np.ndarray, device):
+        import torch
+
+        from mmcli.models.augment import Augmenter, parse_augment
+
+        blocks = model.blocks_
+        self.p, self.device = model.params, device
+        self.X = torch.as_tensor(X, device=device)
+        self.ranges = blocks.ranges if blocks is not None else []
+        self.augmenter = Augmenter(parse_augment(self.p.augment, model.name), self.ranges,
+                                   blocks.layouts if blocks is not None else None,
+                                   blocks.norms if blocks is not None else None, device)
+        # Gaussian feature noise would turn token ids into other ids: token blocks get none;
+        # the presence mask columns of a model that uses them (after the blocks) neither
+        self.noise_mask = np.ones(X.shape[1], dtype=np.float32)
+        for block in blocks or []:
+            if block.layout == "tokens":
+                self.noise_mask[block.start:block.stop] = 0.0
+        self.mask_at = (blocks.width if blocks and getattr(model, "uses_presence", False)
+                        else None)
+        if self.mask_at is not None:
+            self.noise_mask[self.mask_at:] = 0.0
+
+    def __call__(self, idx, rng: np.random.Generator):
+        import torch
+
+        p, xb = self.p, self.X[idx]
+        if self.augmenter.active:
+            xb = self.augmenter(xb, rng)
+        if p.noise > 0:
+            noise = rng.standard_normal(xb.shape).astype(np.float32) * p.noise * self.noise_mask
+            xb = xb + torch.as_tensor(noise, device=self.device)
+        if p.modality_dropout > 0 and len(self.ranges) > 1:
+            drop = rng.random((len(idx), len(self.ranges))) < p.modality_dropout
+            drop[drop.all(axis=1)] = False  # never drop every modality of a row
+            keep = np.ones(xb.shape, dtype=np.float32)
+            for b, (a, z) in enumerate(self.ranges):
+                keep[drop[:, b], a:z] = 0.0
+                if self.mask_at is not None:  # dropped: absent for the network too
+                    keep[drop[:, b], self.mask_at + b] = 0.0
+            xb = xb * torch.as_tensor(keep, device=self.device)
+        return xb
+
+
+def _train_epoch(net, opt, loss_of, batch: _BatchMaker, Yt, order: np.ndarray,
+                 rng: np.random.Generator, p) -> float:
+    """One pass over ``order`` in batches; the mean training loss."""
+    import torch
+
+    net.train()
+    total, seen = 0.0, 0
+    for start in range(0, len(order), p.batch_size):
+        idx = torch.as_tensor(order[start:start + p.batch_size], device=batch.device)
+        xb = batch(idx, rng)
+        opt.zero_grad()
+        loss = loss_of(net(xb), Yt[idx])
+        if p.l1 > 0:
+            loss = loss + p.l1 * sum(w.abs().sum() for n, w in net.named_parameters()
+                                     if n.endswith("weight"))
+        loss.backward()
+        if p.clip_grad > 0:
+            torch.nn.utils.clip_grad_norm_(list(net.parameters()), p.clip_grad)
+        opt.step()
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+    return total / max(seen, 1)
+
+
+def _validate(net, loss_of, val, tasks: list[dict], cls_tasks: list[int]) -> dict:
+    """``val_loss`` and, with a classification task, the first one's ``val_accuracy``."""
+    import torch
+
+    Xv, Yv = val
+    net.eval()
+    record = {}
+    with torch.no_grad():
+        out = net(Xv)
+        val_loss = float(loss_of(out, Yv))
+        if cls_tasks:
+            k = cls_tasks[0]
+            part = split_outputs(out, tasks)[k]
+            mask = Yv[:, k] >= 0
+            hits = (part.argmax(1) == Yv[:, k].long())[mask]
+            record["val_accuracy"] = float(hits.float().mean()) if len(hits) else None
+    record["val_loss"] = val_loss
+    return record
+
+
+class _EarlyStopping:
+    """Keeps the weights of the best validation loss; ``stop`` after ``patience`` epochs
+    without a better one."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.best, self.state, self.since = np.inf, None, 0
+
+    def update(self, net, record: dict) -> None:
+        if record["val_loss"] < self.best - 1e-6:
+            self.best, self.since = record["val_loss"], 0
+            self.state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            record["best"] = True
+        else:
+            self.since += 1
+
+    @property
+    def stop(self) -> bool:
+        return self.since >= self.patience
+
+    def restore(self, net) -> None:
+        if self.state is not None:
+            net.load_state_dict(self.state)

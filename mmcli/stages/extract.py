@@ -27,7 +27,15 @@ from mmcli import artifacts, storage
 from mmcli.config import KINDS, RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, DataError, UsageError
-from mmcli.parallel import Runtime, chunks, connect, ordered_map, runtime_of, start_workers
+from mmcli.parallel import (
+    Runtime,
+    chunks,
+    connect,
+    ordered_map,
+    runtime_of,
+    start_workers,
+    worker_state,
+)
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
@@ -47,7 +55,7 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
     """Fit the configured extractors on train items and write every item's features.
 
-    Long (about 80 lines) because it is the stage's one straight sequence, each step a call:
+    Longer than 60 lines because it is the stage's one straight sequence, each step a call:
     check the config, start the workers, open the input, build the plan, fit it or reuse the
     previous fit, transform and write; splitting it further would pass a dozen locals
     between helpers."""
@@ -393,7 +401,8 @@ def load_plan(directory: Path) -> Plan:
 
 # --- worker side -------------------------------------------------------------------------
 
-_WORKER: dict = {}
+#: the worker's plan and its (lazily opened) input; emptied after an in-process map
+_WORKER: dict = worker_state()
 
 
 def _init_worker(pre_path: str, columns: dict, sample_rate: int, plan: Plan) -> None:

@@ -59,11 +59,9 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
 
     method = FUSIONS.get(config.method, where="--method")(config.dim, config.seed)
     structures = [block_structure(blocks_info, c) for c in columns]
-    # token ids must reach the model as ids: concat leaves those blocks unnormalised
-    raw = [k for k, st in enumerate(structures)
-           if method.name == "concat" and st and st["layout"] == "tokens"]
     mask = presence(items, columns)
-    fit_fusion(method, [np.asarray(b[train]) for b in blocks], mask[train], raw)
+    fit_fusion(method, [np.asarray(b[train]) for b in blocks], mask[train],
+               [(st or {}).get("layout") for st in structures])
 
     with artifacts.StageWriter(out, "fuse", (feat.path,)) as writer:
         with progress("fuse", len(items)) as bar, \
@@ -98,10 +96,10 @@ def fuse(feat_dir: Path, out: Path, config: FuseConfig | None = None,
 
 def block_ranges(method, columns: list[str], blocks,
                  structures: list[dict | None] | None = None) -> list[dict] | None:
-    """Column range of each modality in the fused matrix (concat only, where blocks stay
-    side by side), for models that learn the fusion themselves, with the block's structure
+    """Column range of each modality in the fused matrix (methods that keep the blocks side
+    by side: concat), for models that learn the fusion themselves, with the block's structure
     (layout, shape) when it has one."""
-    if method.name != "concat":
+    if not method.keeps_blocks:
         return None
     out, start = [], 0
     for k, (col, b) in enumerate(zip(columns, blocks)):
@@ -125,19 +123,22 @@ def _out_dim(method, blocks, train) -> int:
     return fuse_rows(method, [np.asarray(b[train[:1]]) for b in blocks], None).shape[1]
 
 
-def fit_fusion(method, train_blocks: list[np.ndarray], mask: np.ndarray, raw) -> None:
-    """Fit ``method`` on the train blocks, an absent block (``mask`` False) first filled with
-    the mean of the block's present train rows (token blocks: padding), so the fitted
-    normalisation is that of the present rows; train with a missing cell turns on the
-    missing indicators (see :func:`fuse_rows`)."""
+def fit_fusion(method, train_blocks: list[np.ndarray], mask: np.ndarray,
+               layouts: list[str | None]) -> None:
+    """Fit ``method`` on the train blocks (``layouts``: each block's layout), an absent block
+    (``mask`` False) first filled with the mean of the block's present train rows (a block
+    the method leaves unnormalised, token ids: padding), so the fitted normalisation is that
+    of the present rows; train with a missing cell turns on the missing indicators (see
+    :func:`fuse_rows`)."""
     filled = []
     for k, b in enumerate(train_blocks):
         absent = ~mask[:, k]
         if absent.any():
             b = b.copy()
-            b[absent] = 0.0 if k in raw else b[~absent].mean(0, dtype=np.float64)
+            raw = layouts[k] is not None and layouts[k] in method.raw_layouts
+            b[absent] = 0.0 if raw else b[~absent].mean(0, dtype=np.float64)
         filled.append(b)
-    method.fit(filled, raw=raw)
+    method.fit(filled, layouts)
     method.missing_indicators_ = bool(not mask.all())
 
 

@@ -41,7 +41,7 @@ from mmcli.manifest import (
 )
 from mmcli.media import LONG_POLICIES, MediaError, load_audio, load_image, load_text
 from mmcli.missing import KEPT_PREFIX, MISSING_POLICIES, decoded_fill
-from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of
+from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of, worker_state
 from mmcli.progress import ProgressFactory, silent
 
 CHUNK = 64
@@ -544,7 +544,8 @@ def _check_config(config: PreprocessConfig) -> None:
 
 # --- worker side -------------------------------------------------------------------------
 
-_SPEC: dict = {}
+#: what the decoding workers need (emptied after an in-process map)
+_SPEC: dict = worker_state()
 
 
 def _init_worker(spec: dict) -> None:

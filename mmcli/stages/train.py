@@ -7,10 +7,11 @@ Output directory (self-contained: ``predict`` needs nothing else)::
     state/               preprocess.json, extract/, fuse/ carried from the fuse directory,
                          and model/ (JSON + npz, no pickle)
 
-Models that learn the fusion (``needs_blocks``) get each modality's column range from the
-``blocks`` of a concat fuse directory's ``fusion.json``, with the block's structure (layout,
-shape) for their encoders and augmentations, and the fusion's normalisation of each block
-(``model.block_norms``: augmentation works in the extractor's units). ``train.search`` runs a
+Every model's ``fit`` gets the block description of a concat fuse directory
+(:class:`mmcli.blocks.Blocks`, from ``fusion.json``'s ``blocks``: each modality's column
+range and structure, for encoders and augmentations, and the fusion's normalisation of each
+block, for augmentation in the extractor's units); models that learn the fusion
+(``needs_blocks``) refuse other fuse directories. ``train.search`` runs a
 cross-validated hyperparameter search first (:mod:`mmcli.models.search`). ``train.tasks``
 trains extra label columns together with the main label (models with ``supports_tasks``); their
 values come from ``labels`` in ``items.jsonl``, which preprocess writes for its
@@ -28,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from mmcli import artifacts, storage
+from mmcli.blocks import Blocks
 from mmcli.config import TrainConfig, to_dict
 from mmcli.errors import DataError, UsageError
 from mmcli.missing import fit_presence
@@ -43,10 +45,8 @@ LEADERBOARD = ("rank", "model", "params", "cv_score", "cv_std", "chosen", "note"
 @storage.staged("fused_dir")
 def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
           progress: ProgressFactory = silent) -> dict:
-    """Train ``config.model`` on the fused features; returns a summary with accuracies.
-
-    A little over 60 lines because it is one straight sequence (rows, model choice or
-    selection, search, fit, summary), each step a call; writing is :func:`_write_model_dir`."""
+    """Train ``config.model`` on the fused features; returns a summary with accuracies (rows,
+    model choice or selection, search, fit, summary; writing is :func:`_write_model_dir`)."""
     from mmcli.models import MODELS, build_model
 
     config = config or TrainConfig()
@@ -58,38 +58,29 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",
                         "a classifier needs at least two labels in train")
     requested = config  # meta.json keeps the config as given ("auto"): mmcli run compares it
-    items = artifacts.read_jsonl(fused.path / "items.jsonl")
-    X = artifacts.load_npy(fused.path / "fused.npy")
-    index = {c: k for k, c in enumerate(classes)}
-    tr = [k for k, it in enumerate(items) if it["split"] == "train"]
-    va = [k for k, it in enumerate(items) if it["split"] == "val" and it["label"] in index]
-    y = np.array([index[items[k]["label"]] for k in tr], dtype=np.int64)
-    y_val = np.array([index[items[k]["label"]] for k in va], dtype=np.int64)
-    X_tr = np.asarray(X[tr])
-    X_va = np.asarray(X[va]) if va else None
-    layouts, norms = block_layouts(fused.path)
+    items, tr, va, X_tr, y, X_va, y_val = _rows(fused.path, classes)
+    blocks = fused_blocks(fused.path)
 
     params = dict(config.params)
     selection = None
     if config.model == "auto":
         selection = select(config, fused.path, items, tr, X_tr, y, X_va, y_val, len(classes),
-                           layouts, norms, progress)
+                           blocks, progress)
         config = dataclasses.replace(config, model=selection["model"])
         params = dict(selection["params"])
     cls = MODELS.get(config.model, where="--model")
-    blocks = model_blocks(fused.path, cls)
+    _check_needs_blocks(cls, blocks, fused.path)
     if selection is None:
         _check_token_blocks(build_model(config.model, params, config.seed, config.device),
-                            layouts)
+                            blocks)
     searched = None
     if config.search:
         from mmcli.models.search import search_params
 
         searched = search_params(config.model, params, config.search, X_tr, y, len(classes),
-                                 config.seed, blocks, config.device, layouts, norms)
+                                 config.seed, blocks, config.device)
         params.update(searched["best_params"])
     model = build_model(config.model, params, config.seed, config.device)
-    model.blocks, model.layouts, model.block_norms = blocks, layouts, norms
     tasks = None
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
@@ -98,9 +89,10 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
                          ["modalities"], tr, va)
     with _epochs_bar(model, progress, f"train {config.model}"):
         if tasks:
-            model.fit_tasks(X_tr, Y, tasks, X_va, Y_val)
+            model.fit_tasks(X_tr, Y, tasks, X_va, Y_val, blocks=blocks)
         else:
-            model.fit(X_tr, y, len(classes), X_va, y_val if va else None, **masks)
+            model.fit(X_tr, y, len(classes), X_va, y_val if va else None, blocks=blocks,
+                      **masks)
 
     summary = {"model": config.model, "classes": classes, "n_train": len(tr), "n_val": len(va),
                "train_accuracy": _accuracy(model, X_tr, y, masks.get("presence")),
@@ -113,6 +105,20 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if tasks:
         summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
     return _write_model_dir(out, fused, model, classes, summary, selection, requested)
+
+
+def _rows(fused_path: Path, classes: list[str]):
+    """The items, the positions of the train and val rows (val rows of a class the train
+    split has), and their features and class indices (``X_va`` None without val rows)."""
+    items = artifacts.read_jsonl(fused_path / "items.jsonl")
+    X = artifacts.load_npy(fused_path / "fused.npy")
+    index = {c: k for k, c in enumerate(classes)}
+    tr = [k for k, it in enumerate(items) if it["split"] == "train"]
+    va = [k for k, it in enumerate(items) if it["split"] == "val" and it["label"] in index]
+    y = np.array([index[items[k]["label"]] for k in tr], dtype=np.int64)
+    y_val = np.array([index[items[k]["label"]] for k in va], dtype=np.int64)
+    X_va = np.asarray(X[va]) if va else None
+    return items, tr, va, np.asarray(X[tr]), y, X_va, y_val
 
 
 def _write_model_dir(out: Path, fused, model, classes: list[str], summary: dict,
@@ -160,7 +166,7 @@ def _epochs_bar(model, progress: ProgressFactory, description: str):
 
 
 def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[int], X_tr, y,
-           X_va, y_val, n_classes: int, layouts, norms, progress: ProgressFactory) -> dict:
+           X_va, y_val, n_classes: int, blocks, progress: ProgressFactory) -> dict:
     """``model: auto``: choose a model and its parameters on the train split by validation
     (:mod:`mmcli.models.select`); group folds when the items carry a ``group``."""
     from mmcli.models.select import (
@@ -180,7 +186,6 @@ def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[in
     if config.tasks:
         raise UsageError("train.tasks needs a named model that trains several tasks",
                          "use --model mlp, late_repr, gmu, lowrank, attention or tensor_layer")
-    blocks = _block_ranges(fused_path)
     how = config.select.get("validation", "auto")
     groups = [items[k].get("group") for k in tr]
     groups = groups if all(g is not None for g in groups) else None
@@ -203,41 +208,33 @@ def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[in
         if folds is None:  # a class with one train item: nothing to hold out
             return {"model": "logreg", "params": {}, "leaderboard": [],
                     "validation": label, "seconds": 0.0}
-    problem = Problem(X_all, y_all, n_classes, blocks, layouts, norms, folds, config.seed,
-                      config.device)
+    problem = Problem(X_all, y_all, n_classes, blocks, folds, config.seed, config.device)
     with progress("train: select", len(default_candidates())) as bar:
         return select_model(problem, config.select, config.time_limit, label,
                             progress=lambda name: bar.advance(), params=config.params)
 
 
-def model_blocks(fused_path: Path, cls) -> list[tuple[int, int]] | None:
-    """The modality column ranges of a concat fuse directory; None for other methods.
-    Models that need them refuse other fuse directories (exit 2)."""
-    blocks = _block_ranges(fused_path)
+def fused_blocks(fused_path: Path) -> Blocks | None:
+    """The block description of a fuse directory whose method keeps the blocks side by side
+    (concat): ``fusion.json``'s blocks with the fusion's (mean, scale) of each; None for
+    other methods."""
+    from mmcli.stages.fuse import load_fusion
+
+    entries = artifacts.read_json(fused_path / "fusion.json").get("blocks")
+    if not entries:
+        return None
+    fusion, _ = load_fusion(fused_path / "state")
+    return Blocks.from_fusion(entries, fusion.block_norms())
+
+
+def _check_needs_blocks(cls, blocks: Blocks | None, fused_path: Path) -> None:
+    """Models that learn the fusion refuse a fuse directory without blocks (exit 2)."""
     if blocks is None and cls.needs_blocks:
         method = artifacts.read_json(fused_path / "fusion.json")["method"]
         raise UsageError(
             f"model {cls.name!r} learns the fusion itself and needs the modality blocks of a "
             f"concat fuse directory; {fused_path} was fused with {method!r}",
             f"re-run `mmcli fuse --method concat` and train {cls.name!r} on that")
-    return blocks
-
-
-def _block_ranges(fused_path: Path) -> list[tuple[int, int]] | None:
-    ranges = artifacts.read_json(fused_path / "fusion.json").get("blocks")
-    return [(int(b["start"]), int(b["stop"])) for b in ranges] if ranges else None
-
-
-def block_layouts(fused_path: Path) -> tuple[list[dict] | None, list | None]:
-    """Per block of a concat fuse directory: its column and structure (layout, shape, vocab;
-    from fusion.json) and the fusion's (mean, scale) of it; (None, None) for other methods."""
-    ranges = artifacts.read_json(fused_path / "fusion.json").get("blocks")
-    if not ranges:
-        return None, None
-    layouts = [{k: v for k, v in b.items() if k not in ("start", "stop")} for b in ranges]
-    _, arrays = artifacts.load_state(fused_path / "state" / "fuse", "fuse")
-    norms = [(arrays[f"norm_mean_{k}"], arrays[f"norm_std_{k}"]) for k in range(len(ranges))]
-    return layouts, norms
 
 
 def task_targets(spec: dict, items: list[dict], tr: list[int], va: list[int], y, y_val,
@@ -293,9 +290,10 @@ def _numbers(raw: list[str], name: str, where: Path) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
-def _check_token_blocks(model, layouts: list[dict] | None) -> None:
+def _check_token_blocks(model, blocks: Blocks | None) -> None:
     """Word ids (the tokens extractor) are categories, not magnitudes: only a GRU or
     Transformer encoder reads them; anything else would train on the ids' sizes."""
+    layouts = blocks.layouts if blocks is not None else None
     columns = [info.get("column") for info in layouts or [] if info.get("layout") == "tokens"]
     if not columns:
         return
@@ -337,9 +335,10 @@ def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
                     if mask.any() else None
                 out.setdefault(t["name"], {})[f"{split}_accuracy"] = value
             else:
+                from mmcli.report.metrics import regression_metrics
+
                 mask = ~np.isnan(truth)
-                value = float(np.sqrt(np.mean((pred[t["name"]][mask] - truth[mask]) ** 2))) \
-                    if mask.any() else None
+                value = regression_metrics(truth[mask], pred[t["name"]][mask])["rmse"]
                 out.setdefault(t["name"], {})[f"{split}_rmse"] = value
     return out
 

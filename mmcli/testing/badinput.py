@@ -286,6 +286,17 @@ def _item_value(case: Case, bad: Path, outside: Path) -> str:
 
 
 def _bad_file(name: str, bad: Path) -> tuple[Path, bytes | None]:
+    """The path of case ``name``'s file under ``bad`` and the bytes to write there (None when
+    the file is already made)."""
+    made = _bad_image(name, bad)
+    if made is None:
+        made = _bad_audio(name, bad)
+    if made is None:
+        raise ValueError(f"no file for case {name!r}")
+    return made
+
+
+def _bad_image(name: str, bad: Path) -> tuple[Path, bytes | None] | None:
     from PIL import Image
 
     if name == "jpeg_truncated":
@@ -332,6 +343,10 @@ def _bad_file(name: str, bad: Path) -> tuple[Path, bytes | None]:
         frames = [Image.new("RGB", (16, 16), (255, 0, 0)), Image.new("RGB", (16, 16), (0, 0, 255))]
         frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
         return path, None
+    return None
+
+
+def _bad_audio(name: str, bad: Path) -> tuple[Path, bytes | None] | None:
     wav = bad / f"{name}.wav"
     if name == "wav_truncated_body":
         data = write_wav(wav, 440.0, seconds=0.5, rate=SAMPLE_RATE).read_bytes()
@@ -355,7 +370,7 @@ def _bad_file(name: str, bad: Path) -> tuple[Path, bytes | None]:
     if name == "wav_hours":
         write_long_wav(wav, hours=2.0, rate=SAMPLE_RATE)
         return wav, None
-    raise ValueError(f"no file for case {name!r}")
+    return None
 
 
 def bomb_png(width: int, height: int) -> bytes:

@@ -47,11 +47,26 @@ def test_concat_dims_and_block_normalisation():
 
 def test_normalisation_uses_fit_statistics_only():
     blocks = make_blocks(n=60)
-    fusion = FUSIONS.get("concat")().fit(split(blocks, 0, 40))
-    shifted = [x + 1000.0 for x in split(blocks, 40, 60)]
-    before = fusion.transform(split(blocks, 0, 40))
-    fusion.transform(shifted)
-    np.testing.assert_array_equal(fusion.transform(split(blocks, 0, 40)), before)
+    train, new = split(blocks, 0, 40), split(blocks, 40, 60)
+    fusion = FUSIONS.get("concat")().fit(train)
+    # new rows are centred and scaled with the train rows' mean and total standard deviation
+    expected = np.hstack([(x - t.mean(0, dtype=np.float64)) / np.sqrt(t.var(0, dtype=np.float64)
+                                                                       .sum())
+                          for x, t in zip(new, train)])
+    np.testing.assert_allclose(fusion.transform(new), expected, rtol=1e-4, atol=1e-4)
+    # so a shift of the new rows shows in the output (the batch's own statistics hide it)
+    shifted = fusion.transform([x + 1000.0 for x in new])
+    assert (shifted[:, :30].mean() - fusion.transform(new)[:, :30].mean()) > 1.0
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_row_is_fused_the_same_alone_or_in_a_batch(method):
+    blocks = make_blocks(n=60)
+    fusion = FUSIONS.get(method)(3).fit(split(blocks, 0, 40))
+    batch = fusion.transform(split(blocks, 40, 60))
+    for k in (0, 7):
+        np.testing.assert_allclose(fusion.transform(split(blocks, 40 + k, 41 + k))[0], batch[k],
+                                   rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("method, dim, expected", [

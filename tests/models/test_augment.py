@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.models import build_model
 from mmcli.models.augment import Augmenter, AugmentParams
@@ -123,7 +124,6 @@ def test_only_training_batches_are_augmented(name):
     if name == "late_repr":
         params.update(embed=4, head=[4], encoder="auto", seq_dim=4, heads=2, cnn_channels=[2])
     model = build_model(name, params, 0, "cpu")
-    model.blocks, model.layouts = blocks, STRUCTURED_LAYOUTS
     build = model._network
 
     def spying_network(*args):
@@ -137,7 +137,7 @@ def test_only_training_batches_are_augmented(name):
         return net
 
     model._network = spying_network
-    model.fit(X, y, 3, Xv, y[:10])
+    model.fit(X, y, 3, Xv, y[:10], blocks=Blocks.from_ranges(blocks, STRUCTURED_LAYOUTS))
     assert len(seen["train"]) == 2 and len(seen["eval"]) == 2
     for batch in seen["train"]:
         rows = np.sort(batch, axis=0)

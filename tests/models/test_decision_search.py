@@ -14,14 +14,14 @@ from .toy import blobs, three_blocks
 
 @pytest.mark.parametrize("combine", ["average", "weights", "stacking"])
 def test_late_decision(combine, tmp_path):
-    X, y, blocks = three_blocks()
+    X, y, blocks = three_blocks(150)
     model = build_model("late_decision", {"combine": combine, "cv": 3}, 0, "cpu")
-    model.blocks = blocks
-    model.fit(X, y, 3)
+    model.fit(X[60:], y[60:], 3, blocks=blocks)
+    X, y = X[:60], y[:60]  # scored on rows it never saw
     proba = model.predict_proba(X)
-    assert proba.shape == (90, 3)
+    assert proba.shape == (60, 3)
     np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-6)
-    assert (proba.argmax(1) == y).mean() > 0.85
+    assert (proba.argmax(1) == y).mean() > 0.8
     assert model.weights_.sum() == pytest.approx(1.0)
     save_model(model, tmp_path, ["a", "b", "c"])
     restored, _ = load_model(tmp_path)
@@ -32,8 +32,7 @@ def test_learned_weights_favour_the_informative_modality():
     X, y, _ = three_blocks()
     X = np.hstack([X[:, :6], np.random.default_rng(0).normal(0, 1, (90, 4)).astype(np.float32)])
     model = build_model("late_decision", {"combine": "weights", "cv": 3}, 0, "cpu")
-    model.blocks = [(0, 6), (6, 10)]  # the second block is pure noise
-    model.fit(X, y, 3)
+    model.fit(X, y, 3, blocks=[(0, 6), (6, 10)])  # the second block is pure noise
     assert model.weights_[0] > 0.7
 
 
@@ -42,8 +41,7 @@ def test_late_decision_with_a_torch_base():
     model = build_model("late_decision", {"base": "mlp", "combine": "average",
                                           "base_params": {"hidden": [8], "epochs": 20,
                                                           "lr": 0.01}}, 0, "cpu")
-    model.blocks = blocks
-    assert (model.fit(X, y, 3).predict_proba(X).argmax(1) == y).mean() > 0.8
+    assert (model.fit(X, y, 3, blocks=blocks).predict_proba(X).argmax(1) == y).mean() > 0.8
 
 
 def test_late_decision_bad_params():
@@ -51,9 +49,8 @@ def test_late_decision_bad_params():
     for params, match in (({"combine": "vote"}, "combine"), ({"base": "gmu"}, "gmu"),
                           ({"cv": 1}, "cv")):
         model = build_model("late_decision", params, 0, "cpu")
-        model.blocks = blocks
         with pytest.raises(UsageError, match=match):
-            model.fit(X, y, 3)
+            model.fit(X, y, 3, blocks=blocks)
 
 
 def test_grid_search_picks_the_better_value():
@@ -94,7 +91,6 @@ def test_late_decision_falls_back_to_average_with_a_singleton_class():
     X, y, blocks = three_blocks()
     keep = (y != 2) | (np.arange(90) == 2)  # class 2: one train item
     model = build_model("late_decision", {}, 0, "cpu")
-    model.blocks = blocks
-    model.fit(X[keep], y[keep], 3)
+    model.fit(X[keep], y[keep], 3, blocks=blocks)
     assert model.combine_ == "average" and model.meta_ is None
     assert model.predict_proba(X).shape == (90, 3)

@@ -5,21 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.models import build_model, load_model, save_model
 from mmcli.models.encoders import choose_encoders
 
-from .toy import STRUCTURED_LAYOUTS, structured
+from .toy import STRUCTURED_LAYOUTS, split, structured
 
 SMALL = {"epochs": 25, "lr": 0.01, "batch_size": 16, "embed": 8, "head": [8], "dropout": 0.0,
          "tensor_dim": 3, "rank": 2, "seq_dim": 8, "heads": 2, "cnn_channels": [4, 8]}
 
 
 def fitted(name, params, seed=0, n=60):
-    X, y, blocks = structured(n)
+    """The model fitted on n rows (early stopping on 20 others); X, y: 30 unseen rows."""
+    X, y, blocks = structured(n + 50)
+    (Xt, yt), (Xv, yv), (Xs, ys) = split(X, y, 20, 30)
     model = build_model(name, {**SMALL, **params}, seed, "cpu")
-    model.blocks, model.layouts = blocks, STRUCTURED_LAYOUTS
-    return model.fit(X, y, 3, X[:20], y[:20]), X, y
+    blocks = Blocks.from_ranges(blocks, STRUCTURED_LAYOUTS)
+    return model.fit(Xt, yt, 3, Xv, yv, blocks=blocks), Xs, ys
 
 
 def test_auto_picks_by_layout():
@@ -46,7 +49,7 @@ def test_encoders_learn_and_round_trip(name, params, tmp_path):
     assert (proba.argmax(1) == y).mean() > 0.9
     save_model(model, tmp_path, ["a", "b", "c"])
     restored, _ = load_model(tmp_path)
-    assert restored.layouts == STRUCTURED_LAYOUTS
+    assert restored.blocks_.layouts == STRUCTURED_LAYOUTS
     np.testing.assert_array_equal(restored.predict_proba(X), proba)
 
 
@@ -59,8 +62,8 @@ def test_each_encoder_alone_reads_its_block(encoders):
     k = [info["column"] for info in STRUCTURED_LAYOUTS].index(column)
     a, z = blocks[k]
     model = build_model("late_repr", {**SMALL, "encoders": encoders}, 0, "cpu")
-    model.blocks, model.layouts = [(0, z - a)], [STRUCTURED_LAYOUTS[k]]
-    model.fit(X[:, a:z], y, 3)
+    model.fit(X[:, a:z], y, 3,
+              blocks=Blocks.from_ranges([(0, z - a)], [STRUCTURED_LAYOUTS[k]]))
     assert (model.predict_proba(X[:, a:z]).argmax(1) == y).mean() > 0.9
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.models import build_model, load_model, save_model
 from mmcli.models.select import (
@@ -23,7 +24,8 @@ FAST = {"candidates": ["logreg", "late_decision", "linear_svm"], "jobs": 1}
 def problem(X, y, blocks=None, groups=None, cv=3, seed=0):
     folds, _ = make_folds(y, groups, cv, seed)
     layouts = [{"column": f"m{k}"} for k in range(len(blocks))] if blocks else None
-    return Problem(X, y, int(y.max()) + 1, blocks, layouts, None, folds, seed, "cpu")
+    blocks = Blocks.from_ranges(blocks, layouts) if blocks else None
+    return Problem(X, y, int(y.max()) + 1, blocks, folds, seed, "cpu")
 
 
 def test_logreg_on_one_block_fits_like_sklearns_standardised_pipeline():
@@ -162,8 +164,7 @@ def test_bad_select_settings(select, match):
 def test_subset_model_round_trip(tmp_path):
     X, y, blocks = three_blocks(90)
     model = build_model("subset", {"model": "logreg", "keep": [0, 2]}, 0, "cpu")
-    model.blocks = blocks
-    model.fit(X, y, 3)
+    model.fit(X, y, 3, blocks=blocks)
     direct = build_model("logreg", {}, 0, "cpu").fit(X[:, [0, 1, 2, 3, 4, 5, 9]], y, 3)
     np.testing.assert_array_equal(model.predict_proba(X),
                                   direct.predict_proba(X[:, [0, 1, 2, 3, 4, 5, 9]]))
@@ -171,6 +172,5 @@ def test_subset_model_round_trip(tmp_path):
     again, _ = load_model(tmp_path / "m")
     np.testing.assert_array_equal(again.predict_proba(X), model.predict_proba(X))
     bad = build_model("subset", {"keep": [3]}, 0, "cpu")
-    bad.blocks = blocks
     with pytest.raises(UsageError, match="keep"):
-        bad.fit(X, y, 3)
+        bad.fit(X, y, 3, blocks=blocks)

@@ -8,7 +8,7 @@ import pytest
 from mmcli.errors import UsageError
 from mmcli.models import build_model, load_model, save_model
 
-from .toy import blobs, two_modalities
+from .toy import blobs, split, two_modalities
 
 SMALL = {"hidden": [16], "epochs": 25, "batch_size": 16, "lr": 0.01, "patience": 5}
 
@@ -24,10 +24,10 @@ def acc(model, X, y) -> float:
     {"init": "kaiming", "clip_grad": 1.0, "l1": 1e-4, "noise": 0.1, "dropout": 0.0},
 ])
 def test_training_controls_learn(controls):
-    X, y = blobs()
-    model = build_model("mlp", {**SMALL, **controls}, 0, "cpu").fit(X, y, 3, X[:30], y[:30])
-    assert model.predict_proba(X).shape == (90, 3)
-    assert acc(model, X, y) > 0.9
+    (X, y), (Xv, yv), (Xs, ys) = split(*blobs(150), 30, 30)
+    model = build_model("mlp", {**SMALL, **controls}, 0, "cpu").fit(X, y, 3, Xv, yv)
+    assert model.predict_proba(Xs).shape == (30, 3)
+    assert acc(model, Xs, ys) > 0.9  # on rows it never saw
     assert all(np.isfinite(r["train_loss"]) for r in model.log_)
 
 
@@ -53,8 +53,7 @@ def test_same_seed_byte_identical_state(tmp_path):
     params = {**SMALL, "noise": 0.1, "sampling": "over", "modality_dropout": 0.2}
     for d in ("a", "b"):
         model = build_model("mlp", params, 7, "cpu")
-        model.blocks = [(0, 2), (2, 5)]
-        model.fit(X, y, 3, X[:30], y[:30])
+        model.fit(X[30:], y[30:], 3, X[:30], y[:30], blocks=[(0, 2), (2, 5)])
         save_model(model, tmp_path / d, ["a", "b", "c"])
     for name in ("model.json", "model.npz"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
@@ -113,11 +112,13 @@ def test_multitask_heads(tmp_path):
     Y[::10, 1] = -1  # some targets missing
     Y[::7, 2] = np.nan
     params = {**SMALL, "epochs": 60, "task_weights": {"value": 0.5}}
-    model = build_model("mlp", params, 0, "cpu").fit_tasks(X, Y, tasks, X[:30], Y[:30])
+    model = build_model("mlp", params, 0, "cpu").fit_tasks(X[60:], Y[60:], tasks, X[30:60],
+                                                          Y[30:60])
+    X, Y = X[:30], Y[:30]  # scored on rows it never saw
     out = model.predict_tasks(X)
     assert set(out) == {"label", "parity", "value"}
-    assert out["label"].shape == (120, 3) and out["parity"].shape == (120, 2)
-    assert out["value"].shape == (120,)
+    assert out["label"].shape == (30, 3) and out["parity"].shape == (30, 2)
+    assert out["value"].shape == (30,)
     assert (out["label"].argmax(1) == Y[:, 0]).mean() > 0.9
     assert (out["parity"].argmax(1) == Y[:, 1])[Y[:, 1] >= 0].mean() > 0.9
     ok = ~np.isnan(Y[:, 2])
@@ -133,9 +134,9 @@ def test_multitask_on_a_learned_fusion_model():
     X, Y, tasks = multitask_data()
     model = build_model("late_repr", {"epochs": 40, "lr": 0.01, "embed": 16, "head": [16]},
                         0, "cpu")
-    model.blocks = [(0, 3), (3, 5)]
-    out = model.fit_tasks(X, Y, tasks).predict_tasks(X)
-    assert (out["parity"].argmax(1) == Y[:, 1]).mean() > 0.9
+    model.fit_tasks(X[30:], Y[30:], tasks, blocks=[(0, 3), (3, 5)])
+    out = model.predict_tasks(X[:30])
+    assert (out["parity"].argmax(1) == Y[:30, 1]).mean() > 0.9
 
 
 def test_unknown_task_weight():
@@ -155,8 +156,7 @@ def test_modality_dropout_survives_a_missing_modality():
         model = build_model("late_repr", {"epochs": 40, "lr": 0.01, "batch_size": 32,
                                           "embed": 16, "head": [16], "modality_dropout": p},
                             0, "cpu")
-        model.blocks = blocks
-        model.fit(X, y, 3)
+        model.fit(X, y, 3, blocks=blocks)
         result[p] = (acc(model, Xt, yt), acc(model, missing, yt))
     full, without = result[0.5]
     assert full > 0.95 and without >= 0.9 * full  # keeps most of its accuracy

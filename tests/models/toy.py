@@ -67,3 +67,11 @@ def structured(n: int = 60, seed: int = 0):
     value = rng.normal(0, 1, (n, 1))
     X = np.hstack([img.reshape(n, -1), mel.reshape(n, -1), tok, value]).astype(np.float32)
     return X, y.astype(np.int64), [(0, 192), (192, 222), (222, 229), (229, 230)]
+
+
+def split(X, y, n_val: int, n_test: int):
+    """(train, val, test) pairs of disjoint rows: the last ``n_test`` rows for scoring, the
+    ``n_val`` before them for early stopping, the rest to fit on (toy rows cycle through the
+    classes, so every part has every class)."""
+    a, b = len(y) - n_val - n_test, len(y) - n_test
+    return (X[:a], y[:a]), (X[a:b], y[a:b]), (X[b:], y[b:])

@@ -107,7 +107,7 @@ def test_ablation_replaces_token_ids_by_padding_and_other_blocks_by_the_train_me
     items = [{"split": s, "label": "a"} for s in ("train", "train", "test", "test")]
     tokens = build_extractor("tokens", "text", {"max_len": 3}).fit(["w x y z"])
     numeric = build_extractor("numeric", "numeric", {}).fit(values[:, 0])
-    fusion = FUSIONS.get("concat")().fit([ids[:2], values[:2]], raw=[0])
+    fusion = FUSIONS.get("concat")().fit([ids[:2], values[:2]], ["tokens", None])
     seen = []
 
     class Recorder:

@@ -143,10 +143,9 @@ def test_late_decision_combines_only_present_modalities():
     y = np.repeat([0, 1], 30)
     X = np.hstack([y[:, None] + rng.normal(0, 0.3, (60, 1)), rng.normal(0, 1, (60, 1))])
     model = LateDecisionModel(combine="average")
-    model.blocks = [(0, 1), (1, 2)]
     present = np.ones((60, 2), dtype=bool)
     present[::3, 1] = False
-    model.fit(X.astype(np.float32), y, 2, presence=present)
+    model.fit(X.astype(np.float32), y, 2, blocks=[(0, 1), (1, 2)], presence=present)
     only_first = model.models_[0].predict_proba(X[:4, 0:1].astype(np.float32))
     mask = np.array([[True, False]] * 4)
     assert np.allclose(model.predict_proba(X[:4].astype(np.float32), presence=mask), only_first)
@@ -205,10 +204,9 @@ def test_learned_fusion_masks_an_absent_block(name):
     X = rng.normal(0, 1, (40, 6)).astype(np.float32)
     X[:, 0] += y
     model = build_model(name, {"epochs": 3, "embed": 8, "tensor_dim": 3}, 0, "cpu")
-    model.blocks = [(0, 3), (3, 6)]
     present = np.ones((40, 2), dtype=bool)
     present[::4, 1] = False
-    model.fit(X, y, 2, presence=present)
+    model.fit(X, y, 2, blocks=[(0, 3), (3, 6)], presence=present)
     mask = np.array([[True, False]] * 5)
     garbage = X[:5].copy()
     garbage[:, 3:] = 100.0
