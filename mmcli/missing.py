@@ -74,13 +74,18 @@ def predict_proba(model, X: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
     return model.predict_proba(X)
 
 
-def fit_presence(model, items: list[dict], columns: list[str], train: list[int],
+def fit_presence(model, items: list[dict], fused_path, train: list[int],
                  val: list[int]) -> dict:
     """The ``presence`` and ``presence_val`` keywords of ``model.fit`` for a model that uses
-    them when a train or val item lacks a modality; {} otherwise (the fit is as before)."""
+    them when a train or val item of the fuse directory ``fused_path`` lacks a modality; {}
+    otherwise (the fit is as before)."""
+    import json
+    from pathlib import Path
+
     if not getattr(model, "uses_presence", False):
         return {}
-    mask = presence(items, columns)
+    fusion = json.loads((Path(fused_path) / "fusion.json").read_text(encoding="utf-8"))
+    mask = presence(items, fusion["modalities"])
     if mask[train].all() and mask[val].all():
         return {}
     return {"presence": mask[train], "presence_val": mask[val] if len(val) else None}

@@ -27,6 +27,7 @@ from mmcli import artifacts, storage
 from mmcli.config import KINDS, RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
 from mmcli.errors import ArtifactError, DataError, UsageError
+from mmcli.missing import FEATURE_FILL
 from mmcli.parallel import (
     Runtime,
     chunks,
@@ -296,8 +297,6 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     checkpointed and the chunks an interrupted run completed are skipped. Returns the block
     descriptions and the work done (items computed and reused, chunks resumed).
     """
-    from mmcli.missing import FEATURE_FILL
-
     n, absent = _absent_cells(pre_path, plan)
     reuse = reuse or {}
     done = journal.records if journal is not None else []
@@ -315,9 +314,8 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         bar.advance(sum(b - a for _, a, b in every[:len(done)]))
         position = 0
         for cols, workers in groups:
-            tasks = [(col, a, b, [k for k in range(a, b)
-                                  if k not in reuse and k not in absent[col]])
-                     for col in cols for a, b in chunks(n, CHUNK)]
+            tasks = [(col, a, b, [k for k in range(a, b) if k not in reuse and k not in
+                                  absent[col]]) for col in cols for a, b in chunks(n, CHUNK)]
             skip = max(0, min(len(tasks), len(done) - position))
             position += len(tasks)
             init = (str(pre_path), pstate.columns, pstate.sample_rate, plan)

@@ -85,19 +85,16 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
                                        cls, fused.path)
-    masks = fit_presence(model, items, artifacts.read_json(fused.path / "fusion.json")
-                         ["modalities"], tr, va)
+    masks = fit_presence(model, items, fused.path, tr, va)
     with _epochs_bar(model, progress, f"train {config.model}"):
         if tasks:
             model.fit_tasks(X_tr, Y, tasks, X_va, Y_val, blocks=blocks)
         else:
-            model.fit(X_tr, y, len(classes), X_va, y_val if va else None, blocks=blocks,
-                      **masks)
+            model.fit(X_tr, y, len(classes), X_va, y_val if va else None, blocks=blocks, **masks)
 
     summary = {"model": config.model, "classes": classes, "n_train": len(tr), "n_val": len(va),
                "train_accuracy": _accuracy(model, X_tr, y, masks.get("presence")),
-               "val_accuracy": _accuracy(model, X_va, y_val, masks.get("presence_val"))
-               if va else None}
+               "val_accuracy": _accuracy(model, X_va, y_val, masks.get("presence_val"))}
     if getattr(model, "best_epoch_", None) is not None and model.log_:
         summary.update(best_epoch=model.best_epoch_, epochs_run=len(model.log_))
     if searched is not None:
@@ -343,7 +340,9 @@ def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
     return out
 
 
-def _accuracy(model, X, y, mask=None) -> float:
+def _accuracy(model, X, y, mask=None) -> float | None:
+    if X is None:  # no val split
+        return None
     proba = masked_predict_proba(model, X, mask)
     return float((proba.argmax(1) == y).mean())
 
