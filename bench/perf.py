@@ -7,6 +7,8 @@
     python bench/perf.py memory             # peak RSS, 2,000 vs 20,000 items
     python bench/perf.py e2e [-n 10000]     # items/s of every stage, image+audio+text
     python bench/perf.py dask [-n 2000]     # local pool vs Dask executor (docs/scaling.md)
+    python bench/perf.py chain [-n 3000]    # the default chain and `mmcli run` against a
+                                            # hand-written script (issue #15); -n 600 is quick
     python bench/perf.py all
 
 Each prints a Markdown table and writes it to bench/results/perf_<name>.md. Data are generated
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import shutil
 import statistics
@@ -369,16 +372,259 @@ def bench_dask(args) -> None:
                 f"extract ({hours / 32:.2f} h on 32 worker cores, before I/O limits).")
 
 
+# --- end to end: the default chain against a hand-written script (issue #15) ---------------
+
+#: the hand-written baseline: loop over the files (PIL, librosa.load + MFCC), StandardScaler,
+#: LogisticRegression; prints its phase times as JSON on the last line
+SCRIPT = '''
+import csv, json, sys, time
+from pathlib import Path
+t0 = time.perf_counter()
+import librosa
+import numpy as np
+from PIL import Image
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+t_import = time.perf_counter()
+manifest = Path(sys.argv[1])
+rows = list(csv.DictReader(open(manifest, encoding="utf-8")))
+X, y = [], []
+for r in rows:
+    digit = np.asarray(Image.open(manifest.parent / r["digit"]).convert("L"), np.float32)
+    photo = Image.open(manifest.parent / r["photo"]).convert("RGB").resize((32, 32))
+    signal, sr = librosa.load(manifest.parent / r["speech"], sr=16000)
+    mfcc = librosa.feature.mfcc(y=signal, sr=sr, n_mfcc=20)
+    X.append(np.concatenate([digit.ravel() / 255, np.asarray(photo, np.float32).ravel() / 255,
+                             mfcc.mean(1), mfcc.std(1)]))
+    y.append(r["label"])
+X, y = np.asarray(X), np.asarray(y)
+t_features = time.perf_counter()
+test = np.arange(len(y)) % 7 == 0
+scaler = StandardScaler().fit(X[~test])
+model = LogisticRegression(max_iter=1000).fit(scaler.transform(X[~test]), y[~test])
+t_train = time.perf_counter()
+accuracy = float((model.predict(scaler.transform(X[test])) == y[test]).mean())
+t_eval = time.perf_counter()
+print(json.dumps({"imports": t_import - t0, "features": t_features - t_import,
+                  "train": t_train - t_features, "eval": t_eval - t_train,
+                  "accuracy": accuracy}))
+'''
+
+#: ten spoken-digit-like "words": per class a pair of formant-like frequencies and a rhythm
+CLASS_TONES = [(300 + 70 * c, 900 + 130 * ((3 * c) % 10), 1 + c % 3) for c in range(10)]
+
+
+def make_chain_set(folder: Path, n: int, real_speech: Path | None = None) -> Path:
+    """``n`` items of 10 classes: a 28x28 digit PNG, a 128x128 photo-like JPEG and a 1 s
+    16 kHz clip each, generated deterministically (a class's digit, a hand-like shape with
+    the class's number of fingers, a class tone pattern; noise and jitter per item).
+    ``real_speech``: the clips come from that manifest's recordings (benchmarks only)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest = folder / "manifest.csv"
+    if manifest.is_file():
+        return manifest
+    speech = _real_clips(real_speech) if real_speech else None
+    rows = []
+    for k in range(n):
+        c, rng = k % 10, np.random.default_rng([7, k])
+        digit, photo = folder / "digits" / f"d{k:05d}.png", folder / "photos" / f"p{k:05d}.jpg"
+        _digit_png(digit, c, rng)
+        _photo_jpg(photo, c, rng)
+        if speech is not None:
+            clip = speech[c][(k // 10) % len(speech[c])]
+        else:
+            clip = folder / "speech" / f"s{k:05d}.wav"
+            _tone_wav(clip, c, rng)
+        rows.append([f"i{k:05d}", digit.relative_to(folder), photo.relative_to(folder),
+                     os.path.relpath(clip, folder), f"c{c}"])
+    with open(manifest, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(
+            [["id", "digit", "photo", "speech", "label"], *rows])
+    return manifest
+
+
+def _real_clips(manifest: Path) -> list[list[Path]]:
+    """The first ten labels' clips of a manifest (id, speech, label), ten lists."""
+    with open(manifest, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    labels = sorted({r["label"] for r in rows})[:10]
+    return [[manifest.parent / r["speech"] for r in rows if r["label"] == lab] for lab in labels]
+
+
+def _digit_png(path: Path, c: int, rng) -> None:
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(exist_ok=True)
+    im = Image.new("L", (28, 28), 0)
+    x, y = (int(v) for v in rng.integers(4, 14, 2))
+    ImageDraw.Draw(im).text((x, y), str(c), fill=255)
+    a = np.asarray(im.rotate(float(rng.uniform(-15, 15)))).astype(np.float32)
+    a = np.clip(a * 1.5 + rng.normal(0, 20, a.shape), 0, 255).astype(np.uint8)
+    Image.fromarray(a).save(path)
+
+
+def _photo_jpg(path: Path, c: int, rng, size: int = 128) -> None:
+    from PIL import Image, ImageDraw
+
+    path.parent.mkdir(exist_ok=True)
+    yy, xx = np.mgrid[0:size, 0:size] / size
+    tint = rng.uniform(60, 200, 3)
+    bg = np.stack([tint[i] + 40 * np.sin(6 * xx + 4 * yy + i) for i in range(3)], -1)
+    im = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8))
+    d, skin = ImageDraw.Draw(im), tuple(int(v) for v in rng.integers(150, 240, 3))
+    cx, cy = size // 2 + int(rng.integers(-10, 10)), int(size * 0.65)
+    d.ellipse([cx - 25, cy - 20, cx + 25, cy + 30], fill=skin)
+    for f in range(c % 5 + 1):  # the class's number of fingers, fanned out
+        angle = np.pi * (0.2 + 0.6 * f / 4) + rng.normal(0, 0.05)
+        tip = (cx - 55 * np.cos(angle), cy - 20 - 55 * np.sin(angle))
+        d.line([(cx, cy - 10), tip], fill=skin, width=9 + 3 * (c // 5))
+    a = np.asarray(im).astype(np.float32) + rng.normal(0, 6, (size, size, 3))
+    Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).save(path, quality=90)
+
+
+def _tone_wav(path: Path, c: int, rng, rate: int = 16000) -> None:
+    path.parent.mkdir(exist_ok=True)
+    f1, f2, beats = CLASS_TONES[c]
+    t = np.arange(rate) / rate
+    start = rng.uniform(0.1, 0.3)
+    env = np.exp(-((t - start - 0.3) ** 2) / 0.02) * (1 + 0.5 * np.sin(2 * np.pi * beats * 3 * t))
+    pitch = rng.uniform(0.9, 1.1)
+    y = env * (np.sin(2 * np.pi * f1 * pitch * t) + 0.5 * np.sin(2 * np.pi * f2 * pitch * t))
+    y = 0.3 * y / max(np.abs(y).max(), 1e-6) + rng.normal(0, 0.02, t.size)
+    pcm = (np.clip(y, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(rate)
+        wf.writeframes(pcm.tobytes())
+
+
+def timed(args: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
+    """(wall s, peak RSS MB of the largest process in the tree, result) of a command."""
+    code = ("import json, resource, subprocess, sys, time; t=time.perf_counter(); "
+            "p=subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "print(json.dumps([time.perf_counter()-t, "
+            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode, p.stdout, "
+            "p.stderr]))")
+    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
+                         text=True, **kw).stdout
+    wall, rss, rc, stdout, stderr = json.loads(out.splitlines()[-1])
+    if rc != 0:
+        raise SystemExit(f"{' '.join(args)} failed ({rc}):\n{stderr[-3000:]}")
+    return wall, rss / 1024, subprocess.CompletedProcess(args, rc, stdout, stderr)
+
+
+CHAIN_STAGES = ("preprocess", "extract", "fuse", "train", "eval")
+
+
+def chain_commands(manifest: Path, w: Path) -> dict[str, list[str]]:
+    """The default chain, stage by stage, as a user types it."""
+    return {
+        "preprocess": ["preprocess", str(manifest), "-o", str(w / "pre")],
+        "extract": ["extract", str(w / "pre"), "-o", str(w / "feat")],
+        "fuse": ["fuse", str(w / "feat"), "-o", str(w / "fused")],
+        "train": ["train", str(w / "fused"), "-o", str(w / "model")],
+        "eval": ["eval", str(w / "model"), str(w / "fused"), "-o", str(w / "eval")],
+        "eval --no-robustness": ["eval", str(w / "model"), str(w / "fused"), "-o",
+                                 str(w / "eval-plain"), "--no-robustness"],
+    }
+
+
+def chain_once(manifest: Path, work: Path) -> dict[str, tuple[float, float]]:
+    """One side-by-side run: the script, each stage, ``mmcli run``, a killed extract's rerun.
+    Returns name -> (wall s, peak RSS MB)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    script = work / "baseline.py"
+    script.write_text(SCRIPT, encoding="utf-8")
+    wall, rss, done = timed([sys.executable, str(script), str(manifest)])
+    phases = json.loads(done.stdout.splitlines()[-1])
+    out = {"script": (wall, rss), "script accuracy": (phases["accuracy"], 0.0)}
+    for name, cmd in chain_commands(manifest, work / "stages").items():
+        out[name] = timed([*MMCLI, *cmd, "-q"])[:2]
+    pipeline = config(work / "pipeline.yaml", f"pipeline:\n  manifest: {manifest}\n"
+                      f"  workdir: {work / 'run'}\n")
+    out["mmcli run"] = timed([*MMCLI, "run", str(pipeline), "-q"])[:2]
+    out["extract rerun after a kill at 60%"] = _killed_rerun(
+        chain_commands(manifest, work / "stages")["extract"], out["extract"][0])
+    eval_json = work / "stages" / "eval" / "metrics.json"
+    out["mmcli test accuracy"] = (json.loads(eval_json.read_text())["test"]["accuracy"], 0.0)
+    return out
+
+
+def _killed_rerun(cmd: list[str], full: float) -> tuple[float, float]:
+    """Start ``cmd`` on a fresh output, SIGKILL its process group at 60% of ``full`` seconds,
+    then time the rerun (which resumes from what the killed run left)."""
+    import signal
+
+    shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
+    proc = subprocess.Popen([*MMCLI, *cmd, "-q"], start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        proc.wait(timeout=0.6 * full)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return timed([*MMCLI, *cmd, "-q"])[:2]
+
+
+def bench_chain(args) -> None:
+    """The default chain against the hand-written script on a set of issue #15's shape, side
+    by side in each of ``--repeat`` runs; ratios are per run, then their median."""
+    real = Path(args.real_speech) if args.real_speech else None
+    data = Path(args.work) / "chain" / f"set-{args.n}{'-real' if real else ''}"
+    manifest = make_chain_set(data, args.n, real)
+    runs = [chain_once(manifest, Path(args.work) / "chain" / "runs") for _ in range(args.repeat)]
+    rows = []
+
+    def row(name: str, ratio_to: str | None, label: str | None = None) -> None:
+        walls = [r[name][0] for r in runs]
+        ratios = [r[name][0] / r[ratio_to][0] for r in runs] if ratio_to else []
+        rows.append([label or name, f"{statistics.median(walls):.2f}",
+                     f"{max(r[name][1] for r in runs):.0f}",
+                     f"{statistics.median(ratios):.2f}x" if ratios else "",
+                     " ".join(f"{v:.2f}" for v in ratios)])
+
+    row("script", "script", "hand-written script (PIL, librosa MFCC, scaler, logreg)")
+    for stage in (*CHAIN_STAGES, "eval --no-robustness"):
+        row(stage, "script")
+    for r in runs:
+        r["five stages"] = (sum(r[s][0] for s in CHAIN_STAGES),
+                            max(r[s][1] for s in CHAIN_STAGES))
+        r["robustness"] = (r["eval"][0] - r["eval --no-robustness"][0], 0.0)
+    row("five stages", "script", "**five stages, one command each**")
+    row("mmcli run", "script", "**mmcli run (the same chain)**")
+    row("robustness", "eval", "robustness (eval - eval --no-robustness), ratio to eval")
+    row("extract rerun after a kill at 60%", "extract",
+        "extract rerun after a kill at 60%, ratio to a full extract")
+    acc = (f"test accuracy: script {statistics.median(r['script accuracy'][0] for r in runs):.3f}"
+           f", mmcli {statistics.median(r['mmcli test accuracy'][0] for r in runs):.3f}")
+    write_table("chain", ["what", "wall s (median)", "peak RSS MB (max)", "ratio (median)",
+                          "ratio per run"], rows,
+                f"{args.n} items of 10 classes (a 28x28 PNG, a 128x128 JPEG and a 1 s 16 kHz "
+                f"{'recorded' if real else 'generated'} clip each), {args.repeat} run(s); "
+                f"default configuration (model auto, eval with robustness). {acc}. Ratios are "
+                "to the script of the same run, except where the row says otherwise.")
+    (RESULTS / "perf_chain.json").write_text(json.dumps(
+        {"n": args.n, "real_speech": bool(real), "runs": runs}, indent=1) + "\n",
+        encoding="utf-8")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bench", choices=["startup", "images", "audio", "jobs", "memory", "e2e",
-                                          "dask", "all"])
+                                          "dask", "chain", "all"])
     parser.add_argument("-n", type=int, default=None, help="items (default per benchmark)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench" / "perf"))
+    parser.add_argument("--repeat", type=int, default=1, help="chain: side-by-side runs")
+    parser.add_argument("--real-speech", default=None, metavar="MANIFEST",
+                        help="chain: take the clips from this manifest's recordings (e.g. "
+                             "../shared/data/arabic_speech_commands/manifest.csv)")
     args = parser.parse_args()
-    defaults = {"images": 2000, "audio": 2000, "jobs": 2000, "e2e": 10000, "dask": 2000}
+    defaults = {"images": 2000, "audio": 2000, "jobs": 2000, "e2e": 10000, "dask": 2000,
+                "chain": 3000}
     names = list(defaults) + ["startup", "memory"] if args.bench == "all" else [args.bench]
-    for name in ["startup", "images", "audio", "jobs", "memory", "e2e", "dask"]:
+    for name in ["startup", "images", "audio", "jobs", "memory", "e2e", "dask", "chain"]:
         if name in names:
             ns = argparse.Namespace(**vars(args))
             ns.n = args.n or defaults.get(name, 0)

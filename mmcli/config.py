@@ -97,6 +97,9 @@ class ExtractConfig:
     categorical: list = field(default_factory=lambda: ["onehot"])
     #: extractor name -> parameters, e.g. {word2vec: {vector_size: 100}}
     params: dict = field(default_factory=dict)
+    #: auto (a GPU when present), cpu or cuda: for every extractor with a ``device``
+    #: parameter (cnn, the pretrained backbones) left at auto
+    device: str = "auto"
     #: worker processes; 0 means all cores
     jobs: int = 0
     #: local (a process pool) or dask (a Dask cluster; see docs/scaling.md)

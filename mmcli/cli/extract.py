@@ -25,6 +25,12 @@ def _show_config(name: str | None) -> None:
         raise typer.Exit()
 
 
+Device = Annotated[str | None, typer.Option(
+    "--device", help="auto (a GPU when present), cpu or cuda, for the extractors that run a "
+    "model (cnn, hf_*, sentence_transformers, clip_*, timm) left at device auto (default: "
+    "auto).")]
+
+
 @handle_errors
 def command(
     pre_dir: Annotated[
@@ -38,6 +44,7 @@ def command(
     show_config: Annotated[str | None, typer.Option(
         "--show-config", metavar="NAME", callback=_show_config, is_eager=True,
         help="Print an extractor's default parameters as config YAML and exit.")] = None,
+    device: Device = None,
     config: options.Config = None,
     label: options.Label = None,
     seed: options.Seed = None,
@@ -60,6 +67,8 @@ def command(
 
         mmcli extract --show-config hog > hog.yaml
 
+        mmcli extract runs/demo/pre -o runs/demo/feat -c bert.yaml --device cpu
+
     On a local Dask cluster of 8 worker processes (docs/scaling.md):
 
         mmcli extract runs/demo/pre -o runs/demo/feat --executor dask -j 8
@@ -69,7 +78,7 @@ def command(
 
     console.set_quiet(quiet)
     cfg = build(ExtractConfig, read_config_file(config), "extract",
-                {"label": label, "seed": seed, "jobs": jobs,
+                {"label": label, "seed": seed, "jobs": jobs, "device": device,
                  "executor": executor, "scheduler": scheduler})
     s = extract(pre_dir, out, cfg, console.progress)
     dims = ", ".join(f"{c} {d}" for c, d in s["blocks"].items())

@@ -42,6 +42,8 @@ import numpy as np
 from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 
+#: what the candidates import in the worker processes (preloaded where workers start)
+WORKER_MODULES = ("sklearn.calibration", "sklearn.linear_model", "sklearn.svm", "torch")
 KEYS = ("candidates", "cv", "validation", "drop_blocks", "drop_margin", "jobs")
 VALIDATION = ("auto", "cv", "val")
 #: torch candidates train at most this many epochs in a fold (no val rows to stop on there)

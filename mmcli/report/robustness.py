@@ -28,13 +28,15 @@ Every corruption draws from its own seeded generator, so results do not depend o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from mmcli import artifacts
 from mmcli.dataset import AudioClips, PreprocessedData
+from mmcli.fitted import FittedChain
+from mmcli.parallel import worker_state
 from mmcli.progress import ProgressFactory, silent
 
 PERTURBATIONS = {
@@ -44,6 +46,8 @@ PERTURBATIONS = {
     "numeric": ("gaussian_noise",),
     "categorical": ("swap",),
 }
+#: curve points x test items below which the noise analysis runs in this process
+PARALLEL_MIN_WORK = 500
 DESCRIBE = {
     ("image", "gaussian_noise"): "Gaussian noise, std 128·s grey levels",
     ("image", "blur"): "Gaussian blur, sigma s·width/16 px",
@@ -54,40 +58,6 @@ DESCRIBE = {
 }
 
 
-@dataclass
-class Fitted:
-    """The fitted pipeline of a model directory: preprocess state, extractors, fusion, model."""
-
-    pstate: object
-    plan: dict
-    fusion: object
-    columns: list[str]
-    model: object
-    classes: list[str]
-
-    @classmethod
-    def load(cls, model_path: Path) -> Fitted:
-        from mmcli.models import load_model
-        from mmcli.stages.extract import load_plan
-        from mmcli.stages.fuse import load_fusion
-        from mmcli.stages.preprocess import PreprocessState
-
-        state = model_path / "state"
-        fusion, columns = load_fusion(state)
-        model, classes = load_model(state / "model")
-        return cls(PreprocessState.load(state), load_plan(state / "extract"), fusion, columns,
-                   model, classes)
-
-    def accuracy(self, blocks: list[np.ndarray], labels: list[str],
-                 mask: np.ndarray | None = None) -> float:
-        """Accuracy of the fitted fusion and model on ``blocks`` (``mask``: presence)."""
-        from mmcli.missing import predict_proba
-        from mmcli.stages.fuse import fuse_rows
-
-        proba = predict_proba(self.model, fuse_rows(self.fusion, blocks, mask), mask)
-        return float(np.mean([self.classes[k] == t for k, t in zip(proba.argmax(1), labels)]))
-
-
 def relative_robustness(levels: list[float], accuracy: list[float]) -> tuple[float, float | None]:
     """(area under accuracy-vs-severity, that area / (severity span · clean accuracy))."""
     s, a = np.asarray(levels, dtype=np.float64), np.asarray(accuracy, dtype=np.float64)
@@ -96,7 +66,7 @@ def relative_robustness(levels: list[float], accuracy: list[float]) -> tuple[flo
     return auc, (auc / (span * a[0]) if span > 0 and a[0] > 0 else None)
 
 
-def modality_ablation(fitted: Fitted, feat_path: Path, items: list[dict]) -> dict:
+def modality_ablation(fitted: FittedChain, feat_path: Path, items: list[dict]) -> dict:
     """Test accuracy with each modality's block replaced by its train mean and marked
     absent in the presence mask (real missing cells of the test items stay missing)."""
     from mmcli.missing import presence
@@ -160,50 +130,144 @@ def perturb(kind: str, name: str, data, severity: float, rng: np.random.Generato
     raise ValueError(f"no perturbation {name!r} for {kind}")
 
 
-def noise_robustness(fitted: Fitted, pre_path: Path, levels: list[float], seed: int,
-                     progress: ProgressFactory = silent, max_items: int = 0) -> dict:
+def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], seed: int,
+                     progress: ProgressFactory = silent, max_items: int = 0,
+                     feat_path: Path | None = None, jobs: int = 0) -> dict:
     """Test accuracy per modality, perturbation and severity; see the module docstring.
 
     With ``max_items`` > 0, a larger test split is subsampled (seeded) to that many items.
+    ``feat_path``, an extract directory of the same items, gives the clean features (else they
+    are computed from the preprocessed data). The points of the curves are computed on
+    ``jobs`` worker processes (0: all cores); each point perturbs one modality, so only that
+    modality's features are computed again.
     Only the test items with every modality present are perturbed (mmcli.missing).
     """
+    from mmcli.parallel import ordered_map
+
     data = PreprocessedData(pre_path, fitted.pstate.columns, fitted.pstate.sample_rate)
-    test = np.array([k for k, it in enumerate(data.items) if it["split"] == "test"
-                     and not any(c in fitted.columns for c in it.get("missing", ()))], dtype=int)
+    test = _test_rows(data.items, seed, max_items)
+    kinds = {col: fitted.pstate.columns[col] for col in fitted.columns}
+    setup = {"chain": fitted, "seed": seed, "levels": list(levels), "kinds": kinds,
+             "labels": [data.items[k]["label"] for k in test],
+             "raw": {col: data.column(col, test) for col in fitted.columns},
+             "clean": _clean_blocks(fitted, data, test, feat_path)}
+    clean_accuracy = fitted.accuracy(setup["clean"], setup["labels"])
+    points = [(k, p, j) for k, col in enumerate(fitted.columns)
+              for p, _ in enumerate(PERTURBATIONS[kinds[col]])
+              for j, level in enumerate(levels) if level != 0]
+    accuracy = {}
+    with progress("eval: robustness", len(points)) as bar, _one_blas_thread():
+        for point, value in zip(points, ordered_map(
+                _noise_point, points, _noise_jobs(fitted, jobs, len(points), test.size),
+                _set_noise_setup, (setup,))):
+            accuracy[point] = value
+            bar.advance()
+    return _curves(fitted.columns, kinds, list(levels), accuracy, clean_accuracy, int(test.size))
+
+
+@contextmanager
+def _one_blas_thread():
+    """One BLAS/OpenMP thread in this process while the points run here: the features' small
+    matrix products (a clip's mel projection) ran 20x slower with a thread pool per product
+    on a busy 2-core machine (profile in docs/performance.md); workers have one already."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+def _test_rows(items: list[dict], seed: int, max_items: int) -> np.ndarray:
+    """The test split's positions with every modality present (mmcli.missing), a seeded
+    subsample of ``max_items`` when larger."""
+    test = np.array([k for k, it in enumerate(items)
+                     if it["split"] == "test" and not it.get("missing")], dtype=int)
     if 0 < max_items < test.size:
         test = np.sort(np.random.default_rng([seed, len(test)]).choice(test, max_items,
                                                                         replace=False))
-    labels = [data.items[k]["label"] for k in test]
+    return test
 
-    def features(col: str, values) -> np.ndarray:
-        return np.hstack([e.transform(values) for e in fitted.plan[col]]).astype(np.float32)
 
-    raw = {col: data.column(col, test) for col in fitted.columns}
-    clean = [features(col, raw[col]) for col in fitted.columns]
-    clean_accuracy = fitted.accuracy(clean, labels)
-    kinds = {col: fitted.pstate.columns[col] for col in fitted.columns}
+def _clean_blocks(fitted: FittedChain, data, test: np.ndarray,
+                  feat_path: Path | None) -> list[np.ndarray]:
+    """The clean feature blocks of the test rows: extract's (the same extractors on the same
+    values) when ``feat_path`` is given, else computed here."""
+    if feat_path is not None:
+        return [np.asarray(artifacts.load_npy(feat_path / "features" / f"{c}.npy")[test])
+                for c in fitted.columns]
+    return [fitted.features(col, data.column(col, test)) for col in fitted.columns]
+
+
+def noise_points(fitted: FittedChain, levels: list[float]) -> int:
+    """How many (column, perturbation, severity > 0) points the curves have."""
+    return sum(len(PERTURBATIONS[fitted.pstate.columns[c]]) for c in fitted.columns) * sum(
+        1 for level in levels if level != 0)
+
+
+def start_noise_workers(fitted: FittedChain, items: int, levels: list[float],
+                        jobs: int = 0) -> None:
+    """Start the worker processes' fork server now, importing what the extractors need,
+    when :func:`noise_robustness` on ``items`` test items will use workers: their start
+    then overlaps the caller's work (nothing happens when the server already runs, as in
+    ``mmcli run``)."""
+    from mmcli.parallel import start_workers
+
+    points = noise_points(fitted, levels)
+    if _noise_jobs(fitted, jobs, points, items) > 1:
+        modules = {m for extractors in fitted.plan.values() for e in extractors
+                   for m in e.worker_modules}
+        start_workers(jobs, tuple(sorted(modules)))
+
+
+def _noise_jobs(fitted: FittedChain, jobs: int, points: int, items: int) -> int:
+    """Worker processes for the curves: one for little work (starting workers would cost
+    more) and when an extractor must stay in this process (a model on a GPU), else ``jobs``
+    (0: all cores), at most one per point. The curves are the same either way."""
+    from mmcli.parallel import resolve_jobs
+
+    if points * items < PARALLEL_MIN_WORK or not all(
+            e.parallel for extractors in fitted.plan.values() for e in extractors):
+        return 1
+    return max(1, min(resolve_jobs(jobs), points))
+
+
+def _curves(columns: list[str], kinds: dict, levels: list[float], accuracy: dict,
+            clean_accuracy: float, n: int) -> dict:
+    """The curves of :func:`noise_robustness` from the accuracy of each (column, perturbation,
+    level) point; severity 0 is the clean accuracy."""
     curves = {}
-    total = sum(len(PERTURBATIONS[kinds[c]]) for c in fitted.columns) * (len(levels) - 1)
-    with progress("eval: robustness", total) as bar:
-        for k, col in enumerate(fitted.columns):
-            for p, name in enumerate(PERTURBATIONS[kinds[col]]):
-                accuracy = []
-                for j, level in enumerate(levels):
-                    if level == 0:
-                        accuracy.append(clean_accuracy)
-                        continue
-                    rng = np.random.default_rng([seed, k, p, j])
-                    blocks = list(clean)
-                    blocks[k] = features(col, perturb(kinds[col], name, raw[col], level, rng))
-                    accuracy.append(fitted.accuracy(blocks, labels))
-                    bar.advance()
-                auc, relative = relative_robustness(levels, accuracy)
-                curves[f"{col}/{name}"] = {
-                    "column": col, "kind": kinds[col], "perturbation": name,
-                    "severity": DESCRIBE[(kinds[col], name)], "n": int(test.size),
-                    "levels": list(levels),
-                    "accuracy": accuracy, "auc": auc, "relative_robustness": relative}
+    for k, col in enumerate(columns):
+        for p, name in enumerate(PERTURBATIONS[kinds[col]]):
+            values = [clean_accuracy if level == 0 else accuracy[(k, p, j)]
+                      for j, level in enumerate(levels)]
+            auc, relative = relative_robustness(levels, values)
+            curves[f"{col}/{name}"] = {
+                "column": col, "kind": kinds[col], "perturbation": name,
+                "severity": DESCRIBE[(kinds[col], name)], "n": n, "levels": levels,
+                "accuracy": values, "auc": auc, "relative_robustness": relative}
     return curves
+
+
+#: what the points of :func:`noise_robustness` are computed on (set once per worker; emptied
+#: by ordered_map when the points ran in this process)
+_NOISE = worker_state()
+
+
+def _set_noise_setup(setup: dict) -> None:
+    _NOISE.update(setup)
+
+
+def _noise_point(point: tuple[int, int, int]) -> float:
+    """Accuracy with column ``k`` perturbed by its ``p``-th perturbation at level ``j``; its
+    own seeded generator, so the value does not depend on where or in which order it runs."""
+    k, p, j = point
+    s = _NOISE
+    chain, col = s["chain"], s["chain"].columns[k]
+    kind = s["kinds"][col]
+    rng = np.random.default_rng([s["seed"], k, p, j])
+    blocks = list(s["clean"])
+    blocks[k] = chain.features(col, perturb(kind, PERTURBATIONS[kind][p], s["raw"][col],
+                                            s["levels"][j], rng))
+    return chain.accuracy(blocks, s["labels"])
 
 
 def check_levels(levels) -> list[float]:

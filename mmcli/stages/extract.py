@@ -146,6 +146,9 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
     from mmcli.extractors import build_extractor
     from mmcli.extractors.base import config_name
 
+    if config.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"config 'extract.device' must be auto, cpu or cuda; got "
+                         f"{config.device!r} instead", "pass --device auto, cpu or cuda")
     plan: Plan = {}
     conditional: dict[str, set[int]] = {}
     for col, kind in columns.items():
@@ -158,9 +161,11 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
             name, optional = config_name(entry)
             params = dict(config.params.get(name) or {})
             extractor = build_extractor(name, kind, params)
-            if "seed" in {f.name for f in dataclasses.fields(extractor.Params)} \
-                    and "seed" not in params:
+            fields = {f.name for f in dataclasses.fields(extractor.Params)}
+            if "seed" in fields and "seed" not in params:
                 extractor.params.seed = config.seed
+            if "device" in fields and extractor.params.device == "auto":  # unless pinned
+                extractor.params.device = config.device
             if optional:
                 conditional.setdefault(col, set()).add(len(plan[col]))
             plan[col].append(extractor)

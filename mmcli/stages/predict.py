@@ -26,17 +26,14 @@ import numpy as np
 from mmcli import artifacts, storage
 from mmcli.config import PredictConfig, to_dict
 from mmcli.errors import UsageError
+from mmcli.fitted import FittedChain
 from mmcli.manifest import read_manifest
 from mmcli.missing import missing_of, presence
-from mmcli.missing import predict_proba as masked_predict_proba
 from mmcli.parallel import connect, runtime_of
 from mmcli.progress import ProgressFactory, silent
-from mmcli.stages.extract import load_plan
 from mmcli.stages.extract import transform as extract_transform
-from mmcli.stages.fuse import fuse_rows, load_fusion
-from mmcli.stages.preprocess import PreprocessState, manifest_inputs, resolve_media_roots
 from mmcli.stages.preprocess import apply as preprocess_apply
-from mmcli.stages.train import extra_task_predictions
+from mmcli.stages.preprocess import manifest_inputs, resolve_media_roots
 
 CHUNK = 4096
 PREDICTION_FORMATS = ("csv", "parquet")
@@ -46,9 +43,44 @@ PREDICTION_FORMATS = ("csv", "parquet")
 def predict(model_dir: Path, manifest_path: Path, out: Path,
             config: PredictConfig | None = None, progress: ProgressFactory = silent) -> dict:
     """Predict every row of ``manifest_path``; returns a summary."""
-    from mmcli.models import load_model
-
     config = config or PredictConfig()
+    _check_config(config)
+    chain = FittedChain.load(model_dir, "mmcli predict")
+    manifest = read_manifest(manifest_path)
+    ids = manifest.ids()
+    with artifacts.StageWriter(out, "predict", (chain.path,)) as writer:
+        work = writer.path / "work"
+        summary = preprocess_apply(manifest, ids, None, ["predict"] * len(ids), chain.pstate,
+                                   work, runtime_of(config), config.max_failed_fraction,
+                                   progress, media_roots=config.media_roots)
+        extract_transform(work, chain.pstate, chain.plan, work / "features", runtime_of(config),
+                          progress)
+        items = artifacts.read_jsonl(work / "items.jsonl")
+        proba, tasks = _predict_features(chain, work / "features", items)
+        predicted = [chain.classes[int(k)] for k in proba.argmax(1)]
+        extra = {f"prediction_{t}": v for t, v in tasks.items()}
+        extra.update(missing_column(items))
+        _write_csv(writer.path / "predictions.csv", items, predicted, chain.classes, proba, extra)
+        if config.format == "parquet":
+            _write_parquet(writer.path / "predictions.parquet", items, predicted, chain.classes,
+                           proba, extra)
+        shutil.move(str(work / "failures.csv"), writer.path / "failures.csv")
+        shutil.rmtree(work)
+        summary = {"rows": summary["rows"], "predicted": summary["kept"],
+                   "failed": summary["failed"],
+                   **({"missing_cells": summary["missing_cells"]}
+                      if "missing_cells" in summary else {}),
+                   "accuracy": _accuracy(manifest, ids, items, predicted,
+                                         config.label or chain.pstate.label)}
+        writer.commit(to_dict(config), None,
+                      {str(chain.path): chain.stage.meta_hash(),
+                       **manifest_inputs(manifest, chain.pstate.columns)}, summary)
+    return summary
+
+
+def _check_config(config: PredictConfig) -> None:
+    """Refuse a bad format, a missing parquet library, an unknown executor or unreachable
+    scheduler and a missing media root now, before any work."""
     if config.format not in PREDICTION_FORMATS:
         raise UsageError(f"predict format {config.format!r} is not one of "
                          f"{', '.join(PREDICTION_FORMATS)}", "pass --format csv or parquet")
@@ -58,52 +90,24 @@ def predict(model_dir: Path, manifest_path: Path, out: Path,
         require_pyarrow()  # not installed: fails now, not after the work
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
     resolve_media_roots(config.media_roots)
-    model_stage = artifacts.open_stage(model_dir, "train", "mmcli predict")
-    state_dir = model_stage.path / "state"
-    pstate = PreprocessState.load(state_dir)
-    plan = load_plan(state_dir / "extract")
-    fusion, columns = load_fusion(state_dir)
-    model, classes = load_model(state_dir / "model")
-    manifest = read_manifest(manifest_path)
-    ids = manifest.ids()
 
-    with artifacts.StageWriter(out, "predict", (model_stage.path,)) as writer:
-        work = writer.path / "work"
-        summary = preprocess_apply(manifest, ids, None, ["predict"] * len(ids), pstate, work,
-                                   runtime_of(config), config.max_failed_fraction, progress,
-                                   media_roots=config.media_roots)
-        extract_transform(work, pstate, plan, work / "features", runtime_of(config), progress)
-        items = artifacts.read_jsonl(work / "items.jsonl")
-        blocks = [artifacts.load_npy(work / "features" / f"{c}.npy") for c in columns]
-        mask = presence(items, columns)
-        parts, tasks = [], {}
-        for a in range(0, len(items), CHUNK):
-            fused = fuse_rows(fusion, [np.asarray(b[a:a + CHUNK]) for b in blocks],
-                              mask[a:a + CHUNK])
-            parts.append(masked_predict_proba(model, fused, mask[a:a + CHUNK]))
-            for name, values in extra_task_predictions(model, fused).items():
-                tasks.setdefault(name, []).extend(values)
-        proba = np.vstack(parts) if items else np.zeros((0, len(classes)))
-        predicted = [classes[int(k)] for k in proba.argmax(1)]
-        extra = {f"prediction_{t}": v for t, v in tasks.items()}
-        extra.update(missing_column(items))
-        _write_csv(writer.path / "predictions.csv", items, predicted, classes, proba, extra)
-        if config.format == "parquet":
-            _write_parquet(writer.path / "predictions.parquet", items, predicted, classes, proba,
-                           extra)
-        del blocks
-        shutil.move(str(work / "failures.csv"), writer.path / "failures.csv")
-        shutil.rmtree(work)
-        summary = {"rows": summary["rows"], "predicted": summary["kept"],
-                   "failed": summary["failed"],
-                   **({"missing_cells": summary["missing_cells"]}
-                      if "missing_cells" in summary else {}),
-                   "accuracy": _accuracy(manifest, ids, items, predicted,
-                                         config.label or pstate.label)}
-        writer.commit(to_dict(config), None,
-                      {str(model_stage.path): model_stage.meta_hash(),
-                       **manifest_inputs(manifest, pstate.columns)}, summary)
-    return summary
+
+def _predict_features(chain: FittedChain, features: Path, items: list[dict]
+                      ) -> tuple[np.ndarray, dict[str, list]]:
+    """Class probabilities and extra-task predictions of the ``items`` whose feature blocks
+    are in ``features``, fused and scored ``CHUNK`` rows at a time with their presence mask
+    (mmcli.missing)."""
+    blocks = [artifacts.load_npy(features / f"{c}.npy") for c in chain.columns]
+    mask, n = presence(items, chain.columns), len(items)
+    parts, tasks = [], {}
+    for a in range(0, n, CHUNK):
+        fused = chain.fuse([b[a:a + CHUNK] for b in blocks], mask[a:a + CHUNK])
+        parts.append(chain.predict_proba(fused, mask[a:a + CHUNK]))
+        for name, values in chain.task_predictions(fused).items():
+            tasks.setdefault(name, []).extend(values)
+    return (np.vstack(parts) if n else np.zeros((0, len(chain.classes)))), tasks
+
+
 
 
 def _write_csv(path: Path, items: list[dict], predicted: list[str], classes: list[str],

@@ -54,9 +54,50 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
                  progress: ProgressFactory = silent,
                  on_stage: Callable[[StageRun], None] | None = None) -> list[StageRun]:
     """Run (or, with ``dry_run``, plan) every stage of the pipeline file ``path``."""
-    from mmcli.stages import evaluate, extract, fuse, predict, preprocess, train
-
     cfg = read_config_file(Path(path))
+    spec = _pipeline_section(cfg, path)
+    work = Path(spec["workdir"])
+    d = {stage: work / name for stage, name in DIRS.items()}
+    configs = {
+        "preprocess": build(PreprocessConfig, cfg, "preprocess"),
+        "extract": build(ExtractConfig, cfg, "extract"),
+        "fuse": build(FuseConfig, cfg, "fuse"),
+        "train": build(TrainConfig, cfg, "train"),
+        "eval": build(EvalConfig, cfg, "eval"),
+        "predict": build(PredictConfig, cfg, "predict"),
+    }
+    _check_extractors(configs["extract"])  # a misspelled name fails now, not after preprocess
+    reports = []
+    upstream_changed = False
+    for stage, execute, inputs in _steps(spec, d, configs, progress):
+        out = d[stage]
+        config = to_dict(configs[stage])
+        if force:
+            reason = "--force"
+        elif dry_run and upstream_changed:
+            reason = "an earlier stage would run"
+        else:
+            reason = why_stale(stage, out, config, inputs)
+        if reason is None:
+            report = StageRun(stage, out, "skipped", "up to date")
+        elif dry_run:
+            upstream_changed = True
+            report = StageRun(stage, out, "would run", reason)
+        else:
+            if not any(r.action == "ran" for r in reports):  # the first stage to run
+                _start_workers(configs)
+            t0 = time.perf_counter()
+            summary = execute()
+            report = StageRun(stage, out, "ran", reason, time.perf_counter() - t0,
+                              summary if isinstance(summary, dict) else {})
+        reports.append(report)
+        if on_stage is not None:
+            on_stage(report)
+    return reports
+
+
+def _pipeline_section(cfg: dict, path: Path) -> dict:
+    """The checked ``pipeline`` section of the pipeline file ``path``."""
     spec = cfg.get("pipeline")
     if not isinstance(spec, dict) or "manifest" not in spec or "workdir" not in spec:
         raise UsageError(f"pipeline file {path} needs a 'pipeline' section with 'manifest' "
@@ -70,18 +111,15 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
                          "run checks and reuses its stage directories in place",
                          "use a local workdir (sync it to the bucket afterwards), or run the "
                          "stages one by one with URL directories")
-    work = Path(spec["workdir"])
-    d = {stage: work / name for stage, name in DIRS.items()}
+    return spec
+
+
+def _steps(spec: dict, d: dict[str, Path], configs: dict, progress: ProgressFactory
+           ) -> list[tuple[str, Callable[[], dict], Callable[[], dict]]]:
+    """(stage, run it, its input record now) per stage of the pipeline, in order."""
+    from mmcli.stages import evaluate, extract, fuse, predict, preprocess, train
+
     manifest = storage.local(str(spec["manifest"]))  # a path or an fsspec URL
-    configs = {
-        "preprocess": build(PreprocessConfig, cfg, "preprocess"),
-        "extract": build(ExtractConfig, cfg, "extract"),
-        "fuse": build(FuseConfig, cfg, "fuse"),
-        "train": build(TrainConfig, cfg, "train"),
-        "eval": build(EvalConfig, cfg, "eval"),
-        "predict": build(PredictConfig, cfg, "predict"),
-    }
-    _check_extractors(configs["extract"])  # a misspelled name fails now, not after preprocess
     steps: list[tuple[str, Callable[[], dict], Callable[[], dict]]] = [
         ("preprocess", lambda: preprocess(manifest, d["preprocess"], configs["preprocess"],
                                           progress),
@@ -101,31 +139,7 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
                                                  configs["predict"], progress),
                       lambda: {**_dir_inputs(d["train"]), **_model_manifest_inputs(d["train"],
                                                                                    new)}))
-    reports = []
-    upstream_changed = False
-    for stage, execute, inputs in steps:
-        out = d[stage]
-        config = to_dict(configs[stage])
-        if force:
-            reason = "--force"
-        elif dry_run and upstream_changed:
-            reason = "an earlier stage would run"
-        else:
-            reason = why_stale(stage, out, config, inputs)
-        if reason is None:
-            report = StageRun(stage, out, "skipped", "up to date")
-        elif dry_run:
-            upstream_changed = True
-            report = StageRun(stage, out, "would run", reason)
-        else:
-            t0 = time.perf_counter()
-            summary = execute()
-            report = StageRun(stage, out, "ran", reason, time.perf_counter() - t0,
-                              summary if isinstance(summary, dict) else {})
-        reports.append(report)
-        if on_stage is not None:
-            on_stage(report)
-    return reports
+    return steps
 
 
 def _check_extractors(config: ExtractConfig) -> None:
@@ -133,6 +147,26 @@ def _check_extractors(config: ExtractConfig) -> None:
     from mmcli.extractors import check_params
 
     check_params(config.params, {kind: getattr(config, kind) for kind in KINDS})
+
+
+def _start_workers(configs: dict) -> None:
+    """Start the worker processes' fork server once for every stage, importing what all of
+    them need (the extractors' libraries, the model candidates'): each stage's pool then forks
+    workers that have them, instead of each pool's workers importing them again."""
+    from mmcli.config import KINDS
+    from mmcli.extractors import EXTRACTORS
+    from mmcli.extractors.base import config_name
+    from mmcli.models.select import WORKER_MODULES
+    from mmcli.parallel import runtime_of, start_workers
+
+    extract = configs["extract"]
+    try:
+        classes = [EXTRACTORS.get(config_name(name)[0]) for kind in KINDS
+                   for name in (getattr(extract, kind, None) or [])]
+    except MmcliError:  # an unknown name: the extract stage says so
+        classes = []
+    modules = {m for c in classes if c.parallel for m in c.worker_modules}
+    start_workers(runtime_of(configs["preprocess"]), tuple(sorted(modules | set(WORKER_MODULES))))
 
 
 def why_stale(stage: str, out: Path, config: dict, inputs: Callable[[], dict],

@@ -309,14 +309,6 @@ def _check_token_blocks(model, blocks: Blocks | None) -> None:
                              hint)
 
 
-def _finite(value: str) -> float | None:
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return number if math.isfinite(number) else None
-
-
 def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
     """Per task and split: accuracy (classification) or RMSE (regression)."""
     out: dict = {}
@@ -345,61 +337,3 @@ def _accuracy(model, X, y, mask=None) -> float | None:
         return None
     proba = masked_predict_proba(model, X, mask)
     return float((proba.argmax(1) == y).mean())
-
-
-def extra_task_predictions(model, X) -> dict[str, list[str]]:
-    """Per extra task of a multi-task model (none for other models): each row's predicted
-    class name (classification) or value (regression, 6 significant digits), as text for
-    the ``prediction_<task>`` columns of predict's and eval's predictions.csv."""
-    tasks = getattr(model, "tasks_", None) or []
-    if len(tasks) < 2:
-        return {}
-    pred = model.predict_tasks(np.asarray(X))
-    out = {}
-    for t in tasks[1:]:
-        if t["kind"] == "classification":
-            out[t["name"]] = [t["classes"][k] for k in pred[t["name"]].argmax(1)]
-        else:
-            out[t["name"]] = [f"{v:.6g}" for v in pred[t["name"]]]
-    return out
-
-
-def extra_task_metrics(model, items: list[dict], X, split: str) -> dict | None:
-    """For ``eval``: metrics of a multi-task model's extra tasks on one split, or None for a
-    single-task model. Classification: accuracy, macro_f1, n, and balanced_accuracy,
-    weighted_f1, per_class, confusion_matrix as for the main label; regression: rmse, mae, r2,
-    n (items without a value for a task, with a value that is not a finite number, or with a
-    class the train split did not have, are left out of that task)."""
-    tasks = getattr(model, "tasks_", None)
-    if not tasks or len(tasks) < 2:
-        return None
-    rows = [k for k, it in enumerate(items) if it["split"] == split]
-    if not rows:
-        return None
-    pred = model.predict_tasks(np.asarray(X[rows]))
-    out = {}
-    for t in tasks[1:]:
-        raw = [str((items[k].get("labels") or {}).get(t["name"], "")).strip() for k in rows]
-        if t["kind"] == "classification":
-            from mmcli.report.metrics import classification_metrics
-
-            idx = {c: i for i, c in enumerate(t["classes"])}
-            keep = [i for i, v in enumerate(raw) if v in idx]
-            if not keep:
-                out[t["name"]] = {"n": 0, "accuracy": None, "macro_f1": None}
-                continue
-            guess = pred[t["name"]].argmax(1)[keep]
-            out[t["name"]] = classification_metrics(
-                [raw[i] for i in keep], [t["classes"][k] for k in guess], t["classes"])
-        else:
-            values = [_finite(v) for v in raw]
-            keep = [i for i, v in enumerate(values) if v is not None]
-            truth = np.array([values[i] for i in keep])
-            guess = pred[t["name"]][keep]
-            err = guess - truth
-            var = float(truth.var()) if keep else 0.0
-            out[t["name"]] = {"n": len(keep),
-                              "rmse": float(np.sqrt(np.mean(err ** 2))) if keep else None,
-                              "mae": float(np.mean(np.abs(err))) if keep else None,
-                              "r2": float(1 - np.mean(err ** 2) / var) if var > 0 else None}
-    return out

@@ -63,9 +63,9 @@ def test_train_eval_predict_with_encoders(structured):
     assert metrics["test"]["robustness"]["noise"]
     # the text ablation feeds padding (no text), not the mean of the word ids
     from mmcli import artifacts
-    from mmcli.report.robustness import Fitted
+    from mmcli.fitted import FittedChain
 
-    fitted = Fitted.load(runs / "model")
+    fitted = FittedChain.load(runs / "model")
     items = artifacts.read_jsonl(runs / "fused" / "items.jsonl")
     test = [k for k, it in enumerate(items) if it["split"] == "test"]
     blocks = [artifacts.load_npy(runs / "feat" / "features" / f"{c}.npy")[test]

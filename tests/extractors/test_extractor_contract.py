@@ -75,7 +75,19 @@ CASES = [
     ("numeric", {"scaling": "minmax", "missing_indicator": "never"}),
     ("onehot", {}),
     ("onehot", {"max_categories": 2, "unknown": "column"}),
+    # pretrained backbones: tiny random models (tests/extractors/conftest.py)
+    ("hf_text", {"pooling": "max", "batch_size": 4}),
+    ("hf_image", {"pooling": "cls"}),
+    ("hf_audio", {"max_seconds": 0.05, "batch_size": 4}),  # clips cut to one length
+    ("sentence_transformers", {}),
+    ("clip_image", {"batch_size": 5}),
+    ("clip_text", {"normalize": False}),
+    ("timm", {}),
 ]
+#: pretrained extractor -> its tiny model (tests/extractors/conftest.py)
+PRETRAINED = {"hf_text": "bert", "hf_image": "vit", "hf_audio": "wav2vec2",
+              "sentence_transformers": "sentence", "clip_image": "open_clip",
+              "clip_text": "open_clip", "timm": "timm"}
 IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in p.items()) or 'default'}" for name, p in CASES]
 
 
@@ -91,8 +103,12 @@ def files(tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(autouse=True)
-def _files(files):
+def _files(files, request):
     FILES.update(files)
+    callspec = getattr(request.node, "callspec", None)
+    if callspec is not None and callspec.params.get("name") in PRETRAINED:
+        FILES["tiny"] = request.getfixturevalue("tiny_models")  # built on first use only
+        request.getfixturevalue("embedding_cache")
 
 
 FILES: dict[str, str] = {}
@@ -102,6 +118,8 @@ def with_files(name: str, params: dict) -> dict:
     params = dict(params)
     if name == "cnn":
         params["model"] = FILES["cnn"]
+    if name in PRETRAINED:
+        params["model"] = str(FILES["tiny"][PRETRAINED[name]])
     if params.get("pretrained") == "PRETRAINED":
         params["pretrained"] = FILES["pretrained"]
     return params

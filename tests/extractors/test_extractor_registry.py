@@ -10,11 +10,12 @@ from mmcli.registry import Registry
 
 
 def test_registered_names_and_kinds():
-    assert EXTRACTORS.names(kind="image") == ["cnn", "color_hist", "hog", "lbp", "pixels",
-                                              "pixels_pca"]
-    assert EXTRACTORS.names(kind="audio") == ["chroma", "frames", "logmel", "mfcc", "prosody",
-                                               "spectral"]
-    assert EXTRACTORS.names(kind="text") == ["doc2vec", "fasttext", "tfidf", "tokens",
+    assert EXTRACTORS.names(kind="image") == ["clip_image", "cnn", "color_hist", "hf_image",
+                                              "hog", "lbp", "pixels", "pixels_pca", "timm"]
+    assert EXTRACTORS.names(kind="audio") == ["chroma", "frames", "hf_audio", "logmel", "mfcc",
+                                               "prosody", "spectral"]
+    assert EXTRACTORS.names(kind="text") == ["clip_text", "doc2vec", "fasttext", "hf_text",
+                                             "sentence_transformers", "tfidf", "tokens",
                                              "word2vec"]
     assert EXTRACTORS.names(kind="numeric") == ["numeric"]
     assert EXTRACTORS.names(kind="categorical") == ["onehot"]

@@ -7,6 +7,7 @@ import pytest
 
 from mmcli.dataset import AudioClips
 from mmcli.errors import UsageError
+from mmcli.fitted import FittedChain
 from mmcli.report import robustness as R
 
 
@@ -71,7 +72,7 @@ def test_bad_levels_are_a_usage_error(levels):
 def test_ablation_and_noise_on_the_pipeline(pipeline):
     from mmcli import artifacts
 
-    fitted = R.Fitted.load(pipeline.model)
+    fitted = FittedChain.load(pipeline.model)
     items = artifacts.read_jsonl(pipeline.fused / "items.jsonl")
     ablation = R.modality_ablation(fitted, pipeline.feat, items)
     assert list(ablation["removed"]) == fitted.columns
@@ -88,8 +89,23 @@ def test_ablation_and_noise_on_the_pipeline(pipeline):
         assert curve["accuracy"][0] == pytest.approx(ablation["clean"])
 
 
+def test_noise_curves_do_not_depend_on_workers_or_where_clean_features_come_from(
+        pipeline, monkeypatch):
+    """The points run on two worker processes and the clean blocks read from the extract
+    directory give the same curves as everything computed here."""
+    fitted = FittedChain.load(pipeline.model)
+    levels = [0.0, 0.5, 1.0]
+    here = R.noise_robustness(fitted, pipeline.pre, levels, seed=0, jobs=1)
+    assert not R._NOISE  # the points ran here: nothing left behind
+    monkeypatch.setattr(R, "PARALLEL_MIN_WORK", 0)
+    assert R._noise_jobs(fitted, 2, 10, 1) == 2
+    assert R.noise_robustness(fitted, pipeline.pre, levels, seed=0, feat_path=pipeline.feat,
+                              jobs=2) == here
+    assert not R._NOISE  # no state left behind
+
+
 def test_noise_on_a_seeded_subsample(pipeline):
-    fitted = R.Fitted.load(pipeline.model)
+    fitted = FittedChain.load(pipeline.model)
     noise = R.noise_robustness(fitted, pipeline.pre, [0.0, 1.0], seed=0, max_items=3)
     assert {c["n"] for c in noise.values()} == {3}
     assert noise == R.noise_robustness(fitted, pipeline.pre, [0.0, 1.0], seed=0, max_items=3)
@@ -115,8 +131,8 @@ def test_ablation_replaces_token_ids_by_padding_and_other_blocks_by_the_train_me
             seen.append(X.copy())
             return np.ones((len(X), 1))
 
-    fitted = R.Fitted(None, {"text": [tokens], "value": [numeric]}, fusion, ["text", "value"],
-                      Recorder(), ["a"])
+    fitted = FittedChain(None, None, {"text": [tokens], "value": [numeric]}, fusion,
+                         ["text", "value"], Recorder(), ["a"])
     R.modality_ablation(fitted, tmp_path, items)
     clean, no_text, no_value = seen
     np.testing.assert_array_equal(clean[:, :3], ids[2:])  # concat keeps token ids raw

@@ -199,3 +199,20 @@ def test_shipped_model_params_are_accepted(name):
     for kind in ("image", "audio", "text"):
         for ext in getattr(extract, kind):
             build_extractor(ext, kind, extract.params.get(ext))
+
+
+def test_run_starts_workers_once_with_what_every_stage_imports(monkeypatch):
+    """mmcli run starts the fork server before its first stage with the extractors' and the
+    model candidates' libraries, so each stage's pool forks workers that have them (a fork
+    server, once started, keeps the imports it started with)."""
+    from mmcli import parallel
+    from mmcli.config import ExtractConfig, PreprocessConfig
+    from mmcli.stages.run import _start_workers
+
+    calls = []
+    monkeypatch.setattr(parallel, "start_workers",
+                        lambda runtime, modules=(): calls.append(set(modules)))
+    _start_workers({"preprocess": PreprocessConfig(), "extract": ExtractConfig()})
+    assert len(calls) == 1
+    assert {"librosa.feature.spectral", "skimage.feature._hog", "sklearn.linear_model",
+            "torch"} <= calls[0]

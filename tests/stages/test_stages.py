@@ -376,7 +376,7 @@ def test_predict_with_subset_of_modalities(run, tmp_path):
 def test_extra_regression_metrics_skip_values_that_are_not_numbers():
     """eval reads task values of every split, unchecked by train: 'abc', 'inf' and blanks are
     left out of the task's metrics instead of failing eval (a ValueError before)."""
-    from mmcli.stages.train import extra_task_metrics
+    from mmcli.fitted import task_metrics
 
     class TwoTasks:
         tasks_ = [{"name": "label", "kind": "classification", "classes": ["a", "b"]},
@@ -388,6 +388,6 @@ def test_extra_regression_metrics_skip_values_that_are_not_numbers():
     values = ["1.0", "abc", "", "inf", "3.0"]
     items = [{"split": "test", "labels": {"score": v}} for v in values]
     X = np.array([[1.0], [9.0], [9.0], [9.0], [2.0]])
-    metrics = extra_task_metrics(TwoTasks(), items, X, "test")["score"]
+    metrics = task_metrics(TwoTasks(), items, X, "test")["score"]
     assert metrics["n"] == 2
     assert metrics["mae"] == pytest.approx(0.5)
