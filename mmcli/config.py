@@ -73,6 +73,11 @@ class PreprocessConfig:
     max_video_pixels: int = 3840 * 2160
     #: the stage fails when more than this fraction of items fail to decode
     max_failed_fraction: float = 0.1
+    #: a row is kept when at least this many of its modalities are usable; an empty or
+    #: undecodable cell makes its modality missing for the row (docs/missing.md)
+    min_modalities: int = 1
+    #: column -> keep (default: the modality may be missing) or drop (leave the row out)
+    missing: dict = field(default_factory=dict)
     #: when non-empty, media are read only from inside these folders (see docs/failures.md)
     media_roots: list = field(default_factory=list)
     #: worker processes for decoding; 0 means all cores

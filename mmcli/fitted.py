@@ -64,16 +64,22 @@ class FittedChain:
         """The feature block of one column's preprocessed ``values`` (as extract makes it)."""
         return np.hstack([e.transform(values) for e in self.plan[col]]).astype(np.float32)
 
-    def fuse(self, blocks: list[np.ndarray]) -> np.ndarray:
-        """The fused matrix of feature blocks given in :attr:`columns` order."""
-        return self.fusion.transform([np.asarray(b) for b in blocks])
+    def fuse(self, blocks: list[np.ndarray], mask: np.ndarray | None = None) -> np.ndarray:
+        """The fused matrix of feature blocks given in :attr:`columns` order; ``mask``: the
+        presence of each block per row (None: all present; see mmcli.missing)."""
+        from mmcli.stages.fuse import fuse_rows
 
-    def predict_proba(self, fused) -> np.ndarray:
-        return np.asarray(self.model.predict_proba(np.asarray(fused)), dtype=np.float64)
+        return fuse_rows(self.fusion, [np.asarray(b) for b in blocks], mask)
 
-    def accuracy(self, blocks: list[np.ndarray], labels: list[str]) -> float:
+    def predict_proba(self, fused, mask: np.ndarray | None = None) -> np.ndarray:
+        from mmcli.missing import predict_proba
+
+        return np.asarray(predict_proba(self.model, np.asarray(fused), mask), dtype=np.float64)
+
+    def accuracy(self, blocks: list[np.ndarray], labels: list[str],
+                 mask: np.ndarray | None = None) -> float:
         """Accuracy of the chain on feature blocks against the true ``labels``."""
-        proba = self.model.predict_proba(self.fuse(blocks))
+        proba = self.predict_proba(self.fuse(blocks, mask), mask)
         return float(np.mean([self.classes[k] == t for k, t in zip(proba.argmax(1), labels)]))
 
     def task_predictions(self, fused) -> dict[str, list[str]]:

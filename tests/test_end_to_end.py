@@ -276,7 +276,7 @@ def test_undecodable_audio_is_listed_without_library_warnings(tmp_path):
 
     done = mmcli("preprocess", manifest, "-o", tmp_path / "pre", "-j", "1", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "1 left out" in done.stderr
+    assert "missing modalities in kept items: audio 1" in done.stderr
     assert "Warning" not in done.stderr, done.stderr
     failures = (tmp_path / "pre" / "failures.csv").read_text().splitlines()
-    assert failures[1].startswith("3,item0002,audio,cannot decode audio")
+    assert failures[1].startswith("3,item0002,audio,kept: cannot decode audio")

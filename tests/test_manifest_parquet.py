@@ -130,12 +130,14 @@ def test_media_bytes_decode_like_their_files(tmp_path):
     with open(manifest, encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     blobs = {c: [(tmp_path / r[c]).read_bytes() for r in rows] for c in ("image", "audio")}
-    blobs["image"][3] = blobs["image"][3][:40]  # a truncated PNG: left out, named as a cell
+    # a truncated PNG: with `missing: drop` for the column, the row is left out, named as a cell
+    blobs["image"][3] = blobs["image"][3][:40]
     parquet = to_parquet(manifest, tmp_path / "m.parquet", **blobs)
     m = read_manifest(parquet)
     assert m.types["image"] == "binary" and isinstance(m.rows[0]["image"], bytes)
     assert column_kinds(m, "label", {})["audio"] == "audio"
-    summary = preprocess(parquet, tmp_path / "pq", PreprocessConfig(jobs=1))
+    summary = preprocess(parquet, tmp_path / "pq",
+                         PreprocessConfig(jobs=1, missing={"image": "drop"}))
     assert (summary["kept"], summary["failed"]) == (11, 1)
     reason = (tmp_path / "pq" / "failures.csv").read_text().splitlines()[1]
     assert "item0003" in reason and "the 40-byte cell" in reason and "mmcli-" not in reason

@@ -33,8 +33,10 @@ def command(
 ) -> None:
     """Predict new items with a trained model directory.
 
-    Writes predictions.csv (id, prediction, prob_<class>...) and failures.csv. When the
-    manifest has the label column (--label, default the model's), accuracy on it is reported.
+    Writes predictions.csv (id, prediction, prob_<class>..., and missing when a row lacks a
+    modality) and failures.csv. Every row with a usable modality is predicted (docs/missing.md).
+    When the manifest has the label column (--label, default the model's), accuracy on it is
+    reported.
 
     Example:
 
@@ -44,6 +46,7 @@ def command(
 
         mmcli predict runs/demo/model upload/manifest.csv -o runs/pred --media-root upload
     """
+    from mmcli.cli.preprocess import print_missing
     from mmcli.config import PredictConfig, build, read_config_file
     from mmcli.stages.predict import predict
 
@@ -56,6 +59,7 @@ def command(
     s = predict(model_dir, manifest, out, cfg, console.progress)
     console.info(f"predict: {s['predicted']} of {s['rows']} items predicted, "
                  f"{s['failed']} left out (see {out}/failures.csv)")
+    print_missing(s, out)
     if s["accuracy"]:
         a = s["accuracy"]
         console.info(f"accuracy on the {a['n']} rows with a {a['label']!r} value: "

@@ -34,8 +34,11 @@ def command(
 ) -> None:
     """Validate a manifest, decode and normalise every item, and split it.
 
-    Items whose media are missing or do not decode are left out and listed in failures.csv;
-    the stage fails when more than preprocess.max_failed_fraction of them fail.
+    A cell that is empty, names a missing file or does not decode makes that modality
+    missing for its row; the row is kept while preprocess.min_modalities (default 1) of its
+    modalities are usable (docs/missing.md). Rows left out and missing cells are listed in
+    failures.csv; the stage fails when more than preprocess.max_failed_fraction of the rows
+    are left out.
 
     Example:
 
@@ -67,6 +70,13 @@ def command(
     print_summary(s, out, cfg.group)
 
 
+def print_missing(s: dict, out) -> None:
+    """The missing cells of kept rows, per modality (none: nothing printed)."""
+    if s.get("missing_cells"):
+        cells = ", ".join(f"{c} {n}" for c, n in s["missing_cells"].items())
+        console.info(f"missing modalities in kept items: {cells} (see {out}/failures.csv)")
+
+
 def print_summary(s: dict, out, group: str | None) -> None:
     """What preprocess prints (stderr): items kept per split, modalities and classes, groups,
     labels train lacks, incremental reuse; then the exit status for left-out items."""
@@ -74,6 +84,7 @@ def print_summary(s: dict, out, group: str | None) -> None:
     kinds = ", ".join(f"{c} ({k})" for c, k in s["columns"].items())
     console.info(f"preprocess: {s['kept']} of {s['rows']} items kept ({splits}); "
                  f"{s['failed']} left out (see {out}/failures.csv)")
+    print_missing(s, out)
     console.info(f"modalities: {kinds}; classes: {', '.join(s['classes'])}")
     if "groups" in s:
         counts = ", ".join(f"{k} {v}" for k, v in s["groups"].items())

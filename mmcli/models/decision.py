@@ -13,6 +13,12 @@ Out-of-fold predictions come from ``cv``-fold stratified cross-validation on the
 so the combiner never learns from probabilities of rows the base model was trained on. When
 a class has a single train item there are no out-of-fold predictions for it, and the model
 combines by average instead (``combine_`` in its state says which was used).
+
+Missing modalities (``presence``, else read from the fusion's missing indicators, see
+:mod:`mmcli.missing`): each base model is fitted on the
+rows where its modality is present; an absent modality's out-of-fold probabilities are
+uniform; a row that lacks a modality is predicted by the weighted mean of its present
+modalities' probabilities only (the weights renormalised over them).
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import numpy as np
 
 from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
+from mmcli.missing import block_presence
 from mmcli.models.base import MODELS, Model
 
 COMBINE = ("average", "weights", "stacking")
@@ -35,6 +42,8 @@ class LateDecisionModel(Model):
     """One ``base`` model per modality; ``combine``: average, weights or stacking."""
 
     needs_blocks = True
+    #: fit and predict_proba take the presence mask (mmcli.missing)
+    uses_presence = True
 
     @dataclasses.dataclass
     class Params:
@@ -61,18 +70,24 @@ class LateDecisionModel(Model):
         return MODELS.get(self.params.base)(seed=self.seed + seed_offset, device=self.device,
                                             **self.params.base_params)
 
-    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None, presence=None,
+            presence_val=None):
         from sklearn.model_selection import StratifiedKFold
 
         self._check()
         ranges = self._use_blocks(blocks).ranges
         self.n_classes_ = int(n_classes)
         X = np.asarray(X, dtype=np.float32)
+        present = block_presence(X, ranges, presence)
         self.models_ = []
         for b, (a, z) in enumerate(ranges):
+            rows = _fit_rows(present[:, b], y)
+            val = None if X_val is None else _fit_rows(
+                block_presence(X_val, ranges, presence_val)[:, b], y_val)
             m = self._base(b)
-            m.fit(X[:, a:z], y, n_classes,
-                  None if X_val is None else np.asarray(X_val)[:, a:z], y_val)
+            m.fit(X[rows, a:z], y[rows], n_classes,
+                  None if X_val is None else np.asarray(X_val)[val, a:z],
+                  None if y_val is None else y_val[val])
             self.models_.append(m)
         self.weights_ = np.full(len(ranges), 1.0 / len(ranges))
         self.meta_ = None
@@ -92,8 +107,10 @@ class LateDecisionModel(Model):
         skf = StratifiedKFold(folds, shuffle=True, random_state=self.seed)
         for tr, te in skf.split(X, y):
             for b, (a, z) in enumerate(ranges):
-                m = self._base(b).fit(X[tr][:, a:z], y[tr], n_classes)
+                rows = tr[_fit_rows(present[tr, b], y[tr])]
+                m = self._base(b).fit(X[rows][:, a:z], y[rows], n_classes)
                 oof[b, te] = m.predict_proba(X[te][:, a:z])
+        oof[~present.T] = 1.0 / n_classes  # an absent modality says nothing
         if self.params.combine == "weights":
             self.weights_ = _fit_weights(oof, y)
         else:
@@ -104,13 +121,19 @@ class LateDecisionModel(Model):
             self.meta_.fit(_stack(oof), y, n_classes)
         return self
 
-    def predict_proba(self, X):
+    def predict_proba(self, X, presence=None):
         X = np.asarray(X, dtype=np.float32)
         per = np.stack([m.predict_proba(X[:, a:z])
                         for m, (a, z) in zip(self.models_, self.blocks_.ranges)])
         if self.meta_ is not None:
-            return self.meta_.predict_proba(_stack(per))
-        return np.tensordot(self.weights_, per, axes=1)
+            out = self.meta_.predict_proba(_stack(per))
+        else:
+            out = np.tensordot(self.weights_, per, axes=1)
+        presence = block_presence(X, self.blocks_, presence)
+        if not presence.all():
+            partial = ~presence.all(axis=1)
+            out[partial] = _present_mean(per[:, partial], self.weights_, presence[partial])
+        return out
 
     def get_state(self):
         arrays: dict[str, np.ndarray] = {"weights": self.weights_}
@@ -135,6 +158,22 @@ class LateDecisionModel(Model):
         self.meta_ = models.pop() if fitted["has_meta"] else None
         self.models_ = models
         self.combine_ = fitted.get("combine", self.params.combine)
+
+
+def _fit_rows(present: np.ndarray, y: np.ndarray) -> np.ndarray | slice:
+    """The rows a modality's base model is fitted on: those where it is present, or all rows
+    when that leaves fewer than two classes (a classifier needs two)."""
+    if present.all() or len(np.unique(y[present])) < 2:
+        return slice(None)
+    return np.flatnonzero(present)
+
+
+def _present_mean(per: np.ndarray, weights: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """(n, k) weighted mean of the present modalities' probabilities (per: (m, n, k))."""
+    w = weights[None, :] * present
+    total = w.sum(1, keepdims=True)
+    w = np.where(total > 0, w / np.where(total > 0, total, 1), weights[None, :])
+    return np.einsum("nm,mnk->nk", w, per)
 
 
 def _stack(per: np.ndarray) -> np.ndarray:

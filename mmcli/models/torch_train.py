@@ -124,13 +124,14 @@ class TorchModel(Model):
         check_params(self.params, self.name)
 
     # --- the contract -------------------------------------------------------------------------
-    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None):
+    def fit(self, X, y, n_classes, X_val=None, y_val=None, *, blocks=None, **masks):
+        # masks: presence, presence_val for the models that use them (mmcli.missing)
         y = np.asarray(y, dtype=np.float64)[:, None]
         yv = None if y_val is None else np.asarray(y_val, dtype=np.float64)[:, None]
-        return self.fit_tasks(X, y, single_task(n_classes), X_val, yv, blocks=blocks)
+        return self.fit_tasks(X, y, single_task(n_classes), X_val, yv, blocks=blocks, **masks)
 
-    def predict_proba(self, X):
-        out = self.predict_tasks(X)
+    def predict_proba(self, X, **masks):
+        out = self.predict_tasks(X, **masks)
         first = next(t for t in self.tasks_ if t["kind"] == "classification")
         return out[first["name"]]
 
@@ -174,7 +175,8 @@ class TorchModel(Model):
                     "modality_dropout needs the modality blocks of a concat fusion",
                     "fuse with `mmcli fuse --method concat` (the default) and train on that")
             return
-        if self.blocks_.width != self.n_features_:
+        # the fusion's missing indicators (one per block) may follow the blocks
+        if self.n_features_ not in (self.blocks_.width, self.blocks_.width + len(self.blocks_)):
             raise DataError(f"the modality blocks cover {self.blocks_.width} features but the "
                             f"data has {self.n_features_}", "re-run mmcli fuse")
 
@@ -372,11 +374,16 @@ class _BatchMaker:
         self.augmenter = Augmenter(parse_augment(self.p.augment, model.name), self.ranges,
                                    blocks.layouts if blocks is not None else None,
                                    blocks.norms if blocks is not None else None, device)
-        # Gaussian feature noise would turn token ids into other ids: token blocks get none
+        # Gaussian feature noise would turn token ids into other ids: token blocks get none;
+        # the presence mask columns of a model that uses them (after the blocks) neither
         self.noise_mask = np.ones(X.shape[1], dtype=np.float32)
         for block in blocks or []:
             if block.layout == "tokens":
                 self.noise_mask[block.start:block.stop] = 0.0
+        self.mask_at = (blocks.width if blocks and getattr(model, "uses_presence", False)
+                        else None)
+        if self.mask_at is not None:
+            self.noise_mask[self.mask_at:] = 0.0
 
     def __call__(self, idx, rng: np.random.Generator):
         import torch
@@ -393,6 +400,8 @@ class _BatchMaker:
             keep = np.ones(xb.shape, dtype=np.float32)
             for b, (a, z) in enumerate(self.ranges):
                 keep[drop[:, b], a:z] = 0.0
+                if self.mask_at is not None:  # dropped: absent for the network too
+                    keep[drop[:, b], self.mask_at + b] = 0.0
             xb = xb * torch.as_tensor(keep, device=self.device)
         return xb
 

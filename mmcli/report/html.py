@@ -105,7 +105,7 @@ def _data(ctx: dict) -> str:
                  sum(sum(v.values()) for v in data["counts"].values())])
     html = "<h3>Items per split and class</h3>" + table(["class", *splits, "all"], rows)
     html += "<h3>Items left out by preprocess</h3>"
-    failures = data["failures"]
+    failures, kept = _split_failures(data["failures"])
     if failures is None:
         html += notes(["the preprocess directory was not reachable, so the items it left out "
                        "are unknown", *data["notes"]])
@@ -125,7 +125,24 @@ def _data(ctx: dict) -> str:
         html += table(["row", "id", "column", "reason"],
                       [[f["row"], f["id"], f["column"], f["reason"]] for f in shown])
         html += "</details>"
+    if kept:
+        counts = {}
+        for f in kept:
+            counts[f["column"]] = counts.get(f["column"], 0) + 1
+        html += ("<h3>Missing modalities of kept items</h3><p>These rows were kept without the "
+                 "modality (see the metrics per missingness pattern under Robustness).</p>")
+        html += table(["column", "items"], [[c, n] for c, n in sorted(counts.items())])
     return html
+
+
+def _split_failures(failures: list[dict] | None) -> tuple[list[dict] | None, list[dict]]:
+    """failures.csv as (rows left out, missing cells of kept rows)."""
+    from mmcli.missing import KEPT_PREFIX
+
+    if failures is None:
+        return None, []
+    return ([f for f in failures if not f["reason"].startswith(KEPT_PREFIX)],
+            [f for f in failures if f["reason"].startswith(KEPT_PREFIX)])
 
 
 def _metrics(ctx: dict) -> str:
@@ -190,7 +207,8 @@ def _figures(ctx: dict, figures: dict[str, bytes]) -> str:
 def _robustness(ctx: dict, figures: dict[str, bytes]) -> str:
     rob = ctx["robustness"]
     if rob is None:
-        return "<p>Robustness was not measured (<code>--no-robustness</code>).</p>"
+        return ("<p>Robustness was not measured (<code>--no-robustness</code>).</p>"
+                + _missing_patterns(ctx["metrics"]))
     html = "<h3>Modality ablation (test split)</h3>"
     ablation = rob.get("ablation")
     if ablation:
@@ -221,6 +239,20 @@ def _robustness(ctx: dict, figures: dict[str, bytes]) -> str:
             html += figure(figures["robustness"], "robustness",
                            "Test accuracy against noise severity per modality.")
     html += notes(rob.get("notes", []))
+    return html + _missing_patterns(ctx["metrics"])
+
+
+def _missing_patterns(metrics: dict) -> str:
+    """Metrics per missingness pattern on the real missing cells (docs/missing.md)."""
+    html = ""
+    for split, m in metrics.items():
+        if m.get("missing"):
+            html += (f"<h3>Missing modalities ({escape(split)} split, real missing cells)</h3>"
+                     "<p>The items grouped by which modalities their manifest rows lacked (an "
+                     "empty cell, a missing or undecodable file).</p>")
+            html += table(["pattern", "items", "accuracy", "balanced accuracy", "macro F1"],
+                          [[p["pattern"], p["n"], p["accuracy"], p["balanced_accuracy"],
+                            p["macro_f1"]] for p in m["missing"]])
     return html
 
 

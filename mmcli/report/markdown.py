@@ -56,6 +56,7 @@ def render_report(metrics: dict, model_meta: dict, fusion: dict) -> str:
     for split in [s for s in ("test",) if s in metrics] or list(metrics)[-1:]:
         lines += _per_class_md(split, metrics[split])
     lines += _robustness_md(metrics.get("test", {}).get("robustness") or {})
+    lines += _missing_md(metrics)
     lines += _tasks_md(metrics)
     return "\n".join(lines) + "\n"
 
@@ -107,6 +108,20 @@ def _robustness_md(rob: dict) -> list[str]:
                          + f" | {_f(c['relative_robustness'])} |")
     for note in rob.get("notes", []):
         lines += ["", f"- note: {note}"]
+    return lines
+
+
+def _missing_md(metrics: dict) -> list[str]:
+    """Metrics per missingness pattern (real missing cells, mmcli.missing), per split."""
+    lines: list[str] = []
+    for split, m in metrics.items():
+        if not m.get("missing"):
+            continue
+        lines += ["", f"## Missing modalities ({split}; real missing cells)", "",
+                  "| pattern | n | accuracy | balanced accuracy | macro F1 |",
+                  "|---|---:|---:|---:|---:|"]
+        lines += [f"| {p['pattern']} | {p['n']} | {p['accuracy']:.3f} | "
+                  f"{p['balanced_accuracy']:.3f} | {p['macro_f1']:.3f} |" for p in m["missing"]]
     return lines
 
 

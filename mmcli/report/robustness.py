@@ -56,23 +56,29 @@ def relative_robustness(levels: list[float], accuracy: list[float]) -> tuple[flo
 
 
 def modality_ablation(fitted: FittedChain, feat_path: Path, items: list[dict]) -> dict:
-    """Test accuracy with each modality's block replaced by its train mean."""
+    """Test accuracy with each modality's block replaced by its train mean and marked
+    absent in the presence mask (real missing cells of the test items stay missing)."""
+    from mmcli.missing import presence
+
     test = np.array([k for k, it in enumerate(items) if it["split"] == "test"], dtype=int)
+    mask = presence([items[k] for k in test], fitted.columns)
     train = np.array([k for k, it in enumerate(items) if it["split"] == "train"], dtype=int)
     labels = [items[k]["label"] for k in test]
     blocks = [np.asarray(artifacts.load_npy(feat_path / "features" / f"{c}.npy"))
               for c in fitted.columns]
     clean = [b[test] for b in blocks]
-    out = {"clean": fitted.accuracy(clean, labels), "removed": {}}
+    out = {"clean": fitted.accuracy(clean, labels, mask), "removed": {}}
     for k, col in enumerate(fitted.columns):
         replaced = list(clean)
+        without = mask.copy()
+        without[:, k] = False
         if _is_tokens(fitted.plan[col]):  # the mean of ids is no text: all padding is
             replaced[k] = np.zeros_like(clean[k])
-            out["removed"][col] = fitted.accuracy(replaced, labels)
+            out["removed"][col] = fitted.accuracy(replaced, labels, without)
             continue
         replaced[k] = np.broadcast_to(blocks[k][train].mean(0, dtype=np.float64),
                                       clean[k].shape).astype(np.float32)
-        out["removed"][col] = fitted.accuracy(replaced, labels)
+        out["removed"][col] = fitted.accuracy(replaced, labels, without)
     return out
 
 
@@ -97,6 +103,7 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
     are computed from the preprocessed data). The points of the curves are computed on
     ``jobs`` worker processes (0: all cores); each point perturbs one modality, so only that
     modality's features are computed again.
+    Only the test items with every modality present are perturbed (mmcli.missing).
     """
     from mmcli.parallel import ordered_map
 
@@ -133,8 +140,10 @@ def _one_blas_thread():
 
 
 def _test_rows(items: list[dict], seed: int, max_items: int) -> np.ndarray:
-    """The test split's positions, a seeded subsample of ``max_items`` when larger."""
-    test = np.array([k for k, it in enumerate(items) if it["split"] == "test"], dtype=int)
+    """The test split's positions with every modality present (mmcli.missing), a seeded
+    subsample of ``max_items`` when larger."""
+    test = np.array([k for k, it in enumerate(items)
+                     if it["split"] == "test" and not it.get("missing")], dtype=int)
     if 0 < max_items < test.size:
         test = np.sort(np.random.default_rng([seed, len(test)]).choice(test, max_items,
                                                                         replace=False))

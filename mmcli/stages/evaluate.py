@@ -9,12 +9,15 @@ Output directory::
                          roc_auc_macro, average_precision_macro, log_loss, ece,
                          roc_auc: {label: auc}, average_precision: {label: ap},
                          ci: {level, resamples, accuracy, balanced_accuracy, macro_f1}},
-                         "test" also: robustness: {ablation, noise, notes}}
+                         "test" also: robustness: {ablation, noise, notes}}; a split with
+                         missing modality cells also: missing: [{pattern, missing, n,
+                         accuracy, balanced_accuracy, macro_f1}] per missingness pattern
     report.md           the headline numbers as tables
     report.html         everything, figures embedded: open it in a browser
     figures/*.png       the figures of the report
-    predictions.csv     id, split, label, prediction, prob_<class>... for every item, and
-                        prediction_<task> per extra task of a multi-task model
+    predictions.csv     id, split, label, prediction, prob_<class>... for every item,
+                        prediction_<task> per extra task of a multi-task model, and
+                        ``missing`` (absent modalities joined by "|") when an item lacks one
     metrics.json        each split also has "tasks": {<task>: metrics} for the extra tasks of
                         a multi-task model (as above for a classification task; n, mae,
                         rmse, r2 for a regression task)
@@ -35,6 +38,7 @@ from mmcli import artifacts, storage
 from mmcli.config import EvalConfig, to_dict
 from mmcli.errors import ArtifactError, DataError, UsageError
 from mmcli.fitted import FittedChain
+from mmcli.missing import missing_of, pattern_name, presence
 from mmcli.progress import ProgressFactory, silent
 from mmcli.report.metrics import classification_metrics  # noqa: F401  (public re-export)
 from mmcli.stages.preprocess import PreprocessState, check_label
@@ -172,7 +176,7 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
                             config.noise_levels)
     X = artifacts.load_npy(fused.path / "fused.npy")
     with progress("eval", len(items)) as bar:
-        proba = fitted.predict_proba(X)
+        proba = fitted.predict_proba(X, presence(items, fitted.columns))
         bar.advance(len(items))
     run = ScoredModel(fitted.path.name, fitted, fused, find_chain(fused), items, fitted.classes,
                       proba, {}, task_pred=fitted.task_predictions(X))
@@ -182,6 +186,9 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
             tasks = fitted.task_metrics(items, X, split)
             if tasks:  # multi-task models (train.tasks): the extra tasks' metrics
                 m["tasks"] = tasks
+            patterns = missing_patterns(items, proba, fitted.classes, split)
+            if patterns:  # items that lack a modality (mmcli.missing)
+                m["missing"] = patterns
             run.metrics[split] = m
     if "test" in config.splits and "test" not in run.metrics:
         raise DataError(f"{fused.path} has no test items to evaluate",
@@ -194,6 +201,28 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
         if "test" in run.metrics:
             run.metrics["test"]["robustness"] = run.robustness
     return run
+
+
+def missing_patterns(items: list[dict], proba: np.ndarray, classes: list[str],
+                     split: str) -> list[dict] | None:
+    """Metrics of ``split`` per missingness pattern of its items (all present, each set of
+    absent modalities that occurs), on the real missing cells; None when no item of the split
+    lacks a modality. Ordered: all present, then by number of absent modalities, then name."""
+    groups: dict[tuple, list[int]] = {}
+    for k, it in enumerate(items):
+        if it["split"] == split:
+            groups.setdefault(tuple(missing_of(it)), []).append(k)
+    if set(groups) <= {()}:
+        return None
+    out = []
+    for pattern in sorted(groups, key=lambda p: (len(p), p)):
+        rows = groups[pattern]
+        y_true = [items[k]["label"] for k in rows]
+        y_pred = [classes[k] for k in proba[rows].argmax(1)]
+        m = classification_metrics(y_true, y_pred, classes)
+        out.append({"pattern": pattern_name(pattern), "missing": list(pattern), "n": len(rows),
+                    **{key: m[key] for key in ("accuracy", "balanced_accuracy", "macro_f1")}})
+    return out
 
 
 def split_metrics(run: ScoredModel, split: str, config: EvalConfig) -> dict | None:
@@ -274,10 +303,14 @@ def _name_runs(runs: list[ScoredModel]) -> None:
 
 
 def _write_predictions(path: Path, items, pred, proba, classes, tasks: dict) -> None:
+    from mmcli.stages.predict import missing_column
+
+    extra = {f"prediction_{t}": v for t, v in tasks.items()}
+    extra.update(missing_column(items))
     with open(path, "w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow(["id", "split", "label", "prediction", *(f"prob_{c}" for c in classes),
-                         *(f"prediction_{t}" for t in tasks)])
+                         *extra])
         for k, (it, p, row) in enumerate(zip(items, pred, proba)):
             writer.writerow([it["id"], it["split"], it["label"], p, *(f"{v:.6f}" for v in row),
-                             *(v[k] for v in tasks.values())])
+                             *(v[k] for v in extra.values())])

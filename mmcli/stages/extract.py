@@ -26,7 +26,8 @@ import numpy as np
 from mmcli import artifacts, storage
 from mmcli.config import RUNTIME_KEYS, ExtractConfig, to_dict
 from mmcli.dataset import PreprocessedData
-from mmcli.errors import ArtifactError, UsageError
+from mmcli.errors import ArtifactError, DataError, UsageError
+from mmcli.missing import FEATURE_FILL
 from mmcli.parallel import (
     Runtime,
     chunks,
@@ -41,8 +42,9 @@ from mmcli.stages.preprocess import PreprocessState, check_label
 
 CHUNK = 128
 #: the keys of preprocess's items that later stages read (fuse copies them, train reads them:
-#: ``labels`` for train.tasks, ``group`` for group-aware model selection)
-ITEM_KEYS = ("id", "row", "split", "label", "labels", "group")
+#: ``labels`` for train.tasks, ``group`` for group-aware model selection, ``missing`` for the
+#: presence mask)
+ITEM_KEYS = ("id", "row", "split", "label", "labels", "group", "missing")
 log = logging.getLogger(__name__)
 Plan = dict[str, list]  # column -> fitted extractors
 #: column -> [{name, applied, reason}] for the config's conditional extractors (``frames(auto)``)
@@ -89,8 +91,8 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         n_fits = sum(len(v) for v in plan.values())
         with progress("extract: fit", n_fits) as bar:
 
-            def train_column(col: str):
-                column = data.column(col, train)
+            def train_column(col: str):  # the present cells only (mmcli.missing)
+                column = data.column(col, present_rows(data.items, train, col))
                 check_train_column(col, pstate.columns[col], column)
                 return column
 
@@ -177,6 +179,18 @@ def build_plan(config: ExtractConfig, columns: dict[str, str]
     return plan, conditional
 
 
+def present_rows(items: list[dict], rows: np.ndarray, col: str) -> np.ndarray:
+    """The positions among ``rows`` whose item has column ``col`` (not missing)."""
+    from mmcli.missing import missing_of
+
+    present = rows[[col not in missing_of(items[k]) for k in rows]] if len(rows) else rows
+    if len(rows) and not len(present):
+        raise DataError(f"column {col!r} is missing in every one of the {len(rows)} train items",
+                        f"fix the column in the manifest, or drop it with '{col}: ignore' "
+                        "under preprocess.columns in the config")
+    return present
+
+
 def check_train_column(col: str, kind: str, train_data) -> None:
     """Refuse a column its extractors would learn nothing from (its kind's
     :meth:`~mmcli.kinds.base.Kind.check_train`, e.g. a text column without words)."""
@@ -231,8 +245,9 @@ def item_keys(pre_path: Path, items: list[dict], columns: dict[str, str]) -> lis
                for c, k in columns.items() if get_kind(k).stored == "numbers"}
     out = []
     for n, it in enumerate(items):
-        blob = json.dumps([it.get("hashes", {}), it.get("values", {}),
-                           {c: repr(float(v[n])) for c, v in numeric.items()}],
+        parts = [it.get("hashes", {}), it.get("values", {}),
+                 {c: repr(float(v[n])) for c, v in numeric.items()}]
+        blob = json.dumps(parts + ([it["missing"]] if it.get("missing") else []),
                           sort_keys=True, ensure_ascii=False)
         out.append(hashlib.sha256(blob.encode("utf-8")).hexdigest()[:32])
     return out
@@ -259,7 +274,7 @@ def _fit_signature(config: ExtractConfig, pstate: PreprocessState, train: list) 
     import json
 
     settings = {k: v for k, v in to_dict(config).items() if k not in RUNTIME_KEYS}
-    blob = json.dumps([settings, pstate.__dict__, train], sort_keys=True, ensure_ascii=False)
+    blob = json.dumps([settings, pstate.record(), train], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -290,7 +305,7 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     checkpointed and the chunks an interrupted run completed are skipped. Returns the block
     descriptions and the work done (items computed and reused, chunks resumed).
     """
-    n = len(artifacts.read_jsonl(pre_path / "items.jsonl"))
+    n, absent = _absent_cells(pre_path, plan)
     reuse = reuse or {}
     done = journal.records if journal is not None else []
     appenders = {col: artifacts.NpyAppender(
@@ -307,8 +322,8 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         bar.advance(sum(b - a for _, a, b in every[:len(done)]))
         position = 0
         for cols, workers in groups:
-            tasks = [(col, a, b, [k for k in range(a, b) if k not in reuse])
-                     for col in cols for a, b in chunks(n, CHUNK)]
+            tasks = [(col, a, b, [k for k in range(a, b) if k not in reuse and k not in
+                                  absent[col]]) for col in cols for a, b in chunks(n, CHUNK)]
             skip = max(0, min(len(tasks), len(done) - position))
             position += len(tasks)
             init = (str(pre_path), pstate.columns, pstate.sample_rate, plan)
@@ -316,8 +331,9 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
                                   ship=_shipper(pre_path, pstate))
             for (col, a, b, compute), block in zip(tasks[skip:], results):
                 rows = iter(block)
-                full = np.stack([next(rows) if k not in reuse else old[col][reuse[k]]
-                                 for k in range(a, b)]) if b > a else block
+                fill = np.full(appenders[col].trailing, FEATURE_FILL, dtype=np.float32)
+                full = np.stack([fill if k in absent[col] else next(rows) if k not in reuse
+                                 else old[col][reuse[k]] for k in range(a, b)]) if b > a else block
                 appenders[col].append(full)
                 work["computed"] += len(compute)
                 work["reused"] += (b - a) - len(compute)
@@ -337,6 +353,16 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         for col in plan
     ]
     return blocks, work
+
+
+def _absent_cells(pre_path: Path, plan: Plan) -> tuple[int, dict[str, set[int]]]:
+    """The number of items, and per column the positions of its absent cells: they are not
+    computed, their rows get FEATURE_FILL (mmcli.missing)."""
+    from mmcli.missing import missing_of
+
+    items = artifacts.read_jsonl(pre_path / "items.jsonl")
+    return len(items), {col: {k for k, it in enumerate(items) if col in missing_of(it)}
+                        for col in plan}
 
 
 def save_plan(plan: Plan, columns: dict, directory: Path,

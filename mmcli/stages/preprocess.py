@@ -4,8 +4,10 @@ Output directory::
 
     meta.json            schema version, config, hashes (see mmcli.artifacts)
     items.jsonl          one line per kept item: id, row, split, label, text/categorical values
-                         (and labels of extra tasks, group with a group column)
-    failures.csv         row, id, column, reason for every item left out
+                         (and labels of extra tasks, group with a group column; ``missing``:
+                         the absent modalities, when any, see mmcli.missing)
+    failures.csv         row, id, column, reason for every item left out, and for every
+                         missing cell of a kept item (its reason starts with "kept: ")
     data/<col>.npy       images: (n, height, width, 3) uint8
                          audio: all samples concatenated, float32, with data/<col>.offsets.npy
                          numeric: (n,) float32, scaled with train statistics, NaN where missing
@@ -43,6 +45,7 @@ from mmcli.manifest import (
     row_groups,
 )
 from mmcli.media import LONG_POLICIES, MediaError
+from mmcli.missing import KEPT_PREFIX, MISSING_POLICIES
 from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of, worker_state
 from mmcli.progress import ProgressFactory, silent
 
@@ -76,10 +79,22 @@ class PreprocessState:
     max_video_seconds: float = PreprocessConfig.max_video_seconds
     long_video: str = PreprocessConfig.long_video
     max_video_pixels: int = PreprocessConfig.max_video_pixels
+    #: the missing-modality policy (docs/missing.md), applied again by predict
+    min_modalities: int = PreprocessConfig.min_modalities
+    missing: dict = field(default_factory=dict)
+
+    def record(self) -> dict:
+        """The state as saved: the missing-modality policy only where it is not the default,
+        so that chains that never set it keep the state files (and fingerprints) they had."""
+        out = dict(self.__dict__)
+        for key, default in (("min_modalities", 1), ("missing", {})):
+            if out[key] == default:
+                del out[key]
+        return out
 
     def save(self, directory: Path) -> None:
         # keys keep their order (not sorted) so that modalities stay in manifest order
-        artifacts.write_json(directory / "preprocess.json", self.__dict__, sort_keys=False)
+        artifacts.write_json(directory / "preprocess.json", self.record(), sort_keys=False)
 
     @classmethod
     def load(cls, directory: Path) -> PreprocessState:
@@ -114,7 +129,8 @@ def check_label(pstate: PreprocessState, label: str | None, where: Path) -> None
 
 
 #: PreprocessConfig keys copied into the state (not columns: the config's are overrides)
-_SETTINGS = {f.name for f in dataclasses.fields(PreprocessConfig)} - {"columns", "image_size"}
+_SETTINGS = {f.name for f in dataclasses.fields(PreprocessConfig)} - {
+    "columns", "image_size", "missing"}
 
 
 @storage.staged()
@@ -139,6 +155,7 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
         columns=columns,
         image_size=[int(v) for v in config.image_size],
         split_source="manifest" if "split" in manifest.columns else "hash",
+        missing=_missing_policy(config, columns),
     )
     inputs = manifest_inputs(manifest, state.columns)
     previous = _reusable_output(Path(out), state, config)
@@ -159,6 +176,22 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
         work = {k: summary.pop(k) for k in ("decoded", "reused", "resumed_chunks")}
         writer.commit(to_dict(config), config.seed, inputs, summary)
     return {**summary, **work}
+
+
+def _missing_policy(config: PreprocessConfig, columns: dict[str, str]) -> dict[str, str]:
+    """preprocess.missing checked against the modality columns; only ``drop`` entries are
+    kept (``keep`` is the default)."""
+    for col, policy in config.missing.items():
+        if col not in columns:
+            raise UsageError(f"preprocess.missing names {col!r}, which is not a modality column",
+                             f"modality columns are: {', '.join(columns)}")
+        if policy not in MISSING_POLICIES:
+            raise UsageError(f"preprocess.missing.{col} is {policy!r}", "use keep or drop")
+    if config.min_modalities > len(columns):
+        raise UsageError(f"preprocess.min_modalities is {config.min_modalities}, but "
+                         f"{len(columns)} modality column(s) are used",
+                         f"give at most {len(columns)}")
+    return {c: p for c, p in config.missing.items() if p == "drop"}
 
 
 def _reusable_output(out: Path, state: PreprocessState, config: PreprocessConfig) -> Path | None:
@@ -343,13 +376,18 @@ def apply(manifest: Manifest, ids: list[str], labels: list[str] | None, splits: 
     _check_failures(manifest, len(manifest), out.kept, out.failures, max_failed_fraction)
     if fit:
         _fit_classes(state, out, manifest)
+        _check_train_presence(out, state, manifest.path)
         _fit_numeric(state, out)
     _write_numeric(out, state, directory / "data")
-    _write_failures(directory / "failures.csv", out.failures)
+    _write_failures(directory / "failures.csv",
+                    sorted(out.failures + out.kept_cells, key=lambda f: f["row"]))
     order = ("train", "val", "test", "predict")
     summary = {"rows": len(manifest), "kept": out.kept, "failed": len(out.failures),
                "splits": {s: out.splits[s] for s in order if out.splits[s]},
                **out.counts, "resumed_chunks": len(done)}
+    if out.kept_cells:
+        summary["missing_cells"] = dict(sorted(Counter(f["column"]
+                                                       for f in out.kept_cells).items()))
     if fit:
         # kept, and counted as errors by eval: the model cannot predict a class it never saw
         known = set(state.classes)
@@ -429,9 +467,13 @@ def _collect_chunk(k: int, results: list, rows: _Rows, state: PreprocessState, o
     """The journal record of decoded chunk ``k``: its items, failures, numbers and audio
     lengths; the chunk's media arrays are appended to ``out`` here."""
     record = {"chunk": k, "items": [], "failures": [], "audio": {c: [] for c in out.offsets},
-              "numeric": {c: [] for c in out.numeric}, "decoded": 0, "reused": 0}
+              "numeric": {c: [] for c in out.numeric}, "decoded": 0, "reused": 0,
+              "kept_cells": []}
     for i, error, payload in results:
         label = rows.labels[i] if rows.labels is not None else ""
+        absent: dict[str, str] = {}
+        if error is None:
+            error, absent = missing_cells(payload, state)
         if error is None and rows.labels is not None and not label:
             error = (state.label, "no label")
         if error is not None:
@@ -443,6 +485,10 @@ def _collect_chunk(k: int, results: list, rows: _Rows, state: PreprocessState, o
         item = {"id": rows.ids[i], "row": i + 1, "split": rows.splits[i], "label": label,
                 "values": {}}
         reused = _keep_values(payload, item["values"], record, state, out, old)
+        if absent:
+            item["missing"] = list(absent)
+            record["kept_cells"] += [{"row": i + 1, "id": rows.ids[i], "column": col,
+                                      "reason": KEPT_PREFIX + why} for col, why in absent.items()]
         if out.appenders:
             item["hashes"] = payload["__hashes__"]
             record["reused" if reused else "decoded"] += 1
@@ -483,6 +529,8 @@ class _Output:
         self.numeric = {c: array("d") for c, k in state.columns.items()
                         if get_kind(k).stored == "numbers"}
         self.failures: list[dict] = []
+        self.kept_cells: list[dict] = []  # the missing cells of kept items (failures.csv)
+        self.train_missing: Counter = Counter()  # column -> train items that miss it
         self.counts = {"decoded": 0, "reused": 0}
         self.kept, self.splits, self.labels = 0, Counter(), Counter()
         self.train = array("b")  # per kept item: 1 in the train split
@@ -499,8 +547,10 @@ class _Output:
             self.train.append(item["split"] == "train")
             if item["split"] == "train":
                 self.train_labels.add(item["label"])
+                self.train_missing.update(item.get("missing", ()))
         self.kept += len(record["items"])
         self.failures += record["failures"]
+        self.kept_cells += record.get("kept_cells", [])
         for col, values in self.numeric.items():
             values.extend(record["numeric"][col])
         for col, offsets in self.offsets.items():
@@ -600,6 +650,19 @@ def _append(spec: dict, col: str, value, appenders: dict, lengths: dict) -> None
             lengths[col + suffix].append(len(part))
 
 
+def _check_train_presence(out: _Output, state: PreprocessState, path) -> None:
+    """Refuse a modality column missing in every train item: nothing to fit it on."""
+    n_train = sum(out.train)
+    for col in state.columns:
+        if n_train and out.train_missing[col] == n_train:
+            first = next(f for f in out.kept_cells if f["column"] == col)
+            raise DataError(
+                f"column {col!r} of {path} has no usable cell in its {n_train} train "
+                f"items; first: row {first['row']}: {first['reason'][len(KEPT_PREFIX):]}",
+                f"fix the files, or drop the column with '{col}: ignore' under "
+                "preprocess.columns in the config")
+
+
 def _fit_scaling(x: np.ndarray, method: str, col: str) -> list[float]:
     x = x[np.isfinite(x)]
     if x.size == 0:
@@ -634,6 +697,12 @@ def _check_config(config: PreprocessConfig) -> None:
     if config.sample_rate <= 0 or config.max_audio_seconds <= 0:
         raise UsageError("preprocess.sample_rate and max_audio_seconds must be positive",
                          "e.g. sample_rate: 16000")
+    if not isinstance(config.min_modalities, int) or config.min_modalities < 1:
+        raise UsageError(f"preprocess.min_modalities is {config.min_modalities!r}",
+                         "give a whole number of modalities, 1 or more")
+    if not isinstance(config.missing, dict):
+        raise UsageError(f"preprocess.missing is {config.missing!r}",
+                         "give a mapping of column to keep or drop, e.g. {photo: drop}")
     if not 0 <= config.max_failed_fraction <= 1:
         raise UsageError(f"preprocess.max_failed_fraction is {config.max_failed_fraction}",
                          "give a fraction between 0 and 1")
@@ -669,6 +738,7 @@ def _decode_chunk(rows: list[tuple[int, dict]]) -> list[tuple[int, tuple | None,
 def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
     spec = _SPEC
     payload: dict = {}
+    absent: dict[str, str] = {}
     hashes: dict[str, str] = {}
     for col, kind in spec["columns"].items():
         cell = values.get(col) or ""
@@ -677,9 +747,11 @@ def _decode_row(i: int, values: dict) -> tuple[int, tuple | None, dict]:
                 hashes[col], payload[col] = _decode_media_cell(cell, kind, col, spec)
             else:
                 payload[col] = get_kind(kind).parse(cell if isinstance(cell, str) else "", spec)
-        except MediaError as exc:
-            return i, (col, str(exc)), {}
+        except MediaError as exc:  # the modality is missing for this row (missing_cells)
+            absent[col] = str(exc)
     payload["__hashes__"] = hashes
+    if absent:
+        payload["__missing__"] = absent
     return i, None, payload
 
 
@@ -701,6 +773,30 @@ def _decode_media_cell(cell, kind: str, col: str, spec: dict) -> tuple[str, obje
     if roots:
         path = confine(path, roots, raw)
     return _decode_media(path, kind, col, spec)
+
+
+def missing_cells(payload: dict, state: PreprocessState) -> tuple[tuple | None, dict[str, str]]:
+    """Apply the missing-modality policy to a decoded row: (the row's error when it is left
+    out, else None; {column: reason} of its absent cells, whose stand-ins are put in
+    ``payload``). A row is left out when a ``missing: drop`` column is absent or fewer than
+    ``min_modalities`` modalities are usable."""
+    absent = payload.pop("__missing__", {})
+    if not absent:
+        return None, {}
+    drop = [c for c in absent if state.missing.get(c) == "drop"]
+    if drop:
+        return (drop[0], absent[drop[0]]), {}
+    usable = len(state.columns) - len(absent)
+    if usable < state.min_modalities:
+        col, why = next(iter(absent.items()))
+        if len(absent) > 1 or usable > 0:
+            why += (f"; {usable} of {len(state.columns)} modalities usable "
+                    f"({', '.join(absent)} missing), fewer than preprocess.min_modalities "
+                    f"= {state.min_modalities}")
+        return (col, why), {}
+    for col in absent:
+        payload[col] = get_kind(state.columns[col]).missing_value(vars(state))
+    return None, absent
 
 
 def _decode_media(path: Path, kind: str, col: str, spec: dict) -> tuple[str, object]:

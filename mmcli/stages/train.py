@@ -32,6 +32,8 @@ from mmcli import artifacts, storage
 from mmcli.blocks import Blocks
 from mmcli.config import TrainConfig, to_dict
 from mmcli.errors import DataError, UsageError
+from mmcli.missing import fit_presence
+from mmcli.missing import predict_proba as masked_predict_proba
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
@@ -83,15 +85,16 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
                                        cls, fused.path)
+    masks = fit_presence(model, items, fused.path, tr, va)
     with _epochs_bar(model, progress, f"train {config.model}"):
         if tasks:
             model.fit_tasks(X_tr, Y, tasks, X_va, Y_val, blocks=blocks)
         else:
-            model.fit(X_tr, y, len(classes), X_va, y_val if va else None, blocks=blocks)
+            model.fit(X_tr, y, len(classes), X_va, y_val if va else None, blocks=blocks, **masks)
 
     summary = {"model": config.model, "classes": classes, "n_train": len(tr), "n_val": len(va),
-               "train_accuracy": _accuracy(model, X_tr, y),
-               "val_accuracy": _accuracy(model, X_va, y_val) if va else None}
+               "train_accuracy": _accuracy(model, X_tr, y, masks.get("presence")),
+               "val_accuracy": _accuracy(model, X_va, y_val, masks.get("presence_val"))}
     if getattr(model, "best_epoch_", None) is not None and model.log_:
         summary.update(best_epoch=model.best_epoch_, epochs_run=len(model.log_))
     if searched is not None:
@@ -329,6 +332,8 @@ def task_metrics(model, tasks, X_tr, Y, X_va, Y_val) -> dict:
     return out
 
 
-def _accuracy(model, X, y) -> float:
-    proba = model.predict_proba(X)
+def _accuracy(model, X, y, mask=None) -> float | None:
+    if X is None:  # no val split
+        return None
+    proba = masked_predict_proba(model, X, mask)
     return float((proba.argmax(1) == y).mean())

@@ -13,8 +13,10 @@ each case's outcome. Layout::
                                and its config.yaml
     DIR/config.yaml            the config of the corpus run (small limits, so the corpus is small)
 
-Outcomes: ``quarantine`` (the item is left out and listed in failures.csv with the reason; the
-rest is processed), ``accept`` (valid but unusual: processed), ``error`` (a manifest-level
+Outcomes: ``missing`` (the bad cell makes its modality missing for the row, which is kept
+without it and listed in failures.csv as ``kept: <reason>``, see mmcli.missing),
+``quarantine`` (the row is left out and listed in failures.csv with the reason; the rest is
+processed), ``accept`` (valid but unusual: processed), ``error`` (a manifest-level
 problem: one ``error:`` line naming the file or row and the fix, the documented exit code, no
 output directory).
 """
@@ -64,9 +66,9 @@ class Case:
     name: str
     #: what the input is
     what: str
-    #: quarantine | accept | error
+    #: missing | quarantine | accept | error
     outcome: str
-    #: a piece of the failures.csv reason (quarantine) or of the error line (error)
+    #: a piece of the failures.csv reason (missing, quarantine) or of the error line (error)
     expect: str = ""
     #: item cases: the column at fault
     column: str = ""
@@ -78,26 +80,26 @@ class Case:
 
 
 ITEM_CASES = [
-    Case("jpeg_truncated", "JPEG cut in half", "quarantine", "cannot decode image", "image"),
-    Case("jpeg_corrupt", "JPEG marker followed by random bytes", "quarantine",
+    Case("jpeg_truncated", "JPEG cut in half", "missing", "cannot decode image", "image"),
+    Case("jpeg_corrupt", "JPEG marker followed by random bytes", "missing",
          "cannot decode image", "image"),
-    Case("png_truncated", "PNG cut in half", "quarantine", "cannot decode image", "image"),
-    Case("png_bad_crc", "PNG with a corrupted header chunk", "quarantine", "cannot decode image",
+    Case("png_truncated", "PNG cut in half", "missing", "cannot decode image", "image"),
+    Case("png_bad_crc", "PNG with a corrupted header chunk", "missing", "cannot decode image",
          "image"),
-    Case("image_zero_bytes", "zero-byte .png", "quarantine", "empty file", "image"),
-    Case("text_named_jpg", "a text file named .jpg", "quarantine", "cannot decode image",
+    Case("image_zero_bytes", "zero-byte .png", "missing", "empty file", "image"),
+    Case("text_named_jpg", "a text file named .jpg", "missing", "cannot decode image",
          "image"),
     Case("png_bomb", "decompression bomb: 74-byte PNG declaring 100000 x 100000 pixels",
-         "quarantine", "image too large", "image"),
-    Case("image_directory", "image path is a directory", "quarantine", "is a directory",
+         "missing", "image too large", "image"),
+    Case("image_directory", "image path is a directory", "missing", "is a directory",
          "image"),
-    Case("image_missing", "image path points to nothing", "quarantine", "file not found",
+    Case("image_missing", "image path points to nothing", "missing", "file not found",
          "image"),
-    Case("image_fifo", "image path is a named pipe (would block a reader)", "quarantine",
+    Case("image_fifo", "image path is a named pipe (would block a reader)", "missing",
          "not a regular file", "image"),
-    Case("image_empty_path", "empty image cell", "quarantine", "no image path", "image"),
-    Case("image_nul_path", "image path with a NUL byte", "quarantine", "invalid path", "image"),
-    Case("image_long_path", "image path of 5000 characters", "quarantine", "name too long",
+    Case("image_empty_path", "empty image cell", "missing", "no image path", "image"),
+    Case("image_nul_path", "image path with a NUL byte", "missing", "invalid path", "image"),
+    Case("image_long_path", "image path of 5000 characters", "missing", "name too long",
          "image"),
     Case("jpeg_cmyk", "CMYK JPEG", "accept", column="image", note="converted to RGB"),
     Case("png_16bit", "16-bit grayscale PNG", "accept", column="image",
@@ -110,29 +112,29 @@ ITEM_CASES = [
          note="first frame used"),
     Case("wav_truncated_body", "WAV whose data is cut short of its header's length", "accept",
          column="audio", note="the samples present are used"),
-    Case("wav_truncated_header", "WAV cut inside its header", "quarantine",
+    Case("wav_truncated_header", "WAV cut inside its header", "missing",
          "cannot decode audio", "audio"),
-    Case("wav_corrupt", "RIFF header followed by garbage", "quarantine", "cannot decode audio",
+    Case("wav_corrupt", "RIFF header followed by garbage", "missing", "cannot decode audio",
          "audio"),
-    Case("audio_zero_bytes", "zero-byte .wav", "quarantine", "empty file", "audio"),
-    Case("wav_no_samples", "valid WAV with no samples", "quarantine", "no samples", "audio"),
-    Case("wav_nan", "float WAV with a NaN sample", "quarantine", "NaN or infinite", "audio"),
-    Case("wav_inf", "float WAV with an infinite sample", "quarantine", "NaN or infinite",
+    Case("audio_zero_bytes", "zero-byte .wav", "missing", "empty file", "audio"),
+    Case("wav_no_samples", "valid WAV with no samples", "missing", "no samples", "audio"),
+    Case("wav_nan", "float WAV with a NaN sample", "missing", "NaN or infinite", "audio"),
+    Case("wav_inf", "float WAV with an infinite sample", "missing", "NaN or infinite",
          "audio"),
     Case("wav_hours", "2-hour WAV (115 MB, sparse on disk)", "accept", column="audio",
          note="only max_audio_seconds are read: cut (long_audio: cut, the default); "
-              "left out with long_audio: fail"),
-    Case("audio_directory", "audio path is a directory", "quarantine", "is a directory",
+              "a missing modality with long_audio: fail"),
+    Case("audio_directory", "audio path is a directory", "missing", "is a directory",
          "audio"),
-    Case("audio_missing", "audio path points to nothing", "quarantine", "file not found",
+    Case("audio_missing", "audio path points to nothing", "missing", "file not found",
          "audio"),
     Case("text_megabytes", "3 MB text cell", "accept", column="text",
-         note="cut to max_text_chars (long_text: cut, the default); left out with "
-              "long_text: fail"),
-    Case("text_empty", "empty text cell", "quarantine", "empty text", "text"),
-    Case("number_not_numeric", "'abc' in a numeric column", "quarantine", "is not a number",
+         note="cut to max_text_chars (long_text: cut, the default); a missing modality "
+              "with long_text: fail"),
+    Case("text_empty", "empty text cell", "missing", "empty text", "text"),
+    Case("number_not_numeric", "'abc' in a numeric column", "missing", "is not a number",
          "value"),
-    Case("number_infinite", "'inf' in a numeric column", "quarantine", "not a finite number",
+    Case("number_infinite", "'inf' in a numeric column", "missing", "not a finite number",
          "value"),
     Case("number_missing", "empty numeric cell", "accept", column="value",
          note="missing value (NaN); the numeric extractor imputes it"),
@@ -142,11 +144,11 @@ ITEM_CASES = [
          note="preprocess prints a note; eval counts it as an error (it is never predicted)"),
     Case("label_single_sample", "a class with a single sample", "accept", column="label",
          note="a class like any other"),
-    Case("escape_dotdot", "'../outside/secret.png' (escapes the manifest folder)", "quarantine",
+    Case("escape_dotdot", "'../outside/secret.png' (escapes the manifest folder)", "missing",
          "outside the media roots", "image", note="read normally without --media-root"),
-    Case("escape_absolute", "absolute path outside the media root", "quarantine",
+    Case("escape_absolute", "absolute path outside the media root", "missing",
          "outside the media roots", "image", note="read normally without --media-root"),
-    Case("escape_symlink", "symlink inside the folder pointing outside it", "quarantine",
+    Case("escape_symlink", "symlink inside the folder pointing outside it", "missing",
          "outside the media roots", "image", note="read normally without --media-root"),
 ]
 
@@ -185,7 +187,7 @@ MANIFEST_CASES = [
          manifest="bad_split.csv", exit_code=3),
     Case("no_train", "no row in the train split", "error", "train split", manifest="no_train.csv",
          exit_code=3),
-    Case("all_bad", "every image missing", "error", "more than max_failed_fraction",
+    Case("all_bad", "every image missing", "error", "has no usable cell in its",
          manifest="all_bad.csv", exit_code=3),
     Case("empty_file", "zero-byte manifest", "error", "is empty", manifest="empty_file.csv",
          exit_code=3),
@@ -627,16 +629,19 @@ def _write_rows(path: Path, rows: list[dict], columns: list[str] = COLUMNS) -> N
 def table() -> str:
     """The cases as a Markdown table: input, outcome, what the user sees."""
     seen = {"quarantine": "left out, failures.csv says ", "accept": "processed",
+            "missing": "row kept without this modality, failures.csv says ",
             "error": "exit {code}: `error: ...{expect}... (fix)`"}
     lines = ["| input | outcome | what you see |", "|---|---|---|"]
     for case in CASES:
-        if case.outcome == "quarantine":
+        if case.outcome == "missing":
+            sees = f"{seen['missing']}`kept: ...{case.expect}`"
+        elif case.outcome == "quarantine":
             sees = f"{seen['quarantine']}`{case.expect}`"
         elif case.outcome == "accept":
             sees = seen["accept"] + (f"; {case.note}" if case.note else "")
         else:
             sees = seen["error"].format(code=case.exit_code, expect=case.expect)
-        if case.outcome == "quarantine" and case.note:
+        if case.outcome in ("missing", "quarantine") and case.note:
             sees += f" ({case.note})"
         lines.append(f"| {case.what} | {case.outcome} | {sees} |")
     return "\n".join(lines)

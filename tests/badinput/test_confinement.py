@@ -76,8 +76,10 @@ def test_predict_with_media_root_refuses_escaping_paths(pipeline, untrusted, tmp
        "-j", "1")
     failures = read_rows(out / "failures.csv")
     assert [f["row"] for f in failures] == ["2", "3", "4"]
-    assert all("outside the media roots" in f["reason"] for f in failures)
-    assert len(read_rows(out / "predictions.csv")) == 3
+    assert all(f["reason"].startswith("kept: ") and "outside the media roots" in f["reason"]
+               for f in failures)
+    predictions = read_rows(out / "predictions.csv")  # predicted without the image
+    assert [p["missing"] for p in predictions] == ["", "image", "image", "image", "", ""]
 
 
 def test_predict_media_roots_from_the_config(pipeline, untrusted, tmp_path):

@@ -1,8 +1,9 @@
 """The bad-input corpus (mmcli.testing.badinput) through the CLI: each case's outcome.
 
 One preprocess run over the item corpus (under --media-root, so the escaping paths are refused)
-and one run per manifest case. Every case is either left out with its reason in failures.csv,
-accepted, or a one-line error with its exit code and no output directory.
+and one run per manifest case. Every case is either a missing modality of a kept row or a row
+left out, with its reason in failures.csv, accepted, or a one-line error with its exit code and
+no output directory.
 """
 
 from __future__ import annotations
@@ -57,13 +58,17 @@ def video_run(corpus) -> dict:
 def test_item_case(case, request):
     run = request.getfixturevalue("video_run" if case in VIDEO_CASES else "corpus_run")
     failures, items = run["failures"], run["items"]
-    if case.outcome == "quarantine":
-        assert case.name in failures, f"{case.name} was not left out"
+    if case.outcome in ("missing", "quarantine"):
+        assert case.name in failures, f"{case.name} is not in failures.csv"
         failure = failures[case.name]
         assert failure["column"] == case.column
         assert case.expect in failure["reason"], failure["reason"]
         assert "\n" not in failure["reason"]
-        assert case.name not in items
+        if case.outcome == "quarantine":
+            assert case.name not in items
+        else:  # the row is kept without that modality
+            assert failure["reason"].startswith("kept: ")
+            assert items[case.name][1]["missing"] == [case.column]
     else:
         assert case.outcome == "accept"
         assert case.name in items, failures.get(case.name)

@@ -119,7 +119,7 @@ def test_output_folder_not_writable_for_real(dataset, tmp_path):
     assert "permission denied" in line
 
 
-def test_unreadable_media_are_left_out_per_item(dataset, tmp_path, monkeypatch):
+def test_unreadable_media_are_missing_cells(dataset, tmp_path, monkeypatch):
     rows = read_rows(dataset)
     secret = str(dataset.parent / rows[4]["image"])
     real_open = os.open
@@ -134,7 +134,7 @@ def test_unreadable_media_are_left_out_per_item(dataset, tmp_path, monkeypatch):
     ok("preprocess", dataset, "-o", out, "-j", "1")
     failures = read_rows(out / "failures.csv")
     assert [(f["id"], f["column"]) for f in failures] == [(rows[4]["id"], "image")]
-    assert failures[0]["reason"] == f"permission denied: {secret}"
+    assert failures[0]["reason"] == f"kept: permission denied: {secret}"
 
 
 def test_from_os_error_without_a_file_name():
@@ -208,7 +208,7 @@ def test_bad_limit_values_exit_2(dataset, tmp_path, keys, words):
 def test_image_pixel_limit_from_the_config(dataset, tmp_path):
     line = fails(3, "preprocess", dataset, "-o", tmp_path / "pre", "-j", "1",
                  "-c", config(tmp_path, max_image_pixels=100, max_failed_fraction=1.0))
-    assert "no usable items" in line and "all 36 failed" in line
+    assert "column 'image'" in line and "has no usable cell in its" in line
     assert "image too large (16x16): more than max_image_pixels = 100 pixels" in line
 
 

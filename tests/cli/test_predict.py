@@ -20,9 +20,9 @@ def unlabeled(tmp_path):
     return make_dataset(tmp_path / "new", n=12, seed=1, with_label=False, id_prefix="new")
 
 
-def check_predictions(path, ids):
+def check_predictions(path, ids, extra=()):
     rows = read_rows(path)
-    assert list(rows[0]) == ["id", "prediction", *(f"prob_{c}" for c in CLASSES)]
+    assert list(rows[0]) == ["id", "prediction", *(f"prob_{c}" for c in CLASSES), *extra]
     assert [r["id"] for r in rows] == ids
     for row in rows:
         probs = {c: float(row[f"prob_{c}"]) for c in CLASSES}
@@ -65,7 +65,7 @@ def test_jsonl_manifest(pipeline, tmp_path):
     check_predictions(tmp_path / "pred" / "predictions.csv", [f"item{k:04d}" for k in range(6)])
 
 
-def test_bad_rows_are_left_out_and_listed(pipeline, unlabeled, tmp_path):
+def test_rows_with_a_missing_modality_are_predicted_and_listed(pipeline, unlabeled, tmp_path):
     rows = read_rows(unlabeled)
     (unlabeled.parent / "media" / "broken.png").write_bytes(b"\x89PNG but not really")
     rows[1]["image"] = "media/broken.png"
@@ -74,12 +74,15 @@ def test_bad_rows_are_left_out_and_listed(pipeline, unlabeled, tmp_path):
     write_rows(unlabeled, rows)
     out = tmp_path / "pred"
     result = ok("predict", pipeline.model, unlabeled, "-o", out, "-j", "1")
-    assert "predict: 9 of 12 items predicted, 3 left out" in result.stderr
-    kept = [f"new{k:04d}" for k in range(12) if k not in (1, 4, 7)]
-    check_predictions(out / "predictions.csv", kept)
+    assert "predict: 12 of 12 items predicted, 0 left out" in result.stderr
+    assert "missing modalities in kept items: audio 1, image 1, text 1" in result.stderr
+    check_predictions(out / "predictions.csv", [f"new{k:04d}" for k in range(12)], ["missing"])
+    assert [r["missing"] for r in read_rows(out / "predictions.csv")][:8] == [
+        "", "image", "", "", "audio", "", "", "text"]
     failures = read_rows(out / "failures.csv")
     assert [(f["row"], f["id"], f["column"]) for f in failures] == [
         ("2", "new0001", "image"), ("5", "new0004", "audio"), ("8", "new0007", "text")]
+    assert all(f["reason"].startswith("kept: ") for f in failures)
 
 
 def test_manifest_missing_a_modality_column_exits_3(pipeline, unlabeled, tmp_path):
@@ -141,8 +144,8 @@ def test_too_many_failures_with_a_limit_exit_3(pipeline, unlabeled, tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("predict: {max_failed_fraction: 0.1}\n")
     rows = read_rows(unlabeled)
-    for row in rows[:3]:
-        row["image"] = "media/gone.png"
+    for row in rows[:3]:  # no usable modality: left out
+        row.update(image="media/gone.png", audio="", text="", value="x")
     write_rows(unlabeled, rows)
     line = fails(3, "predict", pipeline.model, unlabeled, "-o", tmp_path / "pred", "-j", "1",
                  "-c", config)

@@ -107,7 +107,7 @@ def test_duplicate_ids_exit_3_and_name_both_rows(dataset, tmp_path):
     assert "rows 5 and 37" in line
 
 
-def test_bad_media_rows_are_left_out_and_listed(dataset, tmp_path):
+def test_bad_media_cells_are_listed_and_their_rows_kept_or_dropped(dataset, tmp_path):
     rows = read_rows(dataset)
     media = dataset.parent / "media"
     (media / "broken.png").write_bytes(b"this is not a png")
@@ -117,8 +117,19 @@ def test_bad_media_rows_are_left_out_and_listed(dataset, tmp_path):
     rows[9]["audio"] = "media/broken.wav"
     write_rows(dataset, rows)
 
+    result = ok("preprocess", dataset, "-o", tmp_path / "keep", "-j", "1")
+    assert "36 of 36 items kept" in result.stderr
+    assert "missing modalities in kept items: audio 1, image 2" in result.stderr
+    kept = read_rows(tmp_path / "keep" / "failures.csv")
+    assert [(f["row"], f["column"]) for f in kept] == [("3", "image"), ("6", "image"),
+                                                       ("10", "audio")]
+    assert all(f["reason"].startswith("kept: ") for f in kept)
+
+    # columns that must be present: today's behaviour, the rows are left out
+    config = tmp_path / "drop.yaml"
+    config.write_text("preprocess: {missing: {image: drop, audio: drop}}\n")
     out = tmp_path / "pre"
-    result = ok("preprocess", dataset, "-o", out, "-j", "1")
+    result = ok("preprocess", dataset, "-o", out, "-j", "1", "-c", config)
     assert "33 of 36 items kept" in result.stderr
     assert "3 left out" in result.stderr
 
@@ -140,13 +151,16 @@ def test_too_many_failures_exit_3_and_leave_nothing(dataset, tmp_path):
     write_rows(dataset, rows)
 
     runs = tmp_path / "runs"
-    line = fails(3, "preprocess", dataset, "-o", runs / "pre", "-j", "1")
+    (tmp_path / "drop.yaml").write_text("preprocess: {missing: {image: drop}}\n")
+    line = fails(3, "preprocess", dataset, "-o", runs / "pre", "-j", "1",
+                 "-c", tmp_path / "drop.yaml")
     assert "5 of 36 items" in line
     assert "max_failed_fraction" in line
     assert "row 1, column 'image'" in line
     assert list(runs.iterdir()) == []  # neither the output nor its temporary
 
-    (tmp_path / "lenient.yaml").write_text("preprocess: {max_failed_fraction: 0.2}\n")
+    (tmp_path / "lenient.yaml").write_text(
+        "preprocess: {max_failed_fraction: 0.2, missing: {image: drop}}\n")
     ok("preprocess", dataset, "-o", runs / "pre", "-j", "1", "-c", tmp_path / "lenient.yaml")
     assert len(items(runs / "pre")) == 31
 
@@ -159,9 +173,11 @@ def test_failed_rerun_keeps_the_previous_output(dataset, tmp_path):
     for row in rows[:10]:
         row["audio"] = "media/missing.wav"
     write_rows(dataset, rows)
-    fails(3, "preprocess", dataset, "-o", out, "-j", "1")
+    (tmp_path / "drop.yaml").write_text("preprocess: {missing: {audio: drop}}\n")
+    fails(3, "preprocess", dataset, "-o", out, "-j", "1", "-c", tmp_path / "drop.yaml")
     assert file_hashes(out) == before
-    assert [p.name for p in tmp_path.iterdir() if p.name != "data"] == ["pre"]
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "data") == [
+        "drop.yaml", "pre"]
 
 
 def test_seed_changes_the_split_and_same_seed_repeats_it(dataset, tmp_path):

@@ -140,12 +140,14 @@ def test_only_training_batches_are_augmented(name):
     model.fit(X, y, 3, Xv, y[:10], blocks=Blocks.from_ranges(blocks, STRUCTURED_LAYOUTS))
     assert len(seen["train"]) == 2 and len(seen["eval"]) == 2
     for batch in seen["train"]:
-        rows = np.sort(batch, axis=0)
+        rows = np.sort(batch[:, :X.shape[1]], axis=0)
         assert not np.array_equal(rows, np.sort(X, axis=0))  # changed
     for batch in seen["eval"]:
-        np.testing.assert_array_equal(batch, Xv)  # validation: untouched
+        # validation: untouched; the presence mask after the blocks says every block is there
+        np.testing.assert_array_equal(batch[:, :Xv.shape[1]], Xv)
+        assert np.all(batch[:, Xv.shape[1]:] == 1)
     model.predict_proba(X)
-    np.testing.assert_array_equal(seen["eval"][-1], X)  # predict: untouched
+    np.testing.assert_array_equal(seen["eval"][-1][:, :X.shape[1]], X)  # predict: untouched
 
 
 def test_rotation_by_90_degrees_turns_a_square_image():

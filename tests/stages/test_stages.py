@@ -192,8 +192,9 @@ def broken(tmp_path):
 
 
 def test_failures_recorded_and_left_out(broken, tmp_path):
+    """With missing: drop (a column that must be present), a bad cell leaves its row out."""
     manifest, rows = broken
-    summary = preprocess(manifest, tmp_path / "pre", pre_config())
+    summary = preprocess(manifest, tmp_path / "pre", pre_config(missing={"image": "drop"}))
     assert (summary["rows"], summary["kept"], summary["failed"]) == (N, N - 2, 2)
     failures = read_failures(tmp_path / "pre" / "failures.csv")
     assert [(f["row"], f["id"], f["column"]) for f in failures] == \
@@ -207,11 +208,26 @@ def test_failures_recorded_and_left_out(broken, tmp_path):
     assert np.load(tmp_path / "pre" / "data" / "audio.offsets.npy").shape[0] == N - 1
 
 
+def test_bad_cells_are_missing_modalities_of_kept_rows(broken, tmp_path):
+    manifest, rows = broken
+    summary = preprocess(manifest, tmp_path / "pre", pre_config())
+    assert (summary["rows"], summary["kept"], summary["failed"]) == (N, N, 0)
+    assert summary["missing_cells"] == {"image": 2}
+    failures = read_failures(tmp_path / "pre" / "failures.csv")
+    assert [(f["row"], f["column"]) for f in failures] == [("1", "image"), ("2", "image")]
+    assert failures[0]["reason"].startswith("kept: file not found")
+    items = artifacts.read_jsonl(tmp_path / "pre" / "items.jsonl")
+    assert [it.get("missing") for it in items[:3]] == [["image"], ["image"], None]
+    image = np.load(tmp_path / "pre" / "data" / "image.npy")
+    assert image.shape[0] == N and not image[:2].any()  # absent: a black stand-in
+
+
 def test_too_many_failures(broken, tmp_path):
     manifest, _ = broken
     out = tmp_path / "runs" / "pre"
     with pytest.raises(DataError) as exc:
-        preprocess(manifest, out, pre_config(max_failed_fraction=0.01))
+        preprocess(manifest, out, pre_config(max_failed_fraction=0.01,
+                                             missing={"image": "drop"}))
     assert "2 of 36" in exc.value.message and "row 1" in exc.value.message
     assert not out.exists()
     assert list((tmp_path / "runs").iterdir()) == []  # no temporary directory left
@@ -233,9 +249,10 @@ def test_failure_in_other_columns(tmp_path):
     failures = read_failures(tmp_path / "pre" / "failures.csv")
     assert [(f["row"], f["column"]) for f in failures] == \
         [("3", "text"), ("4", "value"), ("5", "value"), ("6", "audio"), ("7", "label")]
-    assert summary["kept"] == N - 5
+    assert [f["reason"].startswith("kept: ") for f in failures] == [True] * 4 + [False]
+    assert summary["kept"] == N - 1  # only the unlabelled row is left out
     value = np.load(tmp_path / "pre" / "data" / "value.npy")
-    assert np.isnan(value).sum() == 1
+    assert np.isnan(value).sum() == 3  # the empty cell and the two unusable ones
 
 
 def test_numeric_missing_markers(tmp_path):
@@ -324,14 +341,18 @@ def test_predict_without_labels_equals_eval(run, tmp_path):
 def test_predict_records_failures(run, tmp_path):
     rows = read_csv(run["manifest"])[:6]
     rows[2]["image"] = "media/missing.png"
+    rows[4].update(image="", audio="", text="", value="x")  # nothing usable: left out
     manifest = write_csv(run["root"] / "few.csv", rows, list(rows[0]))
     summary = predict(run["out"] / "model", manifest, tmp_path / "pred", PredictConfig(jobs=1))
     assert (summary["rows"], summary["predicted"], summary["failed"]) == (6, 5, 1)
     assert summary["accuracy"]["n"] == 5  # the manifest has labels: predict reports accuracy
     preds = read_csv(tmp_path / "pred" / "predictions.csv")
-    assert [p["id"] for p in preds] == [r["id"] for k, r in enumerate(rows) if k != 2]
+    assert [p["id"] for p in preds] == [r["id"] for k, r in enumerate(rows) if k != 4]
+    assert preds[2]["missing"] == "image"
     failures = read_failures(tmp_path / "pred" / "failures.csv")
-    assert [(f["row"], f["id"], f["column"]) for f in failures] == [("3", rows[2]["id"], "image")]
+    assert [(f["row"], f["id"], f["column"]) for f in failures] == [
+        ("3", rows[2]["id"], "image"), ("5", rows[4]["id"], "image")]
+    assert "0 of 4 modalities usable" in failures[1]["reason"]
 
 
 def test_predict_needs_model_columns(run, tmp_path):

@@ -13,6 +13,13 @@ One fusion network is one class in one module of this package (``late_repr.py``,
 that says how it fuses (:meth:`~.base.FusionModel.build_fusion` and
 :meth:`~.base.FusionModel.fuse`). Every module here is imported, and so registered, when
 :mod:`mmcli.models` is; tests/models/test_fusion_nets.py runs its contract on each.
+
+Missing modalities (:mod:`mmcli.missing`): the network reads the presence mask from ``M``
+columns appended after the blocks (:meth:`~.network.FusionNet.presence`). An absent
+modality's embedding is zeroed (late_repr, lowrank, whose factor then contributes its learned
+constant row, tensor_layer, whose appended 1 keeps the other modalities' terms) or its gate or
+attention score leaves the softmax (gmu, attention). The learned fusions train with
+``modality_dropout: 0.3`` by default, so that a model learns to predict without each modality.
 """
 
 import importlib

@@ -23,6 +23,6 @@ class AttentionFusion(FusionModel):
     def fuse(self, net, x):
         import torch
 
-        stacked = torch.stack(net.embeddings(x), 1)  # n, m, e
-        alpha = torch.softmax(net.score(stacked), 1)
+        stacked = torch.stack(net.masked_embeddings(x), 1)  # n, m, e
+        alpha = torch.softmax(net.score(stacked) + net.out_of_softmax(x), 1)
         return (alpha * stacked).sum(1)

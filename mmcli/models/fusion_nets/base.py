@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
+from mmcli.errors import DataError
 from mmcli.models.torch_train import TorchModel, TrainParams
 
 
@@ -30,6 +33,9 @@ class FusionParams(TrainParams):
     seq_layers: int = 1
     #: attention heads of the Transformer encoder (must divide seq_dim)
     heads: int = 4
+    #: learned fusions train with modality dropout by default (a missing modality at predict
+    #: time then costs little; docs/missing.md)
+    modality_dropout: float = 0.3
 
 
 class FusionModel(TorchModel):
@@ -41,6 +47,9 @@ class FusionModel(TorchModel):
     the methods, so registering a fusion network costs no torch import."""
 
     needs_blocks = True
+    #: fit and predict take the presence mask (mmcli.missing), fed to the net as M columns
+    #: after the blocks (FusionNet.presence)
+    uses_presence = True
     Params = FusionParams
 
     def __init__(self, seed: int = 0, device: str = "auto", **params):
@@ -70,6 +79,36 @@ class FusionModel(TorchModel):
     def fuse(self, net, x):
         """The fused (n, width) tensor of a batch ``x``; ``net.embeddings(x)`` encodes it."""
         raise NotImplementedError
+
+    # --- the presence mask (mmcli.missing) ----------------------------------------------------
+    def fit_tasks(self, X, Y, tasks, X_val=None, Y_val=None, *, blocks=None, presence=None,
+                  presence_val=None):
+        self._use_blocks(blocks)
+        return super().fit_tasks(
+            self._with_mask(X, presence), Y, tasks,
+            None if X_val is None else self._with_mask(X_val, presence_val), Y_val,
+            blocks=self.blocks_)
+
+    def predict_tasks(self, X, presence=None):
+        return super().predict_tasks(self._with_mask(X, presence))
+
+    def _with_mask(self, X, presence) -> np.ndarray:
+        """The blocks of ``X`` (the fusion's missing indicators left out) and the presence
+        mask as float columns after them."""
+        from mmcli.missing import block_presence
+
+        end = self.blocks_.width
+        mask = block_presence(X, self.blocks_, presence)
+        return np.hstack([np.asarray(X[:, :end], dtype=np.float32), mask.astype(np.float32)])
+
+    def _check_blocks(self) -> None:
+        if self.blocks_ is not None and \
+                self.n_features_ != self.blocks_.width + len(self.blocks_):
+            raise DataError(f"the modality blocks cover {self.blocks_.width} features but the "
+                            f"data has {self.n_features_ - len(self.blocks_)}",
+                            "re-run mmcli fuse")
+        if self.blocks_ is None:
+            super()._check_blocks()
 
     # --- the network --------------------------------------------------------------------------
     def _network(self, n_features: int, n_outputs: int):

@@ -38,9 +38,9 @@ class GatedMultimodalUnit(FusionModel):
 
         es = net.embeddings(x)
         hs = torch.stack([torch.tanh(h) for h in es], 1)  # n, m, e
-        gate_in = x if _plain(net) else torch.cat(es, 1)
-        z = torch.softmax(net.gate(gate_in).view(x.shape[0], len(net.blocks), -1), 1)
-        return (z * hs).sum(1)
+        gate_in = x[:, :net.blocks[-1][1]] if _plain(net) else torch.cat(es, 1)
+        logits = net.gate(gate_in).view(x.shape[0], len(net.blocks), -1) + net.out_of_softmax(x)
+        return (torch.softmax(logits, 1) * hs).sum(1)
 
 
 def _plain(net) -> bool:

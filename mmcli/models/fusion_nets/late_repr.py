@@ -16,4 +16,4 @@ class LateRepr(FusionModel):
     def fuse(self, net, x):
         import torch
 
-        return torch.cat(net.embeddings(x), 1)
+        return torch.cat(net.masked_embeddings(x), 1)

@@ -32,7 +32,7 @@ class LowRank(FusionModel):
 
         ones = x.new_ones(x.shape[0], 1)
         prod = None
-        for k, e in enumerate(net.embeddings(x)):
+        for k, e in enumerate(net.masked_embeddings(x)):  # absent: the factor's constant
             # (n, e+1) x (rank, e+1, emb) -> (rank, n, emb)
             f = torch.matmul(torch.cat([e, ones], 1), net.factors[k])
             prod = f if prod is None else prod * f

@@ -36,5 +36,20 @@ class FusionNet(nn.Module):
     def embeddings(self, x) -> list:
         return [enc(x[:, a:b]) for enc, (a, b) in zip(self.encoders, self.blocks)]
 
+    def presence(self, x):
+        """The (n, M) presence mask the model appended after the blocks (1.0: present)."""
+        end = self.blocks[-1][1]
+        return x[:, end:end + len(self.blocks)]
+
+    def masked_embeddings(self, x) -> list:
+        """:meth:`embeddings`, an absent modality's zeroed (mmcli.missing)."""
+        mask = self.presence(x)
+        return [e * mask[:, k:k + 1] for k, e in enumerate(self.embeddings(x))]
+
+    def out_of_softmax(self, x):
+        """(n, M, 1): 0 for a present modality, -1e4 for an absent one, added to gate or
+        attention logits so that an absent modality leaves the softmax."""
+        return (self.presence(x)[:, :, None] - 1.0) * 1e4
+
     def forward(self, x):
         return self.head(self._fuse(self, x))

@@ -35,7 +35,7 @@ class TensorLayer(FusionModel):
         import torch
 
         out = x.new_ones(x.shape[0], 1)
-        for e in net.embeddings(x):
+        for e in net.masked_embeddings(x):  # absent: zeros, the appended 1 keeps the rest
             e1 = torch.cat([x.new_ones(x.shape[0], 1), e], 1)
             out = (out[:, :, None] * e1[:, None, :]).reshape(x.shape[0], -1)
         return out
