@@ -6,8 +6,9 @@ are usable (docs/missing.md). The mask travels down the chain as each item's ``m
 list (written only when non-empty, so a manifest without gaps gives the artifacts it always
 gave):
 
-* preprocess stores :func:`decoded_fill` for the absent cell (so the data arrays keep one
-  row per item) and records the cell in failures.csv with a reason starting ``kept:``;
+* preprocess stores the kind's ``missing_value`` (:mod:`mmcli.kinds`) for the absent cell
+  (so the data arrays keep one row per item) and records the cell in failures.csv with a
+  reason starting ``kept:``;
 * extract writes :data:`FEATURE_FILL` for the absent cell's feature row (extractors never
   see it, neither when fitting nor when transforming);
 * fuse replaces the absent block by the block's train mean over present rows (its
@@ -16,7 +17,7 @@ gave):
 * models that combine blocks themselves (``late_decision``, the learned fusions) receive the
   mask as ``presence`` (see :func:`predict_proba`).
 
-The per-kind values live here, in one place, until the modality kinds become classes.
+The per-kind stand-ins are the kinds' own (``Kind.missing_value`` in :mod:`mmcli.kinds`).
 """
 
 from __future__ import annotations
@@ -31,19 +32,6 @@ KEPT_PREFIX = "kept: "
 FEATURE_FILL = 0.0
 #: fusion.json key describing the missing-indicator columns appended to fused.npy
 INDICATOR_KEY = "missing_indicators"
-
-
-def decoded_fill(kind: str, image_size: list) -> object:
-    """The stand-in preprocess stores for an absent cell of ``kind``: a black image, an
-    empty clip, an empty text or category, NaN for a number."""
-    if kind == "image":
-        w, h = image_size
-        return np.zeros((h, w, 3), dtype=np.uint8)
-    if kind == "audio":
-        return np.zeros(0, dtype=np.float32)
-    if kind == "numeric":
-        return float("nan")
-    return ""
 
 
 def missing_of(item: dict) -> list[str]:
