@@ -153,15 +153,15 @@ def _start_workers(configs: dict) -> None:
     """Start the worker processes' fork server once for every stage, importing what all of
     them need (the extractors' libraries, the model candidates'): each stage's pool then forks
     workers that have them, instead of each pool's workers importing them again."""
-    from mmcli.config import KINDS
     from mmcli.extractors import EXTRACTORS
     from mmcli.extractors.base import config_name
+    from mmcli.kinds import kind_names
     from mmcli.models.select import WORKER_MODULES
     from mmcli.parallel import runtime_of, start_workers
 
     extract = configs["extract"]
     try:
-        classes = [EXTRACTORS.get(config_name(name)[0]) for kind in KINDS
+        classes = [EXTRACTORS.get(config_name(name)[0]) for kind in kind_names()
                    for name in (getattr(extract, kind, None) or [])]
     except MmcliError:  # an unknown name: the extract stage says so
         classes = []
