@@ -147,7 +147,7 @@ def _accuracy(manifest, ids, items, predicted, label: str | None) -> dict | None
     """Accuracy on the rows whose label is known, when the manifest has the label column."""
     if not label or label not in manifest.columns:
         return None
-    truth = {i: r.get(label, "").strip() for i, r in zip(ids, manifest.rows)}
+    truth = dict(zip(ids, manifest.stripped(label)))
     pairs = [(truth[it["id"]], p) for it, p in zip(items, predicted) if truth[it["id"]]]
     if not pairs:
         return None

@@ -487,6 +487,9 @@ def _collect_chunk(k: int, results: list, rows: _Rows, state: PreprocessState, o
         reused = _keep_values(payload, item["values"], record, state, out, old)
         if absent:
             item["missing"] = list(absent)
+            for col, why in absent.items():
+                log.info("row %d (id %s) kept without column %r: %s", i + 1, rows.ids[i],
+                         col, why)
             record["kept_cells"] += [{"row": i + 1, "id": rows.ids[i], "column": col,
                                       "reason": KEPT_PREFIX + why} for col, why in absent.items()]
         if out.appenders:

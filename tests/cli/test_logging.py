@@ -33,11 +33,20 @@ def test_bad_log_format_is_a_usage_error(dataset, tmp_path):
 def test_verbose_lists_items_left_out_and_strict_exits_6(dataset, tmp_path):
     manifest = with_missing_image(dataset)
     quiet = run("preprocess", manifest, "-o", tmp_path / "a", "-j", "1")
-    assert quiet.exit_code == 0 and "left out: column 'image'" not in quiet.stderr
+    assert quiet.exit_code == 0 and "column 'image'" not in quiet.stderr
     verbose = run("-v", "preprocess", manifest, "-o", tmp_path / "b", "-j", "1")
     assert verbose.exit_code == 0
+    # the row keeps its other modalities (docs/missing.md): kept, not left out
+    assert "info: row 4 (id item0003) kept without column 'image': file not found" \
+        in verbose.stderr
+    assert run("--strict", "preprocess", manifest, "-o", tmp_path / "k", "-j", "1"
+               ).exit_code == 0
+    config = tmp_path / "drop.yaml"
+    config.write_text("preprocess:\n  missing: {image: drop}\n")
+    verbose = run("-v", "preprocess", manifest, "-c", config, "-o", tmp_path / "v", "-j", "1")
     assert "info: row 4 (id item0003) left out: column 'image': file not found" in verbose.stderr
-    strict = run("--strict", "preprocess", manifest, "-o", tmp_path / "c", "-j", "1")
+    strict = run("--strict", "preprocess", manifest, "-c", config, "-o", tmp_path / "c",
+                 "-j", "1")
     assert strict.exit_code == 6
     assert "1 item(s) were left out" in strict.stderr
     assert (tmp_path / "c" / "meta.json").exists()  # the output is complete all the same
