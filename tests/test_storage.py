@@ -50,9 +50,10 @@ def test_a_missing_remote_file_fails_alone_naming_its_url(remote, tmp_path):
     _, url = remote
     fsspec.filesystem("memory").rm(url.rsplit("/", 1)[0] + "/media/item0003.png")
     summary = preprocess(url, tmp_path / "pre", PreprocessConfig(jobs=1))
-    assert summary["failed"] == 1
+    # the row keeps its other modalities; the cell is missing, named in failures.csv
+    assert summary["failed"] == 0 and summary["missing_cells"] == {"image": 1}
     failures = (tmp_path / "pre" / "failures.csv").read_text()
-    assert "file not found: memory://" in failures and "item0003.png" in failures
+    assert "kept: file not found: memory://" in failures and "item0003.png" in failures
 
 
 def test_file_urls_are_local_paths(tmp_path):
@@ -119,7 +120,7 @@ def test_a_back_end_error_is_one_items_failure(remote, tmp_path, monkeypatch):
 
     monkeypatch.setattr(storage, "_fs", flaky)
     summary = preprocess(url, tmp_path / "pre", PreprocessConfig(jobs=1))
-    assert summary["failed"] == 1
+    assert summary["failed"] == 0 and summary["missing_cells"] == {"audio": 1}
     failures = (tmp_path / "pre" / "failures.csv").read_text()
     assert "item0004" in failures and "Forbidden: 403 Forbidden" in failures
 
