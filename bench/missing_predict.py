@@ -15,7 +15,7 @@ a-b <= 0.5 * (a-c), the criterion of issue 14.
 
     python bench/missing_predict.py sample                # sample_data/manifest.csv
     python bench/missing_predict.py digits --time-limit 30
-    python bench/missing_predict.py speech_transcripts    # Arabic speech + noisy transcripts
+    python bench/missing_predict.py speech_transcripts_complete  # Arabic speech + transcripts
 
 Results accumulate in bench/results/missing_predict.json (one entry per set) and
 missing_predict.md.
@@ -69,7 +69,8 @@ def complete_transcripts() -> Path:
 
 SETS = {"sample": (datasets.sample, ""),
         "digits": (datasets.digits, ""),
-        "speech_transcripts": (complete_transcripts, "group: group, columns: {transcript: text}, ")}
+        "speech_transcripts_complete": (complete_transcripts,
+                                        "group: group, columns: {transcript: text}, ")}
 
 
 def mmcli(*args) -> dict:
