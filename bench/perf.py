@@ -106,6 +106,16 @@ def make_photos(folder: Path, n: int, size=(1024, 768), distinct: int = 100) -> 
     return paths
 
 
+def _write_wav(path: Path, y: np.ndarray, rate: int) -> None:
+    """``y`` (floats in [-1, 1], clipped) as a mono 16-bit WAV."""
+    pcm = (np.clip(y, -1, 1) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as wf:
+        wf.setnchannels(1)
+        wf.setsampwidth(2)
+        wf.setframerate(rate)
+        wf.writeframes(pcm.tobytes())
+
+
 def make_clips(folder: Path, n: int, rate: int = 16000, seconds: float = 1.0) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -117,12 +127,7 @@ def make_clips(folder: Path, n: int, rate: int = 16000, seconds: float = 1.0) ->
             f0 = 120 + 200 * rng.random()
             y = sum(np.sin(2 * np.pi * f0 * m * t) / m for m in range(1, 6))
             y = 0.3 * y * np.exp(-((t - 0.5) ** 2) / 0.05) + rng.normal(0, 0.01, t.size)
-            pcm = (np.clip(y, -1, 1) * 32767).astype("<i2")
-            with wave.open(str(path), "wb") as wf:
-                wf.setnchannels(1)
-                wf.setsampwidth(2)
-                wf.setframerate(rate)
-                wf.writeframes(pcm.tobytes())
+            _write_wav(path, y, rate)
         paths.append(path)
     return paths
 
@@ -491,12 +496,7 @@ def _tone_wav(path: Path, c: int, rng, rate: int = 16000) -> None:
     pitch = rng.uniform(0.9, 1.1)
     y = env * (np.sin(2 * np.pi * f1 * pitch * t) + 0.5 * np.sin(2 * np.pi * f2 * pitch * t))
     y = 0.3 * y / max(np.abs(y).max(), 1e-6) + rng.normal(0, 0.02, t.size)
-    pcm = (np.clip(y, -1, 1) * 32767).astype("<i2")
-    with wave.open(str(path), "wb") as wf:
-        wf.setnchannels(1)
-        wf.setsampwidth(2)
-        wf.setframerate(rate)
-        wf.writeframes(pcm.tobytes())
+    _write_wav(path, y, rate)
 
 
 def timed(args: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:

@@ -54,12 +54,7 @@ Decisions = dict[str, list[dict]]
 @storage.staged("pre_dir")
 def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
             progress: ProgressFactory = silent) -> dict:
-    """Fit the configured extractors on train items and write every item's features.
-
-    Longer than 60 lines because it is the stage's one straight sequence, each step a call:
-    check the config, start the workers, open the input, build the plan, fit it or reuse the
-    previous fit, transform and write; splitting it further would pass a dozen locals
-    between helpers."""
+    """Fit the configured extractors on train items and write every item's features."""
     config = config or ExtractConfig()
     _check_lists(config)
     connect(runtime_of(config))  # an unknown executor or scheduler fails now
@@ -75,28 +70,13 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         raise ArtifactError(f"{pre.path} has no train items",
                             "re-run preprocess with a train split")
 
-    plan, conditional = build_plan(config, pstate.columns)
-
+    plan, conditional = build_plan(config, pstate.columns)  # checks every extractor's params
     keys = item_keys(pre.path, data.items, pstate.columns)
     fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
                                                     for k in train])
     previous = _previous(Path(out), fit_signature)
-    if previous is not None:  # train split and config unchanged: the fitted state is reused
-        plan = load_plan(Path(out) / "state" / "extract")
-        decisions = load_decisions(Path(out) / "state" / "extract")
-        old_rows = {key: k for k, key in enumerate(previous)}
-        reuse = {k: old_rows[key] for k, key in enumerate(keys) if key in old_rows}
-    else:
-        reuse = {}
-        n_fits = sum(len(v) for v in plan.values())
-        with progress("extract: fit", n_fits) as bar:
-
-            def train_column(col: str):  # the present cells only (mmcli.missing)
-                column = data.column(col, present_rows(data.items, train, col))
-                check_train_column(col, pstate.columns[col], column)
-                return column
-
-            plan, decisions = fit_plan(plan, conditional, train_column, bar.advance)
+    plan, decisions, reuse = _fit_or_reuse(plan, conditional, pstate, data, train, keys,
+                                           Path(out), previous, progress)
 
     inputs = {str(pre.path): pre.meta_hash()}
     key = artifacts.fingerprint("extract", to_dict(config), inputs)
@@ -120,18 +100,48 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
         shutil.copy2(pre.path / "state" / "preprocess.json", state_dir / "preprocess.json")
         save_plan(plan, pstate.columns, state_dir / "extract", decisions)
         artifacts.write_json(state_dir / "fit.json", {"signature": fit_signature})
-        summary = {"items": len(data), "blocks": {b["column"]: b["dim"] for b in blocks}}
-        notes = {b["column"]: [*(f"{d['name']}(auto) {'added' if d['applied'] else 'left out'}: "
-                                 f"{d['reason']}" for d in b.get("decisions", [])),
-                               *(f"{e['name']}: {e['note']}" for e in b["extractors"]
-                                 if e.get("note"))]
-                 for b in blocks}
-        notes = {c: n for c, n in notes.items() if n}
-        if notes:
-            summary["notes"] = notes
+        summary = _summary(len(data), blocks)
         writer.commit(to_dict(config), config.seed, inputs, summary)
     # how much was reused is reported, not recorded: the output is the same either way
     return {**summary, **work, "refit": previous is None}
+
+
+def _fit_or_reuse(plan: dict, conditional, pstate: PreprocessState, data: PreprocessedData,
+                  train: np.ndarray, keys: list[str], out: Path, previous: list[str] | None,
+                  progress: ProgressFactory) -> tuple[dict, Decisions, dict[int, int]]:
+    """(fitted plan, conditional decisions, {item: row of the previous output to copy}).
+    With ``previous`` (the train split and config unchanged) the earlier output's fitted
+    state is loaded and its rows of unchanged items reused; else ``plan`` (from
+    :func:`build_plan`) is fitted on the train items' present cells (mmcli.missing)."""
+    if previous is not None:
+        old_rows = {key: k for k, key in enumerate(previous)}
+        reuse = {k: old_rows[key] for k, key in enumerate(keys) if key in old_rows}
+        state = out / "state" / "extract"
+        return load_plan(state), load_decisions(state), reuse
+
+    def train_column(col: str):
+        column = data.column(col, present_rows(data.items, train, col))
+        check_train_column(col, pstate.columns[col], column)
+        return column
+
+    with progress("extract: fit", sum(len(v) for v in plan.values())) as bar:
+        plan, decisions = fit_plan(plan, conditional, train_column, bar.advance)
+    return plan, decisions, {}
+
+
+def _summary(n_items: int, blocks: list[dict]) -> dict:
+    """The stage summary: items, block widths, and per column the notes of its conditional
+    decisions and extractors (when any)."""
+    summary = {"items": n_items, "blocks": {b["column"]: b["dim"] for b in blocks}}
+    notes = {b["column"]: [*(f"{d['name']}(auto) {'added' if d['applied'] else 'left out'}: "
+                             f"{d['reason']}" for d in b.get("decisions", [])),
+                           *(f"{e['name']}: {e['note']}" for e in b["extractors"]
+                             if e.get("note"))]
+             for b in blocks}
+    notes = {c: n for c, n in notes.items() if n}
+    if notes:
+        summary["notes"] = notes
+    return summary
 
 
 def _check_lists(config: ExtractConfig) -> None:
