@@ -5,8 +5,10 @@ Arrays are memory-mapped, so reading a slice costs only that slice.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,9 +21,19 @@ class AudioClips:
 
     clips: list[np.ndarray]
     sample_rate: int
+    _shared: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def shared(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        """``compute()``, run once per batch and ``key``: what several extractors derive
+        alike from the same clips (a spectrogram of one framing) is computed by the first
+        that asks and kept as long as the batch (one chunk). The clips must not change
+        meanwhile."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        return self._shared[key]
 
 
 class PreprocessedData:

@@ -188,16 +188,47 @@ class Hog(Extractor):
         return blocks * blocks * p.cells_per_block ** 2 * p.orientations
 
     def _transform(self, images: np.ndarray) -> np.ndarray:
-        from skimage.feature import hog
-
         p = self.params
-        out = np.zeros((len(images), self.dim_), dtype=np.float32)
-        for k, gray in enumerate(_gray(images, p.size)):
-            out[k] = hog(gray, orientations=p.orientations,
-                         pixels_per_cell=(p.pixels_per_cell, p.pixels_per_cell),
-                         cells_per_block=(p.cells_per_block, p.cells_per_block),
-                         block_norm="L2-Hys", feature_vector=True)
-        return out
+        grays = _gray(images, p.size)
+        if not grays:
+            return np.zeros((0, self.dim_), dtype=np.float32)
+        return hog_l2hys(np.stack(grays), p.orientations, p.pixels_per_cell,
+                         p.cells_per_block).reshape(len(grays), self.dim_)
+
+
+def hog_l2hys(grays: np.ndarray, orientations: int, cell: int, block: int) -> np.ndarray:
+    """``skimage.feature.hog(gray, orientations, (cell, cell), (block, block), "L2-Hys")`` of
+    every image of a (n, height, width) float32 batch, bit for bit, as (n, features) float32.
+
+    The same gradients and cell histograms (skimage's own kernel, image by image); the
+    block normalisation, which skimage runs block by block in a Python loop (60% of its
+    time on 64x64 images), runs here on every block of the batch at once, with the same
+    operations on the same values (a sum over a block's contiguous values, as
+    ``np.sum(block ** 2)`` sums them; a test compares the result with skimage's).
+    """
+    from skimage.feature import _hoghistogram
+
+    n, rows, cols = grays.shape
+    cells_r, cells_c = rows // cell, cols // cell
+    # skimage's _hog_channel_gradient, for the whole batch (float32, like the images)
+    g_row = np.zeros_like(grays)
+    g_row[:, 1:-1, :] = grays[:, 2:, :] - grays[:, :-2, :]
+    g_col = np.zeros_like(grays)
+    g_col[:, :, 1:-1] = grays[:, :, 2:] - grays[:, :, :-2]
+    g_row, g_col = g_row.astype(float), g_col.astype(float)
+    hist = np.zeros((n, cells_r, cells_c, orientations))
+    for k in range(n):
+        _hoghistogram.hog_histograms(g_col[k], g_row[k], cell, cell, cols, rows, cells_c,
+                                     cells_r, orientations, hist[k])
+    # every block's cells (block, block, orientations), flattened in skimage's order
+    windows = np.lib.stride_tricks.sliding_window_view(hist, (block, block), axis=(1, 2))
+    blocks = np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3)).reshape(
+        -1, block * block * orientations)
+    eps = 1e-5  # skimage's _hog_normalize_block, method "L2-Hys"
+    out = blocks / np.sqrt(np.sum(blocks ** 2, axis=-1) + eps ** 2)[:, None]
+    out = np.minimum(out, 0.2)
+    out = out / np.sqrt(np.sum(out ** 2, axis=-1) + eps ** 2)[:, None]
+    return out.astype(np.float32).reshape(n, -1)
 
 
 @EXTRACTORS.register("lbp", kind="image")
