@@ -53,6 +53,70 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+class HashCache:
+    """sha256 digests of files, each trusted while its file keeps the size, modification time
+    and inode it had when it was hashed (the state DVC keeps), so that a file this process
+    has just written or checked is not read again.
+
+    Files are keyed by device and inode, so a stage's output stays known when its temporary
+    directory is renamed into place. Used through :func:`hash_cache`: ``mmcli run`` holds one
+    for the whole chain (a stage's inputs are the outputs the stage before it just hashed),
+    and extract saves its input checks beside its journal (``NAME``), so the rerun of a
+    killed run does not hash its input again.
+    """
+
+    NAME = ".hashes.json"
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list] = {}
+
+    def sha256(self, path: Path) -> str:
+        st = os.stat(path)
+        key, stamp = f"{st.st_dev}:{st.st_ino}", [st.st_size, st.st_mtime_ns]
+        known = self.entries.get(key)
+        if known is not None and known[1:] == stamp:
+            return known[0]
+        digest = sha256_file(path)
+        self.entries[key] = [digest, *stamp]
+        return digest
+
+    def load(self, path: Path) -> HashCache:
+        """Add the entries saved at ``path`` (a killed run's), if any and readable."""
+        try:
+            saved = json.loads(Path(path).read_text("utf-8"))
+        except (OSError, ValueError):
+            return self
+        if isinstance(saved, dict):
+            self.entries.update({k: v for k, v in saved.items()
+                                 if isinstance(v, list) and len(v) == 3})
+        return self
+
+    def save(self, path: Path) -> None:
+        Path(path).write_text(json.dumps(self.entries, sort_keys=True), "utf-8")
+
+
+#: the HashCache in use (see hash_cache); None: every check reads the files
+_HASHES: contextvars.ContextVar[HashCache | None] = contextvars.ContextVar(
+    "mmcli_hashes", default=None)
+
+
+@contextmanager
+def hash_cache(cache: HashCache | None = None):
+    """Use ``cache`` (the one in use already, or a new one) for the file checks of a block:
+    :func:`open_stage`'s verification and :meth:`StageWriter.commit`'s hashes."""
+    cache = cache or _HASHES.get() or HashCache()
+    token = _HASHES.set(cache)
+    try:
+        yield cache
+    finally:
+        _HASHES.reset(token)
+
+
+def _sha256(path: Path) -> str:
+    cache = _HASHES.get()
+    return cache.sha256(path) if cache is not None else sha256_file(path)
+
+
 def library_versions() -> dict[str, str]:
     from importlib import metadata
 
@@ -328,10 +392,11 @@ class StageWriter:
 
     def commit(self, config: dict, seed: int | None, inputs: dict[str, str], summary: dict) -> Path:
         (self.tmp / Journal.NAME).unlink(missing_ok=True)
+        (self.tmp / HashCache.NAME).unlink(missing_ok=True)
         # an input staged from a URL is recorded as the URL (see mmcli.storage)
         inputs = {storage.display(k): v for k, v in inputs.items()}
         outputs = {
-            str(p.relative_to(self.tmp)): sha256_file(p)
+            str(p.relative_to(self.tmp)): _sha256(p)
             for p in sorted(self.tmp.rglob("*"))
             if p.is_file()
         }
@@ -410,7 +475,7 @@ def _same_output(out: Path, new_meta: Path, outputs: dict[str, str]) -> bool:
         present = {str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()}
         if present != set(outputs) | {META}:
             return False
-        return all(sha256_file(out / rel) == digest for rel, digest in outputs.items())
+        return all(_sha256(out / rel) == digest for rel, digest in outputs.items())
     except OSError:
         return False
 
@@ -614,13 +679,21 @@ def open_stage(path: Path, expected: str, for_command: str, verify: bool = True)
             f"version {SCHEMA_VERSION}",
             f"re-create it with this mmcli: `{make}`",
         )
+    stage = StageDir(path, meta)
     if verify:
-        for rel, digest in meta.get("outputs", {}).items():
-            p = path / rel
-            if not p.is_file():
-                raise ArtifactError(f"{p} is missing from the stage directory", f"re-run `{make}`")
-            if sha256_file(p) != digest:
-                raise ArtifactError(
-                    f"{p} was modified after the stage wrote it (hash mismatch)", f"re-run `{make}`"
-                )
-    return StageDir(path, meta)
+        verify_stage(stage)
+    return stage
+
+
+def verify_stage(stage: StageDir) -> None:
+    """Check that every output file of a stage directory is there and unmodified (its sha256
+    is the one ``meta.json`` records; through the :class:`HashCache` in use, if any)."""
+    make = MAKES.get(stage.stage, "the stage that made it")
+    for rel, digest in stage.meta.get("outputs", {}).items():
+        p = stage.path / rel
+        if not p.is_file():
+            raise ArtifactError(f"{p} is missing from the stage directory", f"re-run `{make}`")
+        if _sha256(p) != digest:
+            raise ArtifactError(
+                f"{p} was modified after the stage wrote it (hash mismatch)", f"re-run `{make}`"
+            )

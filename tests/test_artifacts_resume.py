@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from mmcli.artifacts import Journal, NpyAppender, StageWriter
 
@@ -67,3 +68,47 @@ def test_writer_discards_a_dead_runs_tmp_with_another_key(tmp_path):
     assert not dead.exists()
     assert writer.journal().records == []
     writer.abort()
+
+
+def test_hash_cache_trusts_a_file_only_while_its_size_and_time_are_unchanged(tmp_path):
+    import os
+
+    from mmcli.artifacts import HashCache, sha256_file
+
+    f = tmp_path / "a.bin"
+    f.write_bytes(b"one")
+    cache = HashCache()
+    assert cache.sha256(f) == sha256_file(f)
+    st = os.stat(f)
+    f.write_bytes(b"two")  # same size: only the modification time tells
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns + 1))
+    assert cache.sha256(f) == sha256_file(f)
+    cache.save(tmp_path / HashCache.NAME)
+    assert HashCache().load(tmp_path / HashCache.NAME).entries == cache.entries
+    assert HashCache().load(tmp_path / "missing.json").entries == {}
+
+
+def test_a_chain_in_one_process_hashes_each_output_once(tmp_path, monkeypatch):
+    """Under one hash_cache (as in mmcli run) a stage checks its input, the previous stage's
+    output, without reading it again; a file modified since is still caught."""
+    from mmcli import artifacts
+    from mmcli.config import ExtractConfig, PreprocessConfig
+    from mmcli.errors import ArtifactError
+    from mmcli.stages import extract, preprocess
+    from mmcli.testing.dummies import make_dataset
+
+    manifest = make_dataset(tmp_path / "data", n=12)
+    read = []
+    sha256_file = artifacts.sha256_file
+    monkeypatch.setattr(artifacts, "sha256_file", lambda p: read.append(str(p)) or
+                        sha256_file(p))
+    with artifacts.hash_cache():
+        preprocess(manifest, tmp_path / "pre", PreprocessConfig(jobs=1))
+        written = len(read)
+        extract(tmp_path / "pre", tmp_path / "feat", ExtractConfig(jobs=1))
+        again = [p for p in read[written:] if "/pre/" in p and not p.endswith("meta.json")]
+        assert not again
+        data = tmp_path / "pre" / "data" / "value.npy"
+        data.write_bytes(data.read_bytes()[:-1])
+        with pytest.raises(ArtifactError, match="value.npy was modified"):
+            extract(tmp_path / "pre", tmp_path / "feat2", ExtractConfig(jobs=1))

@@ -87,7 +87,9 @@ def command(
         for note in notes:
             console.info(f"  {column}: {note}")
     if s["reused"] or s["resumed_chunks"] or not s["refit"]:
-        fit = "fitted state reused (train split unchanged)" if not s["refit"] else "refitted"
+        fit = ("fitted state reused (train split unchanged)" if not s["refit"] else
+               "fitted state of the interrupted run loaded" if s.get("fit_resumed") else
+               "refitted")
         console.info(f"incremental: {fit}; computed {s['computed']} item features, reused "
                      f"{s['reused']}, {s['resumed_chunks']} chunks resumed")
     console.info(f"wrote {out}")

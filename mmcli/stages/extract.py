@@ -61,30 +61,39 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
     # workers start now, importing what the extractors need, while this process checks the
     # input's hashes and fits
     start_workers(runtime_of(config), _worker_modules(pre_dir, config))
-    pre = artifacts.open_stage(pre_dir, "preprocess", "mmcli extract")
-    pstate = PreprocessState.load(pre.path / "state")
-    check_label(pstate, config.label, pre.path)
-    data = PreprocessedData(pre.path, pstate.columns, pstate.sample_rate)
-    train = np.array([k for k, it in enumerate(data.items) if it["split"] == "train"], dtype=int)
-    if train.size == 0:
-        raise ArtifactError(f"{pre.path} has no train items",
-                            "re-run preprocess with a train split")
-
-    plan, conditional = build_plan(config, pstate.columns)  # checks every extractor's params
-    keys = item_keys(pre.path, data.items, pstate.columns)
-    fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
-                                                    for k in train])
-    previous = _previous(Path(out), fit_signature)
-    plan, decisions, reuse = _fit_or_reuse(plan, conditional, pstate, data, train, keys,
-                                           Path(out), previous, progress)
-
+    # its files are checked in the writer: a killed run's rerun finds that run's checks there
+    pre = artifacts.open_stage(pre_dir, "preprocess", "mmcli extract", verify=False)
     inputs = {str(pre.path): pre.meta_hash()}
     key = artifacts.fingerprint("extract", to_dict(config), inputs)
     with artifacts.StageWriter(out, "extract", (pre.path,), resume_key=key) as writer:
         journal = writer.journal()
+        _verify_input(pre, writer.path / artifacts.HashCache.NAME)
+        pstate = PreprocessState.load(pre.path / "state")
+        check_label(pstate, config.label, pre.path)
+        data = PreprocessedData(pre.path, pstate.columns, pstate.sample_rate)
+        train = np.array([k for k, it in enumerate(data.items) if it["split"] == "train"],
+                         dtype=int)
+        if train.size == 0:
+            raise ArtifactError(f"{pre.path} has no train items",
+                                "re-run preprocess with a train split")
+
+        plan, conditional = build_plan(config, pstate.columns)  # checks the extractors' params
+        keys = item_keys(pre.path, data.items, pstate.columns)
+        fit_signature = _fit_signature(config, pstate, [(data.items[k]["id"], keys[k])
+                                                        for k in train])
+        previous = _previous(Path(out), fit_signature)
+        state_dir = writer.path / "state"
+        # the fit is saved before the chunks run, so a killed run's rerun loads it
+        resumed = _saved_fit(state_dir, fit_signature)
+        if resumed is None:
+            plan, decisions = _fit_or_reuse(plan, conditional, pstate, data, train, Path(out),
+                                            previous, progress)
+            _save_fit(state_dir, plan, pstate, decisions, fit_signature)
+        else:
+            plan, decisions = resumed
         blocks, work = transform(pre.path, pstate, plan, writer.path / "features",
-                                 runtime_of(config),
-                                 progress, journal=journal, reuse=reuse,
+                                 runtime_of(config), progress, journal=journal,
+                                 reuse=_reused_rows(keys, previous),
                                  old_features=Path(out) / "features")
         for block in blocks:
             if decisions.get(block["column"]):
@@ -95,29 +104,53 @@ def extract(pre_dir: Path, out: Path, config: ExtractConfig | None = None,
                                    if k in it}, "key": keys[n]}
                                for n, it in enumerate(data.items)])
         artifacts.write_json(writer.path / "blocks.json", blocks)
-        state_dir = writer.path / "state"
-        state_dir.mkdir(exist_ok=True)
         shutil.copy2(pre.path / "state" / "preprocess.json", state_dir / "preprocess.json")
-        save_plan(plan, pstate.columns, state_dir / "extract", decisions)
-        artifacts.write_json(state_dir / "fit.json", {"signature": fit_signature})
         summary = _summary(len(data), blocks)
         writer.commit(to_dict(config), config.seed, inputs, summary)
     # how much was reused is reported, not recorded: the output is the same either way
-    return {**summary, **work, "refit": previous is None}
+    return {**summary, **work, "refit": previous is None, "fit_resumed": resumed is not None}
+
+
+def _verify_input(pre: artifacts.StageDir, checked: Path) -> None:
+    """Check the input's files against its ``meta.json`` (mmcli.artifacts.verify_stage),
+    skipping those this process (``mmcli run``) or the killed run whose temporary directory
+    this one adopted has hashed already, unchanged since (``checked`` keeps that run's)."""
+    with artifacts.hash_cache() as hashes:
+        hashes.load(checked)
+        artifacts.verify_stage(pre)
+        hashes.save(checked)
+
+
+def _save_fit(state_dir: Path, plan: Plan, pstate: PreprocessState, decisions: Decisions,
+              signature: str) -> None:
+    """The fitted extractors and their decisions, then ``fit.json`` (written last: a run
+    killed while saving leaves no fit.json, and its rerun fits again)."""
+    save_plan(plan, pstate.columns, state_dir / "extract", decisions)
+    artifacts.write_json(state_dir / "fit.json", {"signature": signature})
+
+
+def _saved_fit(state_dir: Path, signature: str) -> tuple[Plan, Decisions] | None:
+    """The fit a killed run of the same output saved in the temporary directory this run
+    adopted (the same train items and config: ``signature``), else None."""
+    if not (state_dir / "fit.json").is_file():
+        return None
+    try:
+        if artifacts.read_json(state_dir / "fit.json").get("signature") != signature:
+            return None
+        return load_plan(state_dir / "extract"), load_decisions(state_dir / "extract")
+    except (*artifacts.NOT_REUSABLE, AttributeError):  # fit again
+        return None
 
 
 def _fit_or_reuse(plan: dict, conditional, pstate: PreprocessState, data: PreprocessedData,
-                  train: np.ndarray, keys: list[str], out: Path, previous: list[str] | None,
-                  progress: ProgressFactory) -> tuple[dict, Decisions, dict[int, int]]:
-    """(fitted plan, conditional decisions, {item: row of the previous output to copy}).
-    With ``previous`` (the train split and config unchanged) the earlier output's fitted
-    state is loaded and its rows of unchanged items reused; else ``plan`` (from
+                  train: np.ndarray, out: Path, previous: list[str] | None,
+                  progress: ProgressFactory) -> tuple[dict, Decisions]:
+    """(fitted plan, conditional decisions). With ``previous`` (the train split and config
+    unchanged) the earlier output's fitted state is loaded; else ``plan`` (from
     :func:`build_plan`) is fitted on the train items' present cells (mmcli.missing)."""
     if previous is not None:
-        old_rows = {key: k for k, key in enumerate(previous)}
-        reuse = {k: old_rows[key] for k, key in enumerate(keys) if key in old_rows}
         state = out / "state" / "extract"
-        return load_plan(state), load_decisions(state), reuse
+        return load_plan(state), load_decisions(state)
 
     def train_column(col: str):
         column = data.column(col, present_rows(data.items, train, col))
@@ -125,8 +158,16 @@ def _fit_or_reuse(plan: dict, conditional, pstate: PreprocessState, data: Prepro
         return column
 
     with progress("extract: fit", sum(len(v) for v in plan.values())) as bar:
-        plan, decisions = fit_plan(plan, conditional, train_column, bar.advance)
-    return plan, decisions, {}
+        return fit_plan(plan, conditional, train_column, bar.advance)
+
+
+def _reused_rows(keys: list[str], previous: list[str] | None) -> dict[int, int]:
+    """{item: row of the previous output to copy} for the items whose key (their inputs) is
+    among ``previous``'s (an output fitted the same way); {} without one."""
+    if previous is None:
+        return {}
+    old_rows = {key: k for k, key in enumerate(previous)}
+    return {k: old_rows[key] for k, key in enumerate(keys) if key in old_rows}
 
 
 def _summary(n_items: int, blocks: list[dict]) -> dict:

@@ -54,6 +54,14 @@ def run_pipeline(path: Path, force: bool = False, dry_run: bool = False,
                  progress: ProgressFactory = silent,
                  on_stage: Callable[[StageRun], None] | None = None) -> list[StageRun]:
     """Run (or, with ``dry_run``, plan) every stage of the pipeline file ``path``."""
+    # one HashCache for the chain: a stage's input is the output the stage before it has just
+    # written and hashed, and is not read again to check it (artifacts stay the same)
+    with artifacts.hash_cache():
+        return _run_pipeline(path, force, dry_run, progress, on_stage)
+
+
+def _run_pipeline(path: Path, force: bool, dry_run: bool, progress: ProgressFactory,
+                  on_stage: Callable[[StageRun], None] | None) -> list[StageRun]:
     cfg = read_config_file(Path(path))
     spec = _pipeline_section(cfg, path)
     work = Path(spec["workdir"])

@@ -215,3 +215,48 @@ def test_a_bug_in_the_reuse_checks_propagates_a_corrupt_output_is_recomputed(gro
     _raise_for("extract", monkeypatch)
     with pytest.raises(TypeError, match="a bug in the reuse check"):
         extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+
+
+def test_interrupted_extract_resumes_its_chunks_and_its_fit(growing, monkeypatch):
+    """A run stopped hard after some chunks (its temporary directory left as a kill leaves
+    it) is resumed: the rerun loads the fit the stopped run saved instead of fitting again,
+    computes only the chunks the journal lacks, and writes what a clean run writes."""
+    import importlib
+
+    from mmcli import artifacts
+    from mmcli.config import ExtractConfig
+
+    stage = importlib.import_module("mmcli.stages.extract")
+    tmp, rows = growing
+    manifest = write_rows(tmp / "data" / "m.csv", rows)
+    preprocess(manifest, tmp / "pre", CFG)
+    monkeypatch.setattr(stage, "CHUNK", 8)  # 6 chunks per column
+    fits, chunks = [], []
+    fit_plan, chunk = stage.fit_plan, stage._transform_chunk
+
+    def counted_fit(*args, **kwargs):
+        fits.append(1)
+        return fit_plan(*args, **kwargs)
+
+    def killed_after_5(task):
+        if len(chunks) == 5:
+            raise RuntimeError("killed")
+        chunks.append(task[:3])
+        return chunk(task)
+
+    monkeypatch.setattr(stage, "fit_plan", counted_fit)
+    with monkeypatch.context() as m:
+        m.setattr(stage, "_transform_chunk", killed_after_5)
+        m.setattr(artifacts.StageWriter, "abort", lambda self: None)  # a kill keeps the tmp
+        with pytest.raises(RuntimeError, match="killed"):
+            stage.extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    assert fits == [1] and not (tmp / "feat").exists()
+    read = []  # the input's files are not hashed again: the stopped run checked them
+    sha256_file = artifacts.sha256_file
+    monkeypatch.setattr(artifacts, "sha256_file", lambda p: read.append(p) or sha256_file(p))
+    again = stage.extract(tmp / "pre", tmp / "feat", ExtractConfig(jobs=1))
+    assert fits == [1] and again["fit_resumed"] and again["resumed_chunks"] == 5
+    assert not [p for p in read if "data" in Path(p).parts and "pre" in Path(p).parts]
+    stage.extract(tmp / "pre", tmp / "clean", ExtractConfig(jobs=1))
+    assert fits == [1, 1]
+    assert hashes(tmp / "feat") == hashes(tmp / "clean")
