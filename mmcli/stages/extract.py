@@ -366,7 +366,9 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     # columns with an extractor that must stay in this process (a model on a GPU) run here
     local = [col for col in plan if not all(e.parallel for e in plan[col])]
     groups = [([c for c in plan if c not in local], jobs), (local, 1)]
-    every = [(col, a, b) for cols, _ in groups for col in cols for a, b in chunks(n, CHUNK)]
+    # chunk by chunk, the columns in turn: a column of costly items (audio) is spread over
+    # the run instead of filling its end, where it kept one worker busy and the other idle
+    every = [(col, a, b) for cols, _ in groups for a, b in chunks(n, CHUNK) for col in cols]
     work = {"computed": sum(r["computed"] for r in done), "reused": sum(r["reused"] for r in done),
             "resumed_chunks": len(done)}
     with progress("extract", n * len(plan)) as bar:
@@ -374,7 +376,7 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
         position = 0
         for cols, workers in groups:
             tasks = [(col, a, b, [k for k in range(a, b) if k not in reuse and k not in
-                                  absent[col]]) for col in cols for a, b in chunks(n, CHUNK)]
+                                  absent[col]]) for a, b in chunks(n, CHUNK) for col in cols]
             skip = max(0, min(len(tasks), len(done) - position))
             position += len(tasks)
             init = (str(pre_path), pstate.columns, pstate.sample_rate, plan)
