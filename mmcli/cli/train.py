@@ -97,8 +97,10 @@ def leaderboard_table(selection: dict) -> str:
                       row["cv_std"], "" if seconds is None else f"{seconds:.1f}",
                       ("chosen " if row["chosen"] else "") + row["note"]])
     widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
+    resumed = (f"; {selection['resumed']} fold scores resumed from a killed run"
+               if selection.get("resumed") else "")
     text = [f"model selection ({selection['validation']}, macro-F1; "
-            f"{selection.get('seconds', 0):.1f} s):"]
+            f"{selection.get('seconds', 0):.1f} s{resumed}):"]
     text += ["  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
              for line in lines]
     return "\n".join(text)
