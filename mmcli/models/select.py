@@ -28,7 +28,7 @@ user's own data, and the best is refitted by the train stage:
   first candidate already separates perfectly nothing else is fitted at all).
 * resume: every fold score is checkpointed in the train stage's journal; a killed train
   started again scores only what is missing.
-* time: fold fits run on ``jobs`` processes (all cores by default), the longest first;
+* time: fold fits run on ``jobs`` processes (all cores by default), cheap candidates first;
   once ``time_limit`` seconds have passed, no further fold fit starts (except the first
   candidate's) and the leaderboard marks the candidates left incomplete ``skipped: time
   limit``. A limit that cuts the search makes the choice depend on the machine's speed; the
@@ -362,12 +362,11 @@ class _Scorer:
 
     def _score(self, pairs: list[tuple[dict, int]], deadline: bool) -> None:
         """Score each (run, fold) pair: from the journal when it has the score, else on the
-        pool, the longest fits first (the results are the same in any order). A run with a
-        failed or timed-out fold is skipped with the reason."""
+        pool, in the candidates' order (cheap first: a time limit cuts the costly ones). A
+        run with a failed or timed-out fold is skipped with the reason."""
         from mmcli.parallel import ordered_map
 
-        todo = sorted([(run, fold) for run, fold in pairs if _task_key(run, fold) not in
-                       self.done], key=lambda pair: _expected_seconds(pair[0]), reverse=True)
+        todo = [(run, fold) for run, fold in pairs if _task_key(run, fold) not in self.done]
         self.resumed += len(pairs) - len(todo)
         tasks = [(run["model"], run["params"], fold, run.get("keep"),
                   self.deadline if deadline else None) for run, fold in todo]
@@ -408,15 +407,6 @@ def _stopped(folds: dict, n: int, level: float) -> str:
     scores = [folds[f][0] for f in sorted(folds)]
     mean = f" (mean so far {np.mean(scores):.4f})" if scores else ""
     return f"stopped after {len(scores)} of {n} folds{mean}: cannot beat {level:.4f}"
-
-
-def _expected_seconds(run: dict) -> tuple:
-    """How long a fold of ``run`` is expected to take: its scored folds' mean, else the
-    candidate's place in the list (later candidates are the costlier ones)."""
-    seconds = [s for _, s, e in run["folds"].values() if e is None]
-    order = [c.model for c in default_candidates()]
-    return (float(np.mean(seconds)) if seconds else 0.0,
-            order.index(run["model"]) if run["model"] in order else 0)
 
 
 def _try_dropping_blocks(scorer: _Scorer, best: dict, board: list[dict], select: dict):
