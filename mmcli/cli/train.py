@@ -74,6 +74,13 @@ def print_summary(s: dict, out: str) -> None:
     accuracies, the search's best, the extra tasks and the output (stderr)."""
     if s.get("selection"):
         console.result(leaderboard_table(s["selection"]))
+        cut = sum(1 for row in s["selection"]["leaderboard"]
+                  if "skipped: time limit" in row["note"])
+        if cut:
+            console.error(f"model selection reached its time limit: {cut} settings were not "
+                          "scored, so the choice depends on this machine's speed and load; "
+                          "raise --time-limit (0: none) for a choice that is the same "
+                          "everywhere", level="warning")
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"
     console.info(f"train: {s['model']} on {s['n_train']} items; train accuracy "
                  f"{s['train_accuracy']:.3f}, val accuracy {val}")

@@ -309,3 +309,27 @@ def test_a_killed_train_resumes_its_model_selection(pipeline, tmp_path):
                            for p in (tmp_path / "clean").rglob("*") if p.is_file())
     for rel in files:
         assert sha256_file(out / rel) == sha256_file(tmp_path / "clean" / rel), rel
+
+
+def test_a_time_limit_that_cuts_the_search_is_a_warning(pipeline, tmp_path, capsys):
+    from mmcli.cli import console
+    from mmcli.cli.train import print_summary
+
+    rows = [{"rank": 1, "model": "logreg", "params": "{}", "cv_score": "0.9", "cv_std": "0",
+             "chosen": "yes", "note": ""}] + [
+        {"rank": k, "model": "mlp", "params": "{}", "cv_score": "", "cv_std": "",
+         "chosen": "", "note": note} for k, note in
+        enumerate(["skipped: time limit", "without a; skipped: time limit",
+                   "stopped after 1 of 3 folds: cannot beat 0.9000"], start=2)]
+    console.configure()
+    try:
+        print_summary({"selection": {"validation": "3-fold cv", "leaderboard": rows},
+                       "model": "logreg", "n_train": 9, "train_accuracy": 1.0,
+                       "val_accuracy": None}, "out")
+    finally:
+        console.reset()
+    assert ("warning: model selection reached its time limit: 2 settings were not scored, so "
+            "the choice depends on this machine's speed and load; raise --time-limit (0: "
+            "none) for a choice that is the same everywhere") in capsys.readouterr().err
+    plain = ok("train", pipeline.fused, "-o", tmp_path / "plain")
+    assert "time limit" not in plain.stderr
