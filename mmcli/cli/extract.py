@@ -87,9 +87,13 @@ def command(
         for note in notes:
             console.info(f"  {column}: {note}")
     if s["reused"] or s["resumed_chunks"] or not s["refit"]:
-        fit = ("fitted state reused (train split unchanged)" if not s["refit"] else
-               "fitted state of the interrupted run loaded" if s.get("fit_resumed") else
-               "refitted")
-        console.info(f"incremental: {fit}; computed {s['computed']} item features, reused "
+        console.info(f"incremental: {_fit_note(s)}; computed {s['computed']} item features, reused "
                      f"{s['reused']}, {s['resumed_chunks']} chunks resumed")
     console.info(f"wrote {out}")
+
+
+def _fit_note(s: dict) -> str:
+    """How the extractors got their fitted state, for the ``incremental:`` line."""
+    if not s["refit"]:
+        return "fitted state reused (train split unchanged)"
+    return "fitted state of the interrupted run loaded" if s.get("fit_resumed") else "refitted"

@@ -40,6 +40,8 @@ from mmcli.parallel import (
 from mmcli.progress import ProgressFactory, silent
 from mmcli.stages.preprocess import PreprocessState, check_label
 
+#: items per task; tasks go chunk by chunk, the columns in turn, so that costly (audio)
+#: chunks spread over the run instead of keeping one worker busy at its end
 CHUNK = 128
 #: the keys of preprocess's items that later stages read (fuse copies them, train reads them:
 #: ``labels`` for train.tasks, ``group`` for group-aware model selection, ``missing`` for the
@@ -366,8 +368,6 @@ def transform(pre_path: Path, pstate: PreprocessState, plan: Plan, features_dir:
     # columns with an extractor that must stay in this process (a model on a GPU) run here
     local = [col for col in plan if not all(e.parallel for e in plan[col])]
     groups = [([c for c in plan if c not in local], jobs), (local, 1)]
-    # chunk by chunk, the columns in turn: a column of costly items (audio) is spread over
-    # the run instead of filling its end, where it kept one worker busy and the other idle
     every = [(col, a, b) for cols, _ in groups for a, b in chunks(n, CHUNK) for col in cols]
     work = {"computed": sum(r["computed"] for r in done), "reused": sum(r["reused"] for r in done),
             "resumed_chunks": len(done)}
