@@ -2,11 +2,13 @@
 
 ``mmcli eval MODEL FUSED`` runs once in full (timed), then again into another directory, killed
 (SIGKILL of its process group) once its progress shows ``--at`` of the robustness points done,
-then once more (timed): the rerun resumes the journaled points. Printed: both times, their
-ratio, and whether the two outputs are byte-identical. ``--repeat`` alternates the full and the
-killed-then-rerun measurements and reports medians.
+or, with ``--by time``, once ``--at`` of the full run's wall time has passed; then once more
+(timed): the rerun resumes the journaled points. Printed: both times, their ratio, and whether
+the two outputs are byte-identical. ``--repeat`` alternates the full and the killed-then-rerun
+measurements and reports medians.
 
-    python bench/eval_resume.py MODEL_DIR FUSED_DIR [--work DIR] [--at 0.6] [--repeat 3]
+    python bench/eval_resume.py MODEL_DIR FUSED_DIR [--work DIR] [--at 0.6] [--by points|time]
+        [--repeat 3]
 """
 
 from __future__ import annotations
@@ -38,21 +40,24 @@ def timed(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def killed_at(cmd: list[str], at: float) -> int:
+def killed_at(cmd: list[str], at: float, seconds: float | None = None) -> int:
     """Run ``cmd`` and SIGKILL its process group once ``at`` of the robustness points are
-    done; returns how many were."""
-    env = {**os.environ, "NO_COLOR": "1"}
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env,
+    done, or after ``seconds``; returns how many points were journaled."""
+    proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL if seconds else subprocess.PIPE,
+                            text=True, env={**os.environ, "NO_COLOR": "1"},
                             start_new_session=True)
-    done = 0
-    for line in proc.stderr:
-        if line.startswith("eval: robustness: "):
-            done, total = (int(v) for v in line.split()[2].split("/"))
-            if done >= at * total:
-                break
+    if seconds is not None:
+        time.sleep(seconds)
+    else:
+        for line in proc.stderr:
+            if line.startswith("eval: robustness: "):
+                done, total = (int(v) for v in line.split()[2].split("/"))
+                if done >= at * total:
+                    break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    return done
+    journals = list(Path(cmd[-1]).parent.glob(f".{Path(cmd[-1]).name}.tmp-*/.journal.jsonl"))
+    return sum(1 for _ in open(journals[0])) - 1 if journals else 0
 
 
 def main() -> None:
@@ -61,6 +66,7 @@ def main() -> None:
     parser.add_argument("fused", type=Path)
     parser.add_argument("--work", type=Path, default=Path("runs/bench/eval_resume"))
     parser.add_argument("--at", type=float, default=0.6)
+    parser.add_argument("--by", choices=["points", "time"], default="points")
     parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args()
     full_out, out = args.work / "full", args.work / "resumed"
@@ -70,7 +76,7 @@ def main() -> None:
             shutil.rmtree(d, ignore_errors=True)
         fulls.append(timed(mmcli("eval", str(args.model), str(args.fused), "-o", str(full_out))))
         cmd = mmcli("eval", str(args.model), str(args.fused), "-o", str(out))
-        points = killed_at(cmd, args.at)
+        points = killed_at(cmd, args.at, args.at * fulls[-1] if args.by == "time" else None)
         reruns.append(timed(cmd))
         same = hashes(out) == hashes(full_out)
         print(f"full {fulls[-1]:.1f} s; killed after {points} points; rerun {reruns[-1]:.1f} s "

@@ -126,7 +126,7 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
         if todo:
             setup = {"chain": fitted, "seed": seed, "levels": list(levels), "kinds": kinds,
                      "raw": {col: data.column(col, test) for col in fitted.columns},
-                     "clean": clean}
+                     "clean": clean, "slices": _slice_folder(journal, run)}
             for point, pred in zip(todo, ordered_map(
                     _noise_point, todo, _noise_jobs(fitted, jobs, len(todo), test.size),
                     _set_noise_setup, (setup,))):
@@ -143,6 +143,28 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
 def _predicted(chain: FittedChain, blocks: list[np.ndarray]) -> np.ndarray:
     """The chain's predicted class (index into its classes) per row of the feature blocks."""
     return chain.predict_proba(chain.fuse(blocks)).argmax(1).astype(np.int32)
+
+
+#: test items per checkpointed slice of a point's features (see :func:`_sliced_features`)
+SLICE_ITEMS = 128
+#: the folder, beside the journal, of the checkpointed slices (removed before the output is
+#: committed: :func:`remove_slices`)
+SLICES = ".robustness"
+
+
+def _slice_folder(journal: artifacts.Journal | None, run: int) -> Path | None:
+    if journal is None:
+        return None
+    folder = journal.path.parent / SLICES / str(run)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def remove_slices(directory: Path) -> None:
+    """Remove the checkpointed feature slices of the points from a stage's directory."""
+    import shutil
+
+    shutil.rmtree(Path(directory) / SLICES, ignore_errors=True)
 
 
 def _journaled(journal: artifacts.Journal | None, run: int, points: list) -> dict:
@@ -271,8 +293,49 @@ def _noise_point(point: tuple[int, int, int]) -> np.ndarray:
     rng = np.random.default_rng([s["seed"], k, p, j])
     blocks = list(s["clean"])
     name = list(get_kind(kind).perturbations)[p]
-    blocks[k] = chain.features(col, perturb(kind, name, s["raw"][col], s["levels"][j], rng))
+    values = perturb(kind, name, s["raw"][col], s["levels"][j], rng)
+    blocks[k] = _sliced_features(chain, col, values, s.get("slices"), point)
     return _predicted(chain, blocks)
+
+
+def _sliced_features(chain: FittedChain, col: str, values, folder: Path | None,
+                     point: tuple) -> np.ndarray:
+    """The features of a point's perturbed ``values``, :data:`SLICE_ITEMS` items at a time,
+    each slice saved in ``folder`` as it is done and read back when already there: a point
+    killed midway loses at most one slice. The features of an item do not depend on the
+    other items of its batch (extract's chunks rely on it too), so the block is the one a
+    single call gives. Without ``folder``, or for values it cannot slice, one call."""
+    n = len(values)
+    if folder is None or n <= SLICE_ITEMS or _rows(values, 0, 1) is None:
+        return chain.features(col, values)
+    parts = []
+    for start in range(0, n, SLICE_ITEMS):
+        path = folder / ("-".join(map(str, point)) + f"-{start}.npy")
+        if path.exists():
+            parts.append(np.load(path, allow_pickle=False))
+            continue
+        part = chain.features(col, _rows(values, start, start + SLICE_ITEMS))
+        partial = path.with_name(path.name + ".part")
+        with open(partial, "wb") as f:
+            np.save(f, part, allow_pickle=False)
+        partial.replace(path)  # a slice file is whole or absent
+        parts.append(part)
+    return np.vstack(parts)
+
+
+def _rows(values, start: int, stop: int):
+    """Items ``start:stop`` of a batch of preprocessed values; None for a type it does not
+    know (the batch is then not sliced)."""
+    from mmcli.dataset import AudioClips
+    from mmcli.kinds.video import VideoClips
+
+    if isinstance(values, AudioClips):
+        return AudioClips(values.clips[start:stop], values.sample_rate)
+    if isinstance(values, VideoClips):
+        return VideoClips(values.frames[start:stop], _rows(values.audio, start, stop))
+    if isinstance(values, (np.ndarray, list)):
+        return values[start:stop]
+    return None
 
 
 def check_levels(levels) -> list[float]:

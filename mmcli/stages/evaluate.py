@@ -105,6 +105,9 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
             journal = w.journal()
             for number, r in enumerate(runs):
                 add_robustness(r, config, progress, journal, number)
+            from mmcli.report.robustness import remove_slices
+
+            remove_slices(w.path)
             journal.close()
         artifacts.write_json(w.path / "metrics.json", main.metrics)
         _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,

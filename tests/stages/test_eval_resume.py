@@ -70,3 +70,38 @@ def test_another_config_does_not_resume(pipeline, tmp_path, monkeypatch):
         again = counting(m)
         evaluate(pipeline.model, pipeline.fused, out, EvalConfig(seed=1))
     assert len(again) == R.noise_points(R.FittedChain.load(pipeline.model), [0, .25, .5, .75, 1])
+
+
+def test_a_point_killed_midway_resumes_from_its_last_slice(pipeline, tmp_path, monkeypatch):
+    """A point's features are checkpointed a slice of items at a time; the output does not
+    depend on the slicing."""
+    from mmcli.fitted import FittedChain
+
+    calls: list = []
+    kill = {"after": None}
+    features = FittedChain.features
+
+    def counted(self, col, values):
+        if len(calls) == kill["after"]:
+            raise Killed
+        calls.append(len(values))
+        return features(self, col, values)
+
+    monkeypatch.setattr(FittedChain, "features", counted)
+    whole = tmp_path / "whole"
+    evaluate(pipeline.model, pipeline.fused, whole)  # a small split: one call per point
+    points, n = len(calls), calls[0]
+    monkeypatch.setattr(R, "SLICE_ITEMS", 2)
+    slices = -(-n // 2)
+    out = tmp_path / "eval"
+    with monkeypatch.context() as m:
+        m.setattr(artifacts.StageWriter, "abort", artifacts.StageWriter._release_lock)
+        calls.clear()
+        kill["after"] = slices + 2  # the first point, then two slices of the second
+        with pytest.raises(Killed):
+            evaluate(pipeline.model, pipeline.fused, out)
+    calls.clear()
+    kill["after"] = None
+    evaluate(pipeline.model, pipeline.fused, out)
+    assert slices > 2 and len(calls) == points * slices - (slices + 2)
+    assert hashes(out) == hashes(whole)
