@@ -545,27 +545,60 @@ def chain_once(manifest: Path, work: Path) -> dict[str, tuple[float, float]]:
     pipeline = config(work / "pipeline.yaml", f"pipeline:\n  manifest: {manifest}\n"
                       f"  workdir: {work / 'run'}\n")
     out["mmcli run"] = timed([*MMCLI, "run", str(pipeline), "-q"])[:2]
+    from mmcli.stages.extract import CHUNK as EXTRACT_CHUNK
+    from mmcli.stages.preprocess import CHUNK as PREPROCESS_CHUNK
+
+    commands, n = chain_commands(manifest, work / "stages"), sum(1 for _ in open(manifest)) - 1
+    out["preprocess rerun after a kill at 60%"] = _killed_rerun(
+        commands["preprocess"], -(-n // PREPROCESS_CHUNK))
     out["extract rerun after a kill at 60%"] = _killed_rerun(
-        chain_commands(manifest, work / "stages")["extract"], out["extract"][0])
+        commands["extract"], 3 * -(-n // EXTRACT_CHUNK))
+    out["train rerun after a kill at 60%"] = _killed_rerun(
+        commands["train"], _fold_fits(work / "stages" / "model"))
     eval_json = work / "stages" / "eval" / "metrics.json"
     out["mmcli test accuracy"] = (json.loads(eval_json.read_text())["test"]["accuracy"], 0.0)
     return out
 
 
-def _killed_rerun(cmd: list[str], full: float) -> tuple[float, float]:
-    """Start ``cmd`` on a fresh output, SIGKILL its process group at 60% of ``full`` seconds,
-    then time the rerun (which resumes from what the killed run left)."""
+def _journal_records(out: Path) -> int:
+    """Completed records in the journal of a stage running into ``out`` (0 before it has one)."""
+    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
+        try:
+            return max(0, (tmp / ".journal.jsonl").read_text(encoding="utf-8").count("\n") - 1)
+        except OSError:
+            continue
+    return 0
+
+
+def _killed_rerun(cmd: list[str], total: int) -> tuple[float, float]:
+    """Start ``cmd`` on a fresh output, SIGKILL its process group once its journal holds 60%
+    of the ``total`` records a full run writes (60% of its work, whatever the machine's
+    load), then time the rerun (which resumes from what the killed run left)."""
     import signal
 
-    shutil.rmtree(cmd[cmd.index("-o") + 1], ignore_errors=True)
+    out = Path(cmd[cmd.index("-o") + 1])
+    shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.Popen([*MMCLI, *cmd, "-q"], start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        proc.wait(timeout=0.6 * full)
-    except subprocess.TimeoutExpired:
+    while proc.poll() is None and _journal_records(out) < 0.6 * total:
+        time.sleep(0.02)
+    if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     return timed([*MMCLI, *cmd, "-q"])[:2]
+
+
+def _fold_fits(model_dir: Path) -> int:
+    """The fold fits a train with model auto made, from its leaderboard: every fold of a
+    scored row, k of a row ``stopped after k of n folds``."""
+    folds, fits = 3, 0
+    with open(model_dir / "leaderboard.csv", encoding="utf-8", newline="") as f:
+        for row in csv.DictReader(f):
+            if row["cv_score"]:
+                fits += folds
+            elif "stopped after " in row["note"]:
+                fits += int(row["note"].split("stopped after ")[1].split()[0])
+    return fits
 
 
 def bench_chain(args) -> None:
@@ -595,8 +628,9 @@ def bench_chain(args) -> None:
     row("five stages", "script", "**five stages, one command each**")
     row("mmcli run", "script", "**mmcli run (the same chain)**")
     row("robustness", "eval", "robustness (eval - eval --no-robustness), ratio to eval")
-    row("extract rerun after a kill at 60%", "extract",
-        "extract rerun after a kill at 60%, ratio to a full extract")
+    for stage in ("preprocess", "extract", "train"):
+        row(f"{stage} rerun after a kill at 60%", stage,
+            f"{stage} rerun after a kill at 60% of its work, ratio to a full {stage}")
     acc = (f"test accuracy: script {statistics.median(r['script accuracy'][0] for r in runs):.3f}"
            f", mmcli {statistics.median(r['mmcli test accuracy'][0] for r in runs):.3f}")
     write_table("chain", ["what", "wall s (median)", "peak RSS MB (max)", "ratio (median)",

@@ -4,7 +4,9 @@ For each set of bench/datasets.py the default chain's preprocess, extract and fu
 (kept under ``--work`` and reused by later runs, also by other checkouts given the same
 ``--work``), then ``mmcli train`` and ``mmcli eval --no-robustness`` run as subprocesses
 with this checkout's code. Printed and written per set: the train stage's wall seconds, the
-chosen model and parameters (leaderboard.csv), and the test accuracy and macro-F1.
+chosen model and parameters (leaderboard.csv), and the test accuracy and macro-F1. CPU
+seconds (the train process and its workers) are printed beside wall seconds: on a shared
+machine they move much less with the load.
 
 Run it from two checkouts with different ``--label`` s to compare a change of the selection
 (same fused inputs, same seed): ``--compare before,after`` prints both side by side.
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import resource
 import sys
 import time
 from pathlib import Path
@@ -58,27 +61,39 @@ def chosen(model_dir: Path) -> tuple[str, str, int]:
     return best["model"], best["params"], sum(1 for r in rows if r["cv_score"])
 
 
-def run_set(name: str, work: Path, label: str) -> dict:
+def run_set(name: str, work: Path, label: str, train: dict | None = None) -> dict:
     fused, config = inputs(name, work / name)
+    if train:  # extra train settings, e.g. {"params": {"calibration": "none"}}
+        import yaml
+
+        base = yaml.safe_load(config.read_text()) if config else {}
+        config = accuracy.write_yaml(work / name / f"config-{label}.yaml",
+                                     {**base, "train": train})
     model, ev = work / name / f"model-{label}", work / name / f"eval-{label}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     train_s = accuracy.mmcli("train", str(fused), "-o", str(model), config=config)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     accuracy.mmcli("eval", str(model), str(fused), "-o", str(ev), "--no-robustness",
                    config=config)
     test = accuracy.scores(ev)["test"]
     name_, params, scored = chosen(model)
-    return {"set": name, "train_s": round(train_s, 2), "model": name_, "params": params,
+    return {"set": name, "train_s": round(train_s, 2), "train_cpu_s": round(cpu_s, 2),
+            "model": name_, "params": params,
             "scored": scored, "accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}
 
 
 def compare(labels: list[str]) -> str:
     runs = [json.loads((RESULTS / f"selection_{lab}.json").read_text()) for lab in labels]
     sets = [r["set"] for r in runs[0]]
-    head = "| set | " + " | ".join(f"{lab}: train s | {lab}: choice | {lab}: test acc (F1)"
+    head = "| set | " + " | ".join(f"{lab}: train wall s (cpu s) | {lab}: choice | "
+                                    f"{lab}: test acc (F1)"
                                     for lab in labels) + " | same choice |"
     lines = [head, "|---|" + "---:|---|---:|" * len(labels) + "---|"]
     for name in sets:
         rows = [next(r for r in run if r["set"] == name) for run in runs]
-        cells = " | ".join(f"{r['train_s']:.1f} | {r['model']} {r['params']} | "
+        cells = " | ".join(f"{r['train_s']:.1f} ({r.get('train_cpu_s', float('nan')):.1f})"
+                           f" | {r['model']} {r['params']} | "
                            f"{r['accuracy']:.3f} ({r['macro_f1']:.3f})" for r in rows)
         same = all((r["model"], r["params"]) == (rows[0]["model"], rows[0]["params"])
                    for r in rows)
@@ -94,6 +109,8 @@ def main() -> int:
     parser.add_argument("--work", default=str(ROOT / "runs" / "bench" / "selection"))
     parser.add_argument("--label", default="current")
     parser.add_argument("--compare", default=None, help="labels, comma-separated")
+    parser.add_argument("--train", default=None,
+                        help='extra train config as JSON, e.g. \'{"select": {"cv": 5}}\'')
     args = parser.parse_args()
     if args.compare:
         text = compare(args.compare.split(","))
@@ -103,7 +120,8 @@ def main() -> int:
     results = []
     for name in args.sets.split(","):
         t0 = time.perf_counter()
-        results.append(run_set(name, Path(args.work), args.label))
+        results.append(run_set(name, Path(args.work), args.label,
+                               json.loads(args.train) if args.train else None))
         print(json.dumps(results[-1]), f"({time.perf_counter() - t0:.0f} s)", flush=True)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"selection_{args.label}.json").write_text(

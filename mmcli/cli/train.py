@@ -74,6 +74,13 @@ def print_summary(s: dict, out: str) -> None:
     accuracies, the search's best, the extra tasks and the output (stderr)."""
     if s.get("selection"):
         console.result(leaderboard_table(s["selection"]))
+        cut = sum(1 for row in s["selection"]["leaderboard"]
+                  if "skipped: time limit" in row["note"])
+        if cut:
+            console.error(f"model selection reached its time limit: {cut} settings were not "
+                          "scored, so the choice depends on this machine's speed and load; "
+                          "raise --time-limit (0: none) for a choice that is the same "
+                          "everywhere", level="warning")
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"
     console.info(f"train: {s['model']} on {s['n_train']} items; train accuracy "
                  f"{s['train_accuracy']:.3f}, val accuracy {val}")
@@ -97,8 +104,10 @@ def leaderboard_table(selection: dict) -> str:
                       row["cv_std"], "" if seconds is None else f"{seconds:.1f}",
                       ("chosen " if row["chosen"] else "") + row["note"]])
     widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
+    resumed = (f"; {selection['resumed']} fold scores resumed from a killed run"
+               if selection.get("resumed") else "")
     text = [f"model selection ({selection['validation']}, macro-F1; "
-            f"{selection.get('seconds', 0):.1f} s):"]
+            f"{selection.get('seconds', 0):.1f} s{resumed}):"]
     text += ["  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
              for line in lines]
     return "\n".join(text)

@@ -18,12 +18,23 @@ user's own data, and the best is refitted by the train stage:
 * modality blocks: when a concat fuse directory has several blocks, the best candidate is
   also scored without each block in turn; a block whose removal raises the score by more than
   ``drop_margin`` is dropped (the ``subset`` model), and the leaderboard says so.
-* time: fold fits run on ``jobs`` processes (all cores by default); once ``time_limit``
-  seconds have passed, no further fold fit starts (except the first candidate's) and the
-  leaderboard marks the candidates left incomplete ``skipped: time limit``. A limit that
-  cuts the search makes the choice depend on the machine's speed; the default limit is far
-  above what the default candidates need on a few thousand items (docs/models.md), so the
-  same data and seed give the same choice and a byte-identical model.
+* racing: the first candidate's settings are scored on every fold; then the other
+  settings fold by fold, and before each fold a setting that can no longer win (its mean
+  with the folds still to score counted as 1.0, the best a macro-F1 can be, is not above the
+  first candidate's best) is stopped, and the leaderboard says ``stopped after k of n
+  folds``. The same for the block-dropping round (the bar is the best score plus
+  ``drop_margin``). A stopped setting could not have been chosen, so the choice and the
+  model are exactly those of scoring everything; only the time changes (on data that the
+  first candidate already separates perfectly nothing else is fitted at all).
+* resume: every fold score is checkpointed in the train stage's journal; a killed train
+  started again scores only what is missing.
+* time: fold fits run on ``jobs`` processes (all cores by default), cheap candidates first;
+  once ``time_limit`` seconds have passed, no further fold fit starts (except the first
+  candidate's) and the leaderboard marks the candidates left incomplete ``skipped: time
+  limit``. A limit that cuts the search makes the choice depend on the machine's speed; the
+  default limit is far above what the default candidates need on a few thousand items
+  (docs/models.md), so the same data and seed give the same choice and a byte-identical
+  model.
 
 Ties go to the earlier (cheaper) candidate. Wall-clock times are reported by the stage, never
 written into the model directory, whose files must not depend on the machine's load.
@@ -213,32 +224,45 @@ def _fit_score(problem: Problem, name: str, params: dict, fold: int,
 
 
 def select_model(problem: Problem, select: dict, time_limit: float, how: str,
-                 progress=None, params: dict | None = None) -> dict:
+                 progress=None, params: dict | None = None, journal=None) -> dict:
     """Score every candidate setting; returns ``{"model", "params", "leaderboard",
     "validation", "seconds"}`` with the winner's name and parameters. ``params`` (the
-    config's ``train.params``) go to every candidate that has such a parameter."""
+    config's ``train.params``) go to every candidate that has such a parameter. With
+    ``journal`` (the train stage's :class:`mmcli.artifacts.Journal`) every fold score is
+    checkpointed, and the scores a killed earlier run completed are not computed again."""
     check_select(select)
     runs = _runs(problem, select.get("candidates"), params)
-    jobs = _jobs(select.get("jobs", 0))
     started = time.perf_counter()
-    deadline = time.time() + time_limit if time_limit > 0 else None
-    board = _score_runs(problem, runs, jobs, deadline, progress)
-    ranked = [r for r in board if r["cv_score"] is not None]
+    scorer = _Scorer(problem, _jobs(select.get("jobs", 0)),
+                     time.time() + time_limit if time_limit > 0 else None, journal)
+    todo = [r for r in runs if r["skip"] is None]
+    first = [r for r in todo if r["model"] == todo[0]["model"]] if todo else []
+    scorer.race(first, None, progress, deadline=False)
+    # a later candidate wins only with a strictly higher score (ties go to the cheaper)
+    scorer.race([r for r in todo if r["model"] != todo[0]["model"]],
+                lambda: max((r["cv_score"] for r in first if r.get("cv_score") is not None),
+                            default=None), progress)
+    ranked = [r for r in runs if r.get("cv_score") is not None]
+    for run in runs:
+        run.setdefault("cv_score", None)
+        run.setdefault("cv_std", None)
+        run.setdefault("seconds", None)
     if not ranked:
-        reasons = [r["skip"] for r in board if r["skip"]]
+        reasons = [r["skip"] for r in runs if r["skip"]]
         raise UsageError("no model candidate could be scored on this data"
                          + (f" (first: {reasons[0]})" if reasons else ""),
                          "name a model with --model, or widen train.select.candidates")
     best = max(ranked, key=lambda r: r["cv_score"])  # first of equals: the cheaper
     winner, chosen = {"model": best["model"], "params": best["params"]}, best
     if select.get("drop_blocks", True) and problem.blocks and len(problem.blocks) > 1:
-        dropped = _try_dropping_blocks(problem, best, board, select, jobs, deadline)
+        dropped = _try_dropping_blocks(scorer, best, runs, select)
         if dropped is not None:
             winner, chosen = dropped
-    for row in board:
+    for row in runs:
         row["chosen"] = row is chosen
-    return {"model": winner["model"], "params": winner["params"], "leaderboard": board,
-            "validation": how, "seconds": time.perf_counter() - started}
+    return {"model": winner["model"], "params": winner["params"], "leaderboard": runs,
+            "validation": how, "seconds": time.perf_counter() - started,
+            "resumed": scorer.resumed}
 
 
 def _runs(problem: Problem, wanted: list | None, params: dict | None) -> list[dict]:
@@ -289,69 +313,117 @@ def _jobs(jobs: int) -> int:
     return resolve_jobs(jobs)
 
 
-def _score_runs(problem: Problem, runs: list[dict], jobs: int, deadline: float | None,
-                progress, first_always: bool = True) -> list[dict]:
-    """Score every run on every fold, all on one pool of ``jobs`` worker processes (the
-    project's :func:`mmcli.parallel.ordered_map`: a fork server, one thread per worker, results
-    in task order). Fold fits that would start after ``deadline`` are not run, except those of
-    the first candidate (``first_always``); a run missing any fold is ``skipped: time limit``."""
-    from mmcli.parallel import ordered_map
+class _Scorer:
+    """Scores runs (a candidate setting, or the best one without a block) fold by fold on
+    one problem, with the fold fits on the pool of ``jobs`` workers (the project's
+    :func:`mmcli.parallel.ordered_map`: a fork server, one thread per worker).
 
-    todo = [r for r in runs if r["skip"] is None]
-    first = todo[0]["model"] if todo and first_always else None
-    tasks, owner = [], []
-    for k, run in enumerate(todo):
-        for fold in range(len(problem.folds)):
-            tasks.append((run["model"], run["params"], fold, run.get("keep"),
-                          None if run["model"] == first else deadline))
-            owner.append(k)
-    remaining = {}
-    for run in todo:
-        remaining[run["model"]] = remaining.get(run["model"], 0) + len(problem.folds)
-    results: list[tuple] = []
-    try:
-        for k, result in zip(owner, ordered_map(_fit_task, tasks, jobs,
-                                                initializer=_set_problem,
-                                                initargs=(problem,))):
-            results.append(result)
-            name = todo[k]["model"]
-            remaining[name] -= 1
-            if remaining[name] == 0 and progress is not None:
+    Racing: before each fold, a run that can no longer beat the bar (its mean with the folds
+    still to score counted as perfect scores is at most the bar) is stopped; it could not be
+    chosen, so the choice is exactly the one scoring every fold would give, only cheaper.
+    Fold fits that would start after ``deadline`` are not run (``skipped: time limit``).
+    Every score is checkpointed in ``journal``; scores found there are not computed again.
+    """
+
+    def __init__(self, problem: Problem, jobs: int, deadline: float | None, journal=None):
+        self.problem, self.jobs, self.deadline, self.journal = problem, jobs, deadline, journal
+        self.done = {r["task"]: (r["score"], r["seconds"], r["error"])
+                     for r in (journal.records if journal is not None else [])}
+        #: fold scores taken from the journal of a killed earlier run
+        self.resumed = 0
+
+    def race(self, runs: list[dict], bar, progress=None, deadline: bool = True) -> None:
+        """Score ``runs`` on every fold unless stopped; ``bar()`` is the score a run must
+        beat (None: no bar, all folds at once). Sets each run's cv_score (None unless every
+        fold was scored), cv_std, seconds and, for a run left incomplete, its skip reason."""
+        n = len(self.problem.folds)
+        for run in runs:
+            run["folds"] = {}
+        if bar is None:
+            self._score([(run, fold) for run in runs for fold in range(n)], deadline)
+        for fold in range(n if bar is not None else 0):
+            level = bar()
+            for run in runs:
+                if run["skip"] is None and level is not None and _best_case(
+                        run["folds"], n) <= level:
+                    run["skip"] = _stopped(run["folds"], n, level)
+            self._score([(run, fold) for run in runs if run["skip"] is None], deadline)
+        for run in runs:
+            folds = [run["folds"][f] for f in sorted(run["folds"])]
+            scores = [s for s, _, e in folds if e is None]
+            complete = run["skip"] is None and len(scores) == n
+            run.update(cv_score=float(np.mean(scores)) if complete else None,
+                       cv_std=float(np.std(scores)) if complete else None,
+                       seconds=sum(s for _, s, _ in folds) if folds else None)
+            del run["folds"]
+        if progress is not None:
+            for name in dict.fromkeys(run["model"] for run in runs):
                 progress(name)
-    finally:
-        _set_problem(None)  # with one job the tasks ran here: keep no state behind
-    for k, run in enumerate(todo):
-        mine = [r for r, o in zip(results, owner) if o == k]
-        errors = [e for _, _, e in mine if e is not None]
-        if errors:
-            run["skip"] = "time limit" if "time limit" in errors else f"failed: {errors[0]}"
-            continue
-        scores = [score for score, _, _ in mine]
-        run.update(cv_score=float(np.mean(scores)), cv_std=float(np.std(scores)),
-                   seconds=sum(seconds for _, seconds, _ in mine))
-    for run in runs:
-        if run["skip"] is not None:
-            run.update(cv_score=None, cv_std=None, seconds=None)
-    return runs
+
+    def _score(self, pairs: list[tuple[dict, int]], deadline: bool) -> None:
+        """Score each (run, fold) pair: from the journal when it has the score, else on the
+        pool, in the candidates' order (cheap first: a time limit cuts the costly ones). A
+        run with a failed or timed-out fold is skipped with the reason."""
+        from mmcli.parallel import ordered_map
+
+        todo = [(run, fold) for run, fold in pairs if _task_key(run, fold) not in self.done]
+        self.resumed += len(pairs) - len(todo)
+        tasks = [(run["model"], run["params"], fold, run.get("keep"),
+                  self.deadline if deadline else None) for run, fold in todo]
+        try:
+            for (run, fold), result in zip(todo, ordered_map(
+                    _fit_task, tasks, self.jobs, initializer=_set_problem,
+                    initargs=(self.problem,))):
+                run["folds"][fold] = result
+                if result[2] == "time limit":  # depends on the clock: never checkpointed
+                    continue
+                self.done[_task_key(run, fold)] = result
+                if self.journal is not None:
+                    self.journal.append({"task": _task_key(run, fold), "score": result[0],
+                                         "seconds": result[1], "error": result[2]})
+        finally:
+            _set_problem(None)  # with one job the tasks ran here: keep no state behind
+        for run, fold in pairs:
+            run["folds"].setdefault(fold, self.done.get(_task_key(run, fold)))
+            errors = [run["folds"][f][2] for f in sorted(run["folds"])
+                      if run["folds"][f][2] is not None]
+            if errors and run["skip"] is None:
+                run["skip"] = "time limit" if "time limit" in errors else f"failed: {errors[0]}"
 
 
-def _try_dropping_blocks(problem: Problem, best: dict, board: list[dict], select: dict,
-                         jobs: int, deadline: float | None):
+def _task_key(run: dict, fold: int) -> str:
+    return json.dumps([run["model"], _plain(run["params"]), fold, run.get("keep")],
+                      sort_keys=True)
+
+
+def _best_case(folds: dict, n: int) -> float:
+    """The mean score a run would get if its unscored folds all scored 1.0 (the most a
+    macro-F1 can be). Floating-point addition and division are monotone, so the run's
+    actual mean can never exceed this value."""
+    return float(np.mean([folds[f][0] for f in sorted(folds)] + [1.0] * (n - len(folds))))
+
+
+def _stopped(folds: dict, n: int, level: float) -> str:
+    scores = [folds[f][0] for f in sorted(folds)]
+    mean = f" (mean so far {np.mean(scores):.4f})" if scores else ""
+    return f"stopped after {len(scores)} of {n} folds{mean}: cannot beat {level:.4f}"
+
+
+def _try_dropping_blocks(scorer: _Scorer, best: dict, board: list[dict], select: dict):
     """Score the best candidate without each block; the best improvement beyond
     ``drop_margin`` wins (one round: a single block is dropped at most)."""
     margin = float(select.get("drop_margin", 0.01))
-    n = len(problem.blocks)
+    n = len(scorer.problem.blocks)
     columns = [(info or {}).get("column", f"block {k}") for k, info in
-               enumerate(problem.layouts or [None] * n)]
+               enumerate(scorer.problem.layouts or [None] * n)]
     runs = []
     for drop in range(n):
-        keep = [k for k in range(n) if k != drop]
         runs.append({"model": best["model"], "params": best["params"], "skip": None,
-                     "keep": keep, "subset_of": best["model"],
+                     "keep": [k for k in range(n) if k != drop], "subset_of": best["model"],
                      "note": f"without {columns[drop]}"})
-    scored = _score_runs(problem, runs, jobs, deadline, None, first_always=False)
-    board.extend(scored)
-    good = [r for r in scored if r["cv_score"] is not None
+    board.extend(runs)
+    scorer.race(runs, lambda: best["cv_score"] + margin)
+    good = [r for r in runs if r["cv_score"] is not None
             and r["cv_score"] > best["cv_score"] + margin]
     if not good:
         return None
@@ -371,7 +443,9 @@ def leaderboard_rows(board: list[dict], times: bool = False) -> list[dict]:
         r = board[k]
         note = r.get("note") or ""
         if r["skip"]:
-            note = r["skip"] if r["skip"].startswith("failed") else f"skipped: {r['skip']}"
+            why = (r["skip"] if r["skip"].startswith(("failed", "stopped"))
+                   else f"skipped: {r['skip']}")
+            note = f"{note}; {why}" if note else why
         rows.append({"rank": rank, "model": r["model"],
                      "params": json.dumps(_plain(r["params"]), sort_keys=True),
                      "cv_score": "" if r["cv_score"] is None else f"{r['cv_score']:.4f}",

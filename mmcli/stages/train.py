@@ -47,7 +47,6 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
           progress: ProgressFactory = silent) -> dict:
     """Train ``config.model`` on the fused features; returns a summary with accuracies (rows,
     model choice or selection, search, fit, summary; writing is :func:`_write_model_dir`)."""
-    from mmcli.models import MODELS, build_model
 
     config = config or TrainConfig()
     fused = artifacts.open_stage(fused_dir, "fuse", "mmcli train")
@@ -58,18 +57,35 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",
                         "a classifier needs at least two labels in train")
     requested = config  # meta.json keeps the config as given ("auto"): mmcli run compares it
-    items, tr, va, X_tr, y, X_va, y_val = _rows(fused.path, classes)
-    blocks = fused_blocks(fused.path)
+    inputs = {str(fused.path): fused.meta_hash()}
+    key = artifacts.fingerprint("train", to_dict(requested), inputs)
+    # opened first, so that model selection checkpoints its fold scores in the journal: a
+    # killed train started again scores only what is missing
+    with artifacts.StageWriter(out, "train", (fused.path,), resume_key=key) as writer:
+        journal = writer.journal()
+        model, summary, selection = _fit(config, fused.path, classes, journal, progress)
+        journal.close()
+        return _write_model_dir(writer, fused.path, inputs, model, classes, summary, selection,
+                                requested)
 
+
+def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
+         progress: ProgressFactory) -> tuple:
+    """(fitted model, summary, selection or None): ``model: auto`` chooses first, then
+    ``train.search`` searches, then the model is fitted on the train rows."""
+    from mmcli.models import MODELS, build_model
+
+    items, tr, va, X_tr, y, X_va, y_val = _rows(fused_path, classes)
+    blocks = fused_blocks(fused_path)
     params = dict(config.params)
     selection = None
     if config.model == "auto":
-        selection = select(config, fused.path, items, tr, X_tr, y, X_va, y_val, len(classes),
-                           blocks, progress)
+        selection = select(config, fused_path, items, tr, X_tr, y, X_va, y_val, len(classes),
+                           blocks, progress, journal)
         config = dataclasses.replace(config, model=selection["model"])
         params = dict(selection["params"])
     cls = MODELS.get(config.model, where="--model")
-    _check_needs_blocks(cls, blocks, fused.path)
+    _check_needs_blocks(cls, blocks, fused_path)
     if selection is None:
         _check_token_blocks(build_model(config.model, params, config.seed, config.device),
                             blocks)
@@ -84,8 +100,8 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     tasks = None
     if config.tasks:
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
-                                       cls, fused.path)
-    masks = fit_presence(model, items, fused.path, tr, va)
+                                       cls, fused_path)
+    masks = fit_presence(model, items, fused_path, tr, va)
     with _epochs_bar(model, progress, f"train {config.model}"):
         if tasks:
             model.fit_tasks(X_tr, Y, tasks, X_va, Y_val, blocks=blocks)
@@ -101,7 +117,7 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
         summary["search"] = searched
     if tasks:
         summary["tasks"] = task_metrics(model, tasks, X_tr, Y, X_va, Y_val)
-    return _write_model_dir(out, fused, model, classes, summary, selection, requested)
+    return model, summary, selection
 
 
 def _rows(fused_path: Path, classes: list[str]):
@@ -118,28 +134,27 @@ def _rows(fused_path: Path, classes: list[str]):
     return items, tr, va, np.asarray(X[tr]), y, X_va, y_val
 
 
-def _write_model_dir(out: Path, fused, model, classes: list[str], summary: dict,
-                     selection: dict | None, requested: TrainConfig) -> dict:
-    """The model directory: the carried state, the model, its epoch log and, for model auto,
-    the leaderboard (no wall-clock times in any file: they are only in the returned
+def _write_model_dir(writer, fused_path: Path, inputs: dict, model, classes: list[str],
+                     summary: dict, selection: dict | None, requested: TrainConfig) -> dict:
+    """The model directory (``writer``'s): the carried state, the model, its epoch log and,
+    for model auto, the leaderboard (no wall-clock times in any file: they are only in the returned
     summary, for display)."""
     from mmcli.models import save_model
     from mmcli.models.select import leaderboard_rows
 
-    with artifacts.StageWriter(out, "train", (fused.path,)) as writer:
-        shutil.copytree(fused.path / "state", writer.path / "state")
-        save_model(model, writer.path / "state" / "model", classes)
-        artifacts.write_jsonl(writer.path / "train_log.jsonl", model.log_)
-        if selection is not None:
-            rows = leaderboard_rows(selection["leaderboard"])
-            artifacts.write_csv(writer.path / "leaderboard.csv", rows, list(LEADERBOARD))
-            summary["selection"] = {"validation": selection["validation"],
-                                    "params": selection["params"], "leaderboard": rows}
-        writer.commit(to_dict(requested), requested.seed,
-                      {str(fused.path): fused.meta_hash()}, summary)
+    shutil.copytree(fused_path / "state", writer.path / "state")
+    save_model(model, writer.path / "state" / "model", classes)
+    artifacts.write_jsonl(writer.path / "train_log.jsonl", model.log_)
+    if selection is not None:
+        rows = leaderboard_rows(selection["leaderboard"])
+        artifacts.write_csv(writer.path / "leaderboard.csv", rows, list(LEADERBOARD))
+        summary["selection"] = {"validation": selection["validation"],
+                                "params": selection["params"], "leaderboard": rows}
+    writer.commit(to_dict(requested), requested.seed, inputs, summary)
     if selection is not None:  # wall-clock, so reported and never recorded
         summary = {**summary, "selection": {
             **summary["selection"], "seconds": selection["seconds"],
+            "resumed": selection.get("resumed", 0),
             "leaderboard": leaderboard_rows(selection["leaderboard"], times=True)}}
     return summary
 
@@ -163,7 +178,8 @@ def _epochs_bar(model, progress: ProgressFactory, description: str):
 
 
 def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[int], X_tr, y,
-           X_va, y_val, n_classes: int, blocks, progress: ProgressFactory) -> dict:
+           X_va, y_val, n_classes: int, blocks, progress: ProgressFactory,
+           journal=None) -> dict:
     """``model: auto``: choose a model and its parameters on the train split by validation
     (:mod:`mmcli.models.select`); group folds when the items carry a ``group``."""
     from mmcli.models.select import (
@@ -208,7 +224,8 @@ def select(config: TrainConfig, fused_path: Path, items: list[dict], tr: list[in
     problem = Problem(X_all, y_all, n_classes, blocks, folds, config.seed, config.device)
     with progress("train: select", len(default_candidates())) as bar:
         return select_model(problem, config.select, config.time_limit, label,
-                            progress=lambda name: bar.advance(), params=config.params)
+                            progress=lambda name: bar.advance(), params=config.params,
+                            journal=journal)
 
 
 def fused_blocks(fused_path: Path) -> Blocks | None:

@@ -267,3 +267,69 @@ def test_selection_never_sees_test_rows(pipeline, tmp_path, monkeypatch, validat
         assert problem.folds[0][0].max() < n_train  # val rows are only ever scored
     for test_row in rows["test"]:
         assert not (problem.X == test_row).all(axis=1).any()
+
+
+KILL_AFTER = """
+import os, sys
+from pathlib import Path
+from mmcli.config import TrainConfig
+from mmcli.models import select
+from mmcli.stages import train
+calls, real = [], select._fit_score
+def dies(*args):  # SIGKILL-like: no cleanup, no exception handler runs
+    if len(calls) == int(sys.argv[3]):
+        os._exit(9)
+    calls.append(1)
+    return real(*args)
+select._fit_score = dies
+train(Path(sys.argv[1]), Path(sys.argv[2]), TrainConfig(select={"jobs": 1}))
+"""
+
+
+def test_a_killed_train_resumes_its_model_selection(pipeline, tmp_path):
+    """Fold scores are checkpointed: a train killed during model selection scores only the
+    missing folds when started again, and writes what an uninterrupted run writes."""
+    import subprocess
+    import sys
+
+    from mmcli.artifacts import sha256_file
+
+    out = tmp_path / "model"
+    died = subprocess.run([sys.executable, "-c", KILL_AFTER, str(pipeline.fused), str(out),
+                           "7"], capture_output=True, text=True)
+    assert died.returncode == 9 and not out.exists()
+    config = tmp_path / "c.yaml"
+    config.write_text("train: {select: {jobs: 1}}\n")
+    again = ok("train", pipeline.fused, "-o", out, "-c", config)
+    assert "7 fold scores resumed from a killed run" in again.stdout
+    clean = ok("train", pipeline.fused, "-o", tmp_path / "clean", "-c", config)
+    assert "resumed" not in clean.stdout
+    files = sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(tmp_path / "clean")
+                           for p in (tmp_path / "clean").rglob("*") if p.is_file())
+    for rel in files:
+        assert sha256_file(out / rel) == sha256_file(tmp_path / "clean" / rel), rel
+
+
+def test_a_time_limit_that_cuts_the_search_is_a_warning(pipeline, tmp_path, capsys):
+    from mmcli.cli import console
+    from mmcli.cli.train import print_summary
+
+    rows = [{"rank": 1, "model": "logreg", "params": "{}", "cv_score": "0.9", "cv_std": "0",
+             "chosen": "yes", "note": ""}] + [
+        {"rank": k, "model": "mlp", "params": "{}", "cv_score": "", "cv_std": "",
+         "chosen": "", "note": note} for k, note in
+        enumerate(["skipped: time limit", "without a; skipped: time limit",
+                   "stopped after 1 of 3 folds: cannot beat 0.9000"], start=2)]
+    console.configure()
+    try:
+        print_summary({"selection": {"validation": "3-fold cv", "leaderboard": rows},
+                       "model": "logreg", "n_train": 9, "train_accuracy": 1.0,
+                       "val_accuracy": None}, "out")
+    finally:
+        console.reset()
+    assert ("warning: model selection reached its time limit: 2 settings were not scored, so "
+            "the choice depends on this machine's speed and load; raise --time-limit (0: "
+            "none) for a choice that is the same everywhere") in capsys.readouterr().err
+    plain = ok("train", pipeline.fused, "-o", tmp_path / "plain")
+    assert "time limit" not in plain.stderr
