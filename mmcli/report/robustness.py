@@ -145,8 +145,8 @@ def _predicted(chain: FittedChain, blocks: list[np.ndarray]) -> np.ndarray:
     return chain.predict_proba(chain.fuse(blocks)).argmax(1).astype(np.int32)
 
 
-#: test items per checkpointed slice of a point's features (see :func:`_sliced_features`)
-SLICE_ITEMS = 128
+#: test items per slice of a point's features (checkpointed; see :func:`_sliced_features`)
+SLICE_ITEMS = 64
 #: the folder, beside the journal, of the checkpointed slices (removed before the output is
 #: committed: :func:`remove_slices`)
 SLICES = ".robustness"
@@ -300,25 +300,29 @@ def _noise_point(point: tuple[int, int, int]) -> np.ndarray:
 
 def _sliced_features(chain: FittedChain, col: str, values, folder: Path | None,
                      point: tuple) -> np.ndarray:
-    """The features of a point's perturbed ``values``, :data:`SLICE_ITEMS` items at a time,
-    each slice saved in ``folder`` as it is done and read back when already there: a point
-    killed midway loses at most one slice. The features of an item do not depend on the
-    other items of its batch (extract's chunks rely on it too), so the block is the one a
-    single call gives. Without ``folder``, or for values it cannot slice, one call."""
+    """The features of a point's perturbed ``values``, :data:`SLICE_ITEMS` items at a time.
+
+    With ``folder`` each slice is saved there as it is done and read back when already there,
+    so a point killed midway loses at most one slice. The features of an item do not depend on
+    the other items of its batch (extract's chunks rely on it too), so the block is the one a
+    single call gives; slices are also faster than one call on the whole split (the audio
+    features' intermediate arrays of 64 clips stay in cache: 3.9 s CPU instead of 5.4 s for
+    452 one-second clips). Values of a type :func:`_rows` does not know: one call."""
     n = len(values)
-    if folder is None or n <= SLICE_ITEMS or _rows(values, 0, 1) is None:
+    if n <= SLICE_ITEMS or _rows(values, 0, 1) is None:
         return chain.features(col, values)
     parts = []
     for start in range(0, n, SLICE_ITEMS):
-        path = folder / ("-".join(map(str, point)) + f"-{start}.npy")
-        if path.exists():
+        path = folder / ("-".join(map(str, point)) + f"-{start}.npy") if folder else None
+        if path is not None and path.exists():
             parts.append(np.load(path, allow_pickle=False))
             continue
         part = chain.features(col, _rows(values, start, start + SLICE_ITEMS))
-        partial = path.with_name(path.name + ".part")
-        with open(partial, "wb") as f:
-            np.save(f, part, allow_pickle=False)
-        partial.replace(path)  # a slice file is whole or absent
+        if path is not None:
+            partial = path.with_name(path.name + ".part")
+            with open(partial, "wb") as f:
+                np.save(f, part, allow_pickle=False)
+            partial.replace(path)  # a slice file is whole or absent
         parts.append(part)
     return np.vstack(parts)
 
@@ -332,7 +336,8 @@ def _rows(values, start: int, stop: int):
     if isinstance(values, AudioClips):
         return AudioClips(values.clips[start:stop], values.sample_rate)
     if isinstance(values, VideoClips):
-        return VideoClips(values.frames[start:stop], _rows(values.audio, start, stop))
+        audio = _rows(values.audio, start, stop)
+        return None if audio is None else VideoClips(values.frames[start:stop], audio)
     if isinstance(values, (np.ndarray, list)):
         return values[start:stop]
     return None
