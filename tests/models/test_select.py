@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mmcli.artifacts import Journal
 from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 from mmcli.models import build_model, load_model, save_model
-from mmcli.artifacts import Journal
 from mmcli.models import select as select_module
 from mmcli.models.select import (
     Problem,
