@@ -106,7 +106,9 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
     modality's features are computed again. With ``bootstrap`` > 0, each point also gets a
     percentile bootstrap interval of its accuracy (``bootstrap`` resamples of its items, seeded
     by ``seed``). With ``journal``, each computed point's predictions are checkpointed (under
-    ``run``, the scored model's number) and the points already in it are not computed again.
+    ``run``, the scored model's number) and the points already in it are not computed again;
+    within a point, the features of every :data:`SLICE_ITEMS` items are saved beside it
+    (:func:`_sliced_features`; :func:`remove_slices` removes them).
     Only the test items with every modality present are perturbed (mmcli.missing).
     """
     from mmcli.parallel import ordered_map
