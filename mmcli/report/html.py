@@ -44,8 +44,12 @@ def fmt(value) -> str:
 
 
 def with_ci(m: dict, key: str) -> str:
-    ci = (m.get("ci") or {}).get(key)
-    text = fmt(m.get(key))
+    return value_ci(m.get(key), (m.get("ci") or {}).get(key))
+
+
+def value_ci(value, ci: list | None) -> str:
+    """A value and, when given, its interval [low, high] after it, muted."""
+    text = fmt(value)
     return f"{text} <span class='muted'>[{fmt(ci[0])}, {fmt(ci[1])}]</span>" if ci else text
 
 
@@ -227,11 +231,13 @@ def _robustness(ctx: dict, figures: dict[str, bytes]) -> str:
         html += ("<p>One modality's preprocessed test data corrupted at increasing severity s "
                  "(the others clean), then the fitted extractors, fusion and model. Relative "
                  "robustness: area under accuracy-vs-severity divided by that of a flat curve "
-                 "at clean accuracy (1.000: no loss).</p>")
+                 "at clean accuracy (1.000: no loss). In brackets: the 95% percentile "
+                 "bootstrap interval of each accuracy over the test items.</p>")
         levels = next(iter(noise.values()))["levels"]
         rows = [[escape(c["column"]), escape(c["perturbation"]), escape(c["severity"]),
-                 fmt(c["n"]), *(fmt(a) for a in c["accuracy"]), fmt(c["auc"]),
-                 fmt(c["relative_robustness"])] for c in noise.values()]
+                 fmt(c["n"]), *(value_ci(a, i) for a, i in zip(
+                     c["accuracy"], (c.get("ci") or {}).get("accuracy") or [None] * len(levels))),
+                 fmt(c["auc"]), fmt(c["relative_robustness"])] for c in noise.values()]
         html += table(["modality", "perturbation", "at severity s", "items",
                        *(f"s={fmt(s)}" for s in levels), "AUC", "relative robustness"],
                       rows, raw=True)

@@ -100,11 +100,14 @@ def _robustness_md(rob: dict) -> list[str]:
         lines += [f"| without {c} | {v:.3f} |" for c, v in a["removed"].items()]
     if rob.get("noise"):
         lines += ["", "## Noise robustness (test)", "",
-                  "| modality | perturbation | accuracy per severity level | relative robustness |",
+                  "| modality | perturbation | accuracy per severity level [95% bootstrap "
+                  "interval] | relative robustness |",
                   "|---|---|---|---:|"]
         for c in rob["noise"].values():
+            ci = (c.get("ci") or {}).get("accuracy") or [None] * len(c["accuracy"])
             lines.append(f"| {c['column']} | {c['perturbation']} | "
-                         + " ".join(f"{a:.3f}" for a in c["accuracy"])
+                         + ", ".join(f"{a:.3f}" + (f" [{i[0]:.3f}, {i[1]:.3f}]" if i else "")
+                                     for a, i in zip(c["accuracy"], ci))
                          + f" | {_f(c['relative_robustness'])} |")
     for note in rob.get("notes", []):
         lines += ["", f"- note: {note}"]

@@ -186,10 +186,10 @@ def bootstrap_ci(y_true: list[str], y_pred: list[str], resamples: int = 1000, se
                  level: float = 0.95, cells: int = 2_000_000) -> dict:
     """Percentile bootstrap intervals for accuracy, balanced accuracy and macro F1.
 
-    Each resample draws ``n`` items with replacement; its confusion matrix comes from one
-    ``bincount`` over (true, predicted) pair codes, for a batch of resamples at once (at most
-    ``cells`` drawn items per batch, to bound memory). Each resample is scored as the point
-    estimates are (:func:`classification_metrics`): macro F1 over the classes true or
+    Each resample draws ``n`` items with replacement (:func:`_resamples`); its confusion matrix
+    comes from one ``bincount`` over (true, predicted) pair codes, for a batch of resamples at
+    once (at most ``cells`` drawn items per batch, to bound memory). Each resample is scored as
+    the point estimates are (:func:`classification_metrics`): macro F1 over the classes true or
     predicted in the resample, balanced accuracy over the classes true in it.
     """
     n = len(y_true)
@@ -199,12 +199,10 @@ def bootstrap_ci(y_true: list[str], y_pred: list[str], resamples: int = 1000, se
     index = {c: k for k, c in enumerate(labels)}
     k = len(labels)
     codes = np.array([index[t] * k + index[p] for t, p in zip(y_true, y_pred)], dtype=np.int64)
-    rng = np.random.default_rng(seed)
-    batch = max(1, min(resamples, cells // n))
     acc, bal, f1 = [], [], []
-    for start in range(0, resamples, batch):
-        m = min(batch, resamples - start)
-        drawn = codes[rng.integers(0, n, size=(m, n))] + (np.arange(m) * k * k)[:, None]
+    for drawn in _resamples(n, resamples, seed, cells):
+        m = len(drawn)
+        drawn = codes[drawn] + (np.arange(m) * k * k)[:, None]
         cm = np.bincount(drawn.ravel(), minlength=m * k * k).reshape(m, k, k)
         tp = np.diagonal(cm, axis1=1, axis2=2).astype(np.float64)
         support, predicted = cm.sum(2), cm.sum(1)
@@ -215,12 +213,44 @@ def bootstrap_ci(y_true: list[str], y_pred: list[str], resamples: int = 1000, se
         acc.append(tp.sum(1) / n)
         bal.append(recall.sum(1) / present.sum(1))
         f1.append(f1_k.sum(1) / defined.sum(1))
-    tail = (1 - level) / 2 * 100
     out = {"level": level, "resamples": resamples}
     for name, values in (("accuracy", acc), ("balanced_accuracy", bal), ("macro_f1", f1)):
-        lo, hi = np.percentile(np.concatenate(values), [tail, 100 - tail])
-        out[name] = [float(lo), float(hi)]
+        out[name] = _percentile_interval(np.concatenate(values), level)
     return out
+
+
+def bootstrap_accuracy(correct, resamples: int = 1000, seed: int = 0, level: float = 0.95,
+                       cells: int = 2_000_000) -> list[list[float]]:
+    """Percentile bootstrap intervals of the accuracy of each row of ``correct`` (rows x n
+    booleans: is item i right), all rows on the same resamples; a row's interval is the
+    ``accuracy`` interval :func:`bootstrap_ci` gives for the same items, seed and level."""
+    correct = np.atleast_2d(np.asarray(correct, dtype=bool))
+    n = correct.shape[1]
+    if n == 0 or resamples < 1:
+        return [[] for _ in correct]
+    right = correct.astype(np.float64)
+    acc = []
+    for drawn in _resamples(n, resamples, seed, cells):
+        m = len(drawn)  # how often each item is drawn, per resample: (m, n) counts
+        counts = np.bincount((drawn + (np.arange(m) * n)[:, None]).ravel(), minlength=m * n)
+        acc.append(right @ counts.reshape(m, n).T / n)
+    acc = np.concatenate(acc, axis=1)
+    return [_percentile_interval(row, level) for row in acc]
+
+
+def _resamples(n: int, resamples: int, seed: int, cells: int):
+    """Batches of bootstrap resamples of ``n`` items: (m, n) index arrays, at most ``cells``
+    indices per batch; the same ``seed`` and ``n`` give the same resamples."""
+    rng = np.random.default_rng(seed)
+    batch = max(1, min(resamples, cells // n))
+    for start in range(0, resamples, batch):
+        yield rng.integers(0, n, size=(min(batch, resamples - start), n))
+
+
+def _percentile_interval(values: np.ndarray, level: float) -> list[float]:
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return [float(lo), float(hi)]
 
 
 # --- regression ------------------------------------------------------------------------------

@@ -186,9 +186,13 @@ def robustness_curves(runs: list[tuple[str, dict]], title: str):
         for r, (name, curves) in enumerate(runs):
             for p, c in enumerate(v for v in curves.values() if v["column"] == col):
                 label = c["perturbation"] if len(runs) == 1 else f"{name}: {c['perturbation']}"
+                color = f"C{r}" if len(runs) > 1 else f"C{p}"
                 ax.plot(c["levels"], c["accuracy"], marker="o", markersize=3, label=label,
-                        color=f"C{r}" if len(runs) > 1 else f"C{p}",
-                        linestyle=styles[p % len(styles)] if len(runs) > 1 else "-")
+                        color=color, linestyle=styles[p % len(styles)] if len(runs) > 1 else "-")
+                ci = (c.get("ci") or {}).get("accuracy")
+                if ci:  # the bootstrap interval of each point
+                    ax.fill_between(c["levels"], [v[0] for v in ci], [v[1] for v in ci],
+                                    color=color, alpha=0.15, linewidth=0)
         ax.set(xlabel="severity s", ylabel="test accuracy", ylim=(0, 1.02), title=col)
         ax.legend(fontsize=7)
     fig.suptitle(title)

@@ -91,17 +91,28 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
         runs.append(score(model_path, fused_path or trained_from(model_path), config, progress))
     _name_runs(runs)
     main = runs[0]
+    inputs = {}
+    for r in runs:
+        inputs[str(r.model.path)] = r.model.meta_hash()
+        inputs[str(r.fused.path)] = r.fused.meta_hash()
+    # the robustness points of a killed run with the same config and inputs are resumed
+    key = artifacts.fingerprint("eval", to_dict(config), inputs) if config.robustness else None
 
     with artifacts.StageWriter(out, "eval", tuple(p for r in runs
-                                                   for p in (r.model.path, r.fused.path))) as w:
+                                                   for p in (r.model.path, r.fused.path)),
+                               resume_key=key) as w:
+        if config.robustness:
+            journal = w.journal()
+            for number, r in enumerate(runs):
+                add_robustness(r, config, progress, journal, number)
+            from mmcli.report.robustness import remove_slices
+
+            remove_slices(w.path)
+            journal.close()
         artifacts.write_json(w.path / "metrics.json", main.metrics)
         _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,
                            main.classes, main.task_pred or {})
         _write_reports(w.path, runs, config)
-        inputs = {}
-        for r in runs:
-            inputs[str(r.model.path)] = r.model.meta_hash()
-            inputs[str(r.fused.path)] = r.fused.meta_hash()
         w.commit(to_dict(config), config.seed, inputs,
                  {s: {k: m[k] for k in ("accuracy", "macro_f1", "n")}
                   for s, m in main.metrics.items()})
@@ -160,7 +171,8 @@ def trained_from(model_dir: Path) -> Path:
 
 def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
           progress: ProgressFactory = silent) -> ScoredModel:
-    """Predict every item of ``fused_dir`` with the model; metrics and robustness."""
+    """Predict every item of ``fused_dir`` with the model; its metrics (robustness:
+    :func:`add_robustness`)."""
     from mmcli.report.chain import find_chain
 
     fitted = FittedChain.load(model_dir, "mmcli eval")
@@ -196,11 +208,17 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
     if not run.metrics:
         raise DataError(f"{fused.path} has no items in the splits {config.splits!r}",
                         "choose other eval.splits")
-    if config.robustness:
-        run.robustness = measure_robustness(run, config, progress)
-        if "test" in run.metrics:
-            run.metrics["test"]["robustness"] = run.robustness
     return run
+
+
+def add_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressFactory = silent,
+                   journal: artifacts.Journal | None = None, number: int = 0) -> None:
+    """Measure the robustness of a scored model (:func:`measure_robustness`) into
+    ``run.robustness`` and its test metrics; ``journal`` (``number``: the model's place in
+    it) checkpoints the noise curves' points so that a killed eval resumes them."""
+    run.robustness = measure_robustness(run, config, progress, journal, number)
+    if "test" in run.metrics:
+        run.metrics["test"]["robustness"] = run.robustness
 
 
 def missing_patterns(items: list[dict], proba: np.ndarray, classes: list[str],
@@ -244,7 +262,8 @@ def split_metrics(run: ScoredModel, split: str, config: EvalConfig) -> dict | No
     return m
 
 
-def measure_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressFactory) -> dict:
+def measure_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressFactory,
+                       journal: artifacts.Journal | None = None, number: int = 0) -> dict:
     """Modality ablation (on the extract directory) and noise robustness (on the preprocess
     directory) of the fuse directory's chain, each skipped with a note when that directory is
     not reachable or holds other items; the fitted chain is the one scored."""
@@ -261,7 +280,9 @@ def measure_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressF
     pre = _upstream(run, "preprocess", "noise robustness", out["notes"])
     if pre is not None:
         out["noise"] = noise_robustness(run.fitted, pre, config.noise_levels, config.seed,
-                                        progress, config.noise_max_items, feat_path=feat)
+                                        progress, config.noise_max_items, feat_path=feat,
+                                        bootstrap=config.bootstrap, journal=journal,
+                                        run=number)
     return out
 
 

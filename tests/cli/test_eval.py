@@ -176,6 +176,10 @@ def test_html_report_shows_every_metric_and_embeds_every_figure(evaluated):
     robustness = metrics["test"]["robustness"]
     assert set(robustness["ablation"]["removed"]) == {"image", "audio", "text", "value"}
     assert len(robustness["noise"]) == 5
+    curve = robustness["noise"]["audio/white_noise"]
+    lo, hi = curve["ci"]["accuracy"][-1]  # each point's bootstrap interval, in both reports
+    assert f"{curve['accuracy'][-1]:.3f} [{lo:.3f}, {hi:.3f}]" in (out / "report.md").read_text()
+    assert f"[{lo:.3f}, {hi:.3f}]</span>" in (out / "report.html").read_text()
     for key in ("roc_auc_macro", "log_loss", "ece", "ci"):
         assert key in metrics["test"]
     text = " ".join(page.text)

@@ -120,6 +120,20 @@ def test_bootstrap_matches_a_slow_reference_and_is_seeded():
     assert ci["level"] == 0.95 and ci["resamples"] == 50
 
 
+def test_bootstrap_accuracy_of_many_rows_is_bootstrap_ci_of_each():
+    """The noise curves' intervals: every row on the same resamples, each row's interval the
+    accuracy interval of bootstrap_ci (also across batches of resamples)."""
+    rng = np.random.default_rng(2)
+    y_true = [CLASSES[k] for k in rng.integers(0, 3, 30)]
+    preds = [[t if rng.random() < q else "x" for t in y_true] for q in (0.2, 0.6, 1.0)]
+    right = [[a == b for a, b in zip(y_true, p)] for p in preds]
+    for cells in (2_000_000, 70):  # one batch; batches of 2 resamples
+        got = M.bootstrap_accuracy(right, resamples=40, seed=3, cells=cells)
+        assert got == [M.bootstrap_ci(y_true, p, 40, 3, cells=cells)["accuracy"] for p in preds]
+    assert got[2] == [1.0, 1.0]
+    assert M.bootstrap_accuracy([[True, False]], resamples=0) == [[]]
+
+
 def test_bootstrap_of_1000_resamples_is_fast_on_10k_items():  # (about 0.3 s)
     import time
 

@@ -104,6 +104,21 @@ def test_noise_curves_do_not_depend_on_workers_or_where_clean_features_come_from
     assert not R._NOISE  # no state left behind
 
 
+def test_noise_curves_carry_a_bootstrap_interval_per_point(pipeline):
+    fitted = FittedChain.load(pipeline.model)
+    levels = [0.0, 0.5, 1.0]
+    plain = R.noise_robustness(fitted, pipeline.pre, levels, seed=0, feat_path=pipeline.feat)
+    noise = R.noise_robustness(fitted, pipeline.pre, levels, seed=0, feat_path=pipeline.feat,
+                               bootstrap=200)
+    # severity 0 is the clean chain: the same interval on every curve
+    assert len({str(c["ci"]["accuracy"][0]) for c in noise.values()}) == 1
+    for name, curve in noise.items():
+        ci = curve.pop("ci")
+        assert curve == plain[name]  # the same curve, with intervals
+        assert ci["level"] == 0.95 and ci["resamples"] == 200 and len(ci["accuracy"]) == 3
+        assert all(lo <= a <= hi for a, (lo, hi) in zip(curve["accuracy"], ci["accuracy"]))
+
+
 def test_noise_on_a_seeded_subsample(pipeline):
     fitted = FittedChain.load(pipeline.model)
     noise = R.noise_robustness(fitted, pipeline.pre, [0.0, 1.0], seed=0, max_items=3)
