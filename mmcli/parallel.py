@@ -111,6 +111,33 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
                             lambda future, task: future.result())
 
 
+@contextmanager
+def worker_pool(jobs: int, initializer: Callable | None = None,
+                initargs: tuple = ()) -> Iterator[Callable]:
+    """One pool of ``jobs`` local workers kept for several maps: yields ``map(fn, tasks)``,
+    which yields ``fn(task)`` for each task in order, like :func:`ordered_map`.
+
+    For work that comes in rounds, each decided by the results of the one before (model
+    selection's racing): the workers are forked and ``initializer(*initargs)`` runs in each
+    once, instead of once per round. One job runs every map in this process."""
+    jobs = resolve_jobs(jobs)
+    if jobs <= 1:
+        with _in_process_worker():
+            if initializer is not None:
+                initializer(*initargs)
+            yield lambda fn, tasks: (fn(task) for task in tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    ctx = _context(multiprocessing)
+    with _one_thread_per_worker(), _without_main(), ProcessPoolExecutor(
+            jobs, mp_context=ctx, initializer=_init_worker,
+            initargs=(initializer, initargs)) as pool:
+        yield lambda fn, tasks: _bounded(lambda task: pool.submit(fn, task), tasks, 4 * jobs,
+                                         lambda future, task: future.result())
+
+
 #: every dict made by :func:`worker_state`
 _WORKER_STATES: list[dict] = []
 

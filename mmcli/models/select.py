@@ -53,8 +53,12 @@ import numpy as np
 from mmcli.blocks import Blocks
 from mmcli.errors import UsageError
 
-#: what the candidates import in the worker processes (preloaded where workers start)
-WORKER_MODULES = ("sklearn.calibration", "sklearn.linear_model", "sklearn.svm", "torch")
+#: what the candidates import in the worker processes, preloaded by the fork server while
+#: the train stage loads its data (torch is not: the torch candidates are often stopped by
+#: racing, and importing it held up the first fold fits by seconds; a worker that fits one
+#: imports it then, once, as the pool lasts the whole selection)
+WORKER_MODULES = ("sklearn.calibration", "sklearn.linear_model", "sklearn.model_selection",
+                  "sklearn.svm")
 KEYS = ("candidates", "cv", "validation", "drop_blocks", "drop_margin", "jobs")
 VALIDATION = ("auto", "cv", "val")
 #: torch candidates train at most this many epochs in a fold (no val rows to stop on there)
@@ -101,6 +105,14 @@ def default_candidates() -> list[Candidate]:
         Candidate("mlp", {"hidden": [256], "dropout": 0.3, "epochs": FOLD_EPOCHS}),
         Candidate("late_repr", {"encoder": "auto", "epochs": 30}, needs="structure"),
     ]
+
+
+def start_select_workers(select: dict) -> None:
+    """Start the workers' fork server now, importing what the candidates need, so that it
+    does so on another core while the train stage reads its data."""
+    from mmcli.parallel import start_workers
+
+    start_workers(_jobs(select.get("jobs", 0)), WORKER_MODULES)
 
 
 def check_select(select: dict) -> None:
@@ -233,8 +245,19 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
     check_select(select)
     runs = _runs(problem, select.get("candidates"), params)
     started = time.perf_counter()
-    scorer = _Scorer(problem, _jobs(select.get("jobs", 0)),
-                     time.time() + time_limit if time_limit > 0 else None, journal)
+    with _Scorer(problem, _jobs(select.get("jobs", 0)),
+                 time.time() + time_limit if time_limit > 0 else None, journal) as scorer:
+        winner, chosen = _race_all(scorer, runs, select, progress)
+    for row in runs:
+        row["chosen"] = row is chosen
+    return {"model": winner["model"], "params": winner["params"], "leaderboard": runs,
+            "validation": how, "seconds": time.perf_counter() - started,
+            "resumed": scorer.resumed}
+
+
+def _race_all(scorer: _Scorer, runs: list[dict], select: dict, progress) -> tuple:
+    """(winner's model and params, its leaderboard row): the first candidate on every fold,
+    the others raced against it, then the block-dropping round."""
     todo = [r for r in runs if r["skip"] is None]
     first = [r for r in todo if r["model"] == todo[0]["model"]] if todo else []
     scorer.race(first, None, progress, deadline=False)
@@ -253,16 +276,12 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
                          + (f" (first: {reasons[0]})" if reasons else ""),
                          "name a model with --model, or widen train.select.candidates")
     best = max(ranked, key=lambda r: r["cv_score"])  # first of equals: the cheaper
-    winner, chosen = {"model": best["model"], "params": best["params"]}, best
-    if select.get("drop_blocks", True) and problem.blocks and len(problem.blocks) > 1:
+    blocks = scorer.problem.blocks
+    if select.get("drop_blocks", True) and blocks and len(blocks) > 1:
         dropped = _try_dropping_blocks(scorer, best, runs, select)
         if dropped is not None:
-            winner, chosen = dropped
-    for row in runs:
-        row["chosen"] = row is chosen
-    return {"model": winner["model"], "params": winner["params"], "leaderboard": runs,
-            "validation": how, "seconds": time.perf_counter() - started,
-            "resumed": scorer.resumed}
+            return dropped
+    return {"model": best["model"], "params": best["params"]}, best
 
 
 def _runs(problem: Problem, wanted: list | None, params: dict | None) -> list[dict]:
@@ -327,10 +346,29 @@ class _Scorer:
 
     def __init__(self, problem: Problem, jobs: int, deadline: float | None, journal=None):
         self.problem, self.jobs, self.deadline, self.journal = problem, jobs, deadline, journal
+        self._pool = None
         self.done = {r["task"]: (r["score"], r["seconds"], r["error"])
                      for r in (journal.records if journal is not None else [])}
         #: fold scores taken from the journal of a killed earlier run
         self.resumed = 0
+
+    def __enter__(self):
+        """One pool of workers for every round (:func:`mmcli.parallel.worker_pool`): forked,
+        and given the problem, once."""
+        from contextlib import ExitStack
+
+        from mmcli.parallel import worker_pool
+
+        self._stack = ExitStack()
+        self._map = self._stack.enter_context(worker_pool(self.jobs, _set_problem,
+                                                          (self.problem,)))
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            self._stack.close()
+        finally:
+            _set_problem(None)  # with one job the tasks ran here: keep no state behind
 
     def race(self, runs: list[dict], bar, progress=None, deadline: bool = True) -> None:
         """Score ``runs`` on every fold unless stopped; ``bar()`` is the score a run must
@@ -364,25 +402,18 @@ class _Scorer:
         """Score each (run, fold) pair: from the journal when it has the score, else on the
         pool, in the candidates' order (cheap first: a time limit cuts the costly ones). A
         run with a failed or timed-out fold is skipped with the reason."""
-        from mmcli.parallel import ordered_map
-
         todo = [(run, fold) for run, fold in pairs if _task_key(run, fold) not in self.done]
         self.resumed += len(pairs) - len(todo)
         tasks = [(run["model"], run["params"], fold, run.get("keep"),
                   self.deadline if deadline else None) for run, fold in todo]
-        try:
-            for (run, fold), result in zip(todo, ordered_map(
-                    _fit_task, tasks, self.jobs, initializer=_set_problem,
-                    initargs=(self.problem,))):
-                run["folds"][fold] = result
-                if result[2] == "time limit":  # depends on the clock: never checkpointed
-                    continue
-                self.done[_task_key(run, fold)] = result
-                if self.journal is not None:
-                    self.journal.append({"task": _task_key(run, fold), "score": result[0],
-                                         "seconds": result[1], "error": result[2]})
-        finally:
-            _set_problem(None)  # with one job the tasks ran here: keep no state behind
+        for (run, fold), result in zip(todo, self._map(_fit_task, tasks)):
+            run["folds"][fold] = result
+            if result[2] == "time limit":  # depends on the clock: never checkpointed
+                continue
+            self.done[_task_key(run, fold)] = result
+            if self.journal is not None:
+                self.journal.append({"task": _task_key(run, fold), "score": result[0],
+                                     "seconds": result[1], "error": result[2]})
         for run, fold in pairs:
             run["folds"].setdefault(fold, self.done.get(_task_key(run, fold)))
             errors = [run["folds"][f][2] for f in sorted(run["folds"])

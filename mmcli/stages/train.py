@@ -56,6 +56,11 @@ def train(fused_dir: Path, out: Path, config: TrainConfig | None = None,
     if len(classes) < 2:
         raise DataError(f"the train split of {fused.path} has {len(classes)} class(es)",
                         "a classifier needs at least two labels in train")
+    if config.model == "auto":
+        from mmcli.models.select import check_select, start_select_workers
+
+        check_select(config.select)
+        start_select_workers(config.select)
     requested = config  # meta.json keeps the config as given ("auto"): mmcli run compares it
     inputs = {str(fused.path): fused.meta_hash()}
     key = artifacts.fingerprint("train", to_dict(requested), inputs)
