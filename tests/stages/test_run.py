@@ -215,4 +215,6 @@ def test_run_starts_workers_once_with_what_every_stage_imports(monkeypatch):
     _start_workers({"preprocess": PreprocessConfig(), "extract": ExtractConfig()})
     assert len(calls) == 1
     assert {"librosa.feature.spectral", "skimage.feature._hog", "sklearn.linear_model",
-            "torch"} <= calls[0]
+            "sklearn.svm"} <= calls[0]
+    # not torch: preprocess's and the first fold fits' workers would wait for its import
+    assert "torch" not in calls[0]
