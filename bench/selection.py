@@ -4,9 +4,9 @@ For each set of bench/datasets.py the default chain's preprocess, extract and fu
 (kept under ``--work`` and reused by later runs, also by other checkouts given the same
 ``--work``), then ``mmcli train`` and ``mmcli eval --no-robustness`` run as subprocesses
 with this checkout's code. Printed and written per set: the train stage's wall seconds, the
-chosen model and parameters (leaderboard.csv), and the test accuracy and macro-F1. CPU
-seconds (the train process and its workers) are printed beside wall seconds: on a shared
-machine they move much less with the load.
+chosen model and parameters (leaderboard.csv), the fold fits made, and the test accuracy
+and macro-F1. Wall seconds move with the machine's load: on a shared machine compare the fold
+fits and the choices.
 
 Run it from two checkouts with different ``--label`` s to compare a change of the selection
 (same fused inputs, same seed): ``--compare before,after`` prints both side by side.
@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import resource
 import sys
 import time
 from pathlib import Path
@@ -70,36 +69,44 @@ def run_set(name: str, work: Path, label: str, train: dict | None = None) -> dic
         config = accuracy.write_yaml(work / name / f"config-{label}.yaml",
                                      {**base, "train": train})
     model, ev = work / name / f"model-{label}", work / name / f"eval-{label}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     train_s = accuracy.mmcli("train", str(fused), "-o", str(model), config=config)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     accuracy.mmcli("eval", str(model), str(fused), "-o", str(ev), "--no-robustness",
                    config=config)
     test = accuracy.scores(ev)["test"]
     name_, params, scored = chosen(model)
-    return {"set": name, "train_s": round(train_s, 2), "train_cpu_s": round(cpu_s, 2),
-            "model": name_, "params": params,
+    return {"set": name, "train_s": round(train_s, 2), "model": name_, "params": params,
             "scored": scored, "accuracy": test["accuracy"], "macro_f1": test["macro_f1"]}
 
 
-def compare(labels: list[str]) -> str:
+def fold_fits(model_dir: Path) -> int:
+    """The fold fits selection made, from the leaderboard: every fold of a scored row (one
+    on a val split), k of a row ``stopped after k of n folds``."""
+    meta = json.loads((model_dir / "meta.json").read_text())
+    folds = 1 if meta["summary"]["selection"]["validation"] == "val split" else 3
+    with open(model_dir / "leaderboard.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return sum(folds if r["cv_score"] else int(r["note"].split("stopped after ")[1].split()[0])
+               if "stopped after " in r["note"] else 0 for r in rows)
+
+
+def compare(labels: list[str], work: Path) -> str:
     runs = [json.loads((RESULTS / f"selection_{lab}.json").read_text()) for lab in labels]
     sets = [r["set"] for r in runs[0]]
-    head = "| set | " + " | ".join(f"{lab}: train wall s (cpu s) | {lab}: choice | "
+    head = "| set | " + " | ".join(f"{lab}: train wall s | {lab}: fold fits | {lab}: choice | "
                                     f"{lab}: test acc (F1)"
                                     for lab in labels) + " | same choice |"
-    lines = [head, "|---|" + "---:|---|---:|" * len(labels) + "---|"]
+    lines = [head, "|---|" + "---:|---:|---|---:|" * len(labels) + "---|"]
     for name in sets:
         rows = [next(r for r in run if r["set"] == name) for run in runs]
-        cells = " | ".join(f"{r['train_s']:.1f} ({r.get('train_cpu_s', float('nan')):.1f})"
+        cells = " | ".join(f"{r['train_s']:.1f} | {fold_fits(work / name / f'model-{lab}')}"
                            f" | {r['model']} {r['params']} | "
-                           f"{r['accuracy']:.3f} ({r['macro_f1']:.3f})" for r in rows)
+                           f"{r['accuracy']:.3f} ({r['macro_f1']:.3f})"
+                           for r, lab in zip(rows, labels))
         same = all((r["model"], r["params"]) == (rows[0]["model"], rows[0]["params"])
                    for r in rows)
         lines.append(f"| {name} | {cells} | {'yes' if same else '**no**'} |")
     totals = [sum(r["train_s"] for r in run) for run in runs]
-    lines.append("| **total** | " + " | ".join(f"{t:.1f} | | " for t in totals) + " |")
+    lines.append("| **total** | " + " | ".join(f"{t:.1f} | | | " for t in totals) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -113,7 +120,7 @@ def main() -> int:
                         help='extra train config as JSON, e.g. \'{"select": {"cv": 5}}\'')
     args = parser.parse_args()
     if args.compare:
-        text = compare(args.compare.split(","))
+        text = compare(args.compare.split(","), Path(args.work))
         (RESULTS / "selection.md").write_text(text, encoding="utf-8")
         print(text)
         return 0
