@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from mmcli.parallel import chunks, ordered_map
+from mmcli.parallel import chunks, ordered_map, worker_pool, worker_state
 from mmcli.testing.dummies import make_dataset
 
 
@@ -18,6 +18,32 @@ def test_ordered_map_keeps_order_with_two_workers():
     tasks = list(range(40))
     assert list(ordered_map(_square, tasks, 2)) == [x * x for x in tasks]
     assert list(ordered_map(_square, tasks, 1)) == [x * x for x in tasks]
+
+
+_INIT = worker_state()
+
+
+def _set_offset(offset: int) -> None:
+    _INIT["offset"] = offset
+    _INIT["calls"] = _INIT.get("calls", 0) + 1
+
+
+def _offset_and_calls(x: int) -> tuple[int, int, int]:
+    import os
+
+    return x + _INIT["offset"], _INIT["calls"], os.getpid()
+
+
+def test_worker_pool_keeps_its_workers_and_their_state_across_maps():
+    for jobs in (1, 2):
+        with worker_pool(jobs, _set_offset, (100,)) as run:
+            first = list(run(_offset_and_calls, range(10)))
+            second = list(run(_offset_and_calls, range(10, 20)))
+        assert [r[0] for r in first + second] == list(range(100, 120))
+        assert {r[1] for r in first + second} == {1}  # the initializer ran once per worker
+        # the same workers for both maps (a pool per map would fork up to 2 x jobs)
+        assert len({r[2] for r in first + second}) <= jobs
+    assert _INIT == {}  # a map in this process leaves no state behind
 
 
 def test_chunks():
