@@ -239,3 +239,17 @@ def test_subset_model_round_trip(tmp_path):
     bad = build_model("subset", {"keep": [3]}, 0, "cpu")
     with pytest.raises(UsageError, match="keep"):
         bad.fit(X, y, 3, blocks=blocks)
+
+
+def test_linear_svm_is_no_candidate_above_its_work_limit(monkeypatch):
+    X, y, blocks = three_blocks(60)
+    y = noisy(y, 5)
+    p = problem(X, y, blocks)
+    rows = leaderboard_rows(select_model(p, FAST, 0, "cv")["leaderboard"])
+    assert all(not r["note"].startswith("skipped: too slow") for r in rows)
+    work = len(p.folds[0][0]) * X.shape[1] * p.n_classes
+    monkeypatch.setattr(select_module, "MAX_SVM_WORK", work - 1)
+    rows = leaderboard_rows(select_model(p, FAST, 0, "cv")["leaderboard"])
+    notes = {r["note"] for r in rows if r["model"] == "linear_svm"}
+    assert notes == {f"skipped: too slow for {len(p.folds[0][0])} rows x {X.shape[1]} features "
+                     f"x {p.n_classes} classes"}
