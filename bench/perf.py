@@ -560,25 +560,25 @@ def chain_once(manifest: Path, work: Path) -> dict[str, tuple[float, float]]:
     return out
 
 
-def _journal_records(out: Path) -> int:
-    """Completed records in the journal of a stage running into ``out`` (0 before it has one)."""
-    for tmp in out.parent.glob(f".{out.name}.tmp-*"):
-        try:
-            return max(0, (tmp / ".journal.jsonl").read_text(encoding="utf-8").count("\n") - 1)
-        except OSError:
-            continue
-    return 0
-
-
-def _journal_seconds(out: Path) -> float:
-    """The fit seconds journaled so far by a train running into ``out`` (0 before any)."""
+def _journal(out: Path) -> list[dict]:
+    """The completed records in the journal of a stage running into ``out`` (none before it
+    has one; a line cut short by a write in progress is not complete)."""
     for tmp in out.parent.glob(f".{out.name}.tmp-*"):
         try:
             lines = (tmp / ".journal.jsonl").read_text(encoding="utf-8").split("\n")[1:-1]
-            return sum(json.loads(line).get("seconds") or 0.0 for line in lines)
+            return [json.loads(line) for line in lines]
         except (OSError, ValueError):
             continue
-    return 0.0
+    return []
+
+
+def _journal_records(out: Path) -> int:
+    return len(_journal(out))
+
+
+def _journal_seconds(out: Path) -> float:
+    """The fit seconds journaled so far by a train running into ``out``."""
+    return sum(record.get("seconds") or 0.0 for record in _journal(out))
 
 
 def _train_work(cmd: list[str]) -> float:

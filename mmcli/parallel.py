@@ -92,23 +92,10 @@ def ordered_map(fn: Callable[[Any], Any], tasks: list, jobs: int | Runtime,
     if runtime.executor == "dask" and tasks:
         yield from _dask_map(fn, tasks, runtime, initializer, initargs, ship, isolate)
         return
-    jobs = min(resolve_jobs(runtime.jobs), len(tasks))
-    if jobs <= 1:
-        with _in_process_worker():
-            if initializer is not None:
-                initializer(*initargs)
-            for task in tasks:
-                yield fn(task)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    ctx = _context(multiprocessing)
-    with _one_thread_per_worker(), _without_main(), ProcessPoolExecutor(
-            jobs, mp_context=ctx, initializer=_init_worker,
-            initargs=(initializer, initargs)) as pool:
-        yield from _bounded(lambda task: pool.submit(fn, task), tasks, 4 * jobs,
-                            lambda future, task: future.result())
+    # no more workers than tasks; with one (or one task, or none) they run in this process
+    with worker_pool(max(1, min(resolve_jobs(runtime.jobs), len(tasks))), initializer,
+                     initargs) as run:
+        yield from run(fn, tasks)
 
 
 @contextmanager
