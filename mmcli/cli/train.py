@@ -22,7 +22,8 @@ def command(
         "leaderboard.csv; see docs/models.md).")] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", metavar="SECONDS",
-        help="model auto: start no further candidate after this many seconds; 0: no limit "
+        help="model auto: start no further candidate after this many seconds (a warning says "
+        "when it cut the search: the choice then depends on the machine); 0: no limit "
         "(default: 120).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
@@ -39,7 +40,9 @@ def command(
     have a shape) is scored by cross-validation on the train split (group
     folds with preprocess --group; the val split instead when the manifest's
     split column gave one), the best is refitted, and the leaderboard is
-    printed and written to leaderboard.csv.
+    printed and written to leaderboard.csv. A setting that can no longer win
+    is stopped between folds (the choice is the same as scoring everything),
+    and a killed train started again resumes from its saved fold scores.
 
     Learned-fusion models (late_repr, late_decision, gmu, lowrank, attention,
     tensor_layer) need a concat fuse directory. With train.params.encoder:
