@@ -40,9 +40,8 @@ def command(
     have a shape) is scored by cross-validation on the train split (group
     folds with preprocess --group; the val split instead when the manifest's
     split column gave one), the best is refitted, and the leaderboard is
-    printed and written to leaderboard.csv. A setting that can no longer win
-    is stopped between folds (the choice is the same as scoring everything),
-    and a killed train started again resumes from its saved fold scores.
+    printed and written to leaderboard.csv. A setting that can no longer win is
+    stopped between folds (the same choice), and a killed train resumes.
 
     Learned-fusion models (late_repr, late_decision, gmu, lowrank, attention,
     tensor_layer) need a concat fuse directory. With train.params.encoder:
