@@ -22,9 +22,8 @@ def command(
         "leaderboard.csv; see docs/models.md).")] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", metavar="SECONDS",
-        help="model auto: start no further candidate after this many seconds (a warning says "
-        "when it cut the search: the choice then depends on the machine); 0: no limit "
-        "(default: 120).")] = None,
+        help="model auto: start no further candidate after this many seconds, with a warning "
+        "(the choice then depends on the machine); 0: no limit (default: 120).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
     config: options.Config = None,
