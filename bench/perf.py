@@ -499,19 +499,42 @@ def _tone_wav(path: Path, c: int, rng, rate: int = 16000) -> None:
     _write_wav(path, y, rate)
 
 
-def timed(args: list[str], **kw) -> tuple[float, float, subprocess.CompletedProcess]:
-    """(wall s, peak RSS MB of the largest process in the tree, result) of a command."""
-    code = ("import json, resource, subprocess, sys, time; t=time.perf_counter(); "
-            "p=subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "print(json.dumps([time.perf_counter()-t, "
-            "resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode, p.stdout, "
-            "p.stderr]))")
-    out = subprocess.run([sys.executable, "-c", code, *args], check=True, capture_output=True,
+#: run a command as a child subreaper (Linux): the processes it leaves behind (the fork server
+#: and its workers, which mmcli does not wait for) become this wrapper's children and are waited
+#: for, so that their CPU time and peak RSS are counted; prints JSON [wall s, peak RSS KB,
+#: CPU s (user + sys of the whole process tree), return code, stdout, stderr]
+TIMER = """
+import ctypes, json, os, resource, subprocess, sys, time
+try:
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+except (OSError, AttributeError):
+    pass
+t = time.perf_counter()
+p = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+wall = time.perf_counter() - t
+deadline = time.monotonic() + 30
+while time.monotonic() < deadline:  # the orphans exit once the command has
+    try:
+        if os.waitpid(-1, os.WNOHANG) == (0, 0):
+            time.sleep(0.01)
+    except ChildProcessError:
+        break
+ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(json.dumps([wall, ru.ru_maxrss, ru.ru_utime + ru.ru_stime, p.returncode, p.stdout,
+                  p.stderr]))
+"""
+
+
+def timed(args: list[str], **kw) -> tuple[float, float, float, subprocess.CompletedProcess]:
+    """(wall s, peak RSS MB of the largest process in the tree, CPU s of the whole tree,
+    result) of a command. CPU seconds (user + sys of the command, its fork server and
+    workers) depend less on what else the machine runs than wall time."""
+    out = subprocess.run([sys.executable, "-c", TIMER, *args], check=True, capture_output=True,
                          text=True, **kw).stdout
-    wall, rss, rc, stdout, stderr = json.loads(out.splitlines()[-1])
+    wall, rss, cpu, rc, stdout, stderr = json.loads(out.splitlines()[-1])
     if rc != 0:
         raise SystemExit(f"{' '.join(args)} failed ({rc}):\n{stderr[-3000:]}")
-    return wall, rss / 1024, subprocess.CompletedProcess(args, rc, stdout, stderr)
+    return wall, rss / 1024, cpu, subprocess.CompletedProcess(args, rc, stdout, stderr)
 
 
 CHAIN_STAGES = ("preprocess", "extract", "fuse", "train", "eval")
@@ -537,14 +560,14 @@ def chain_once(manifest: Path, work: Path) -> dict[str, tuple[float, float]]:
     work.mkdir(parents=True)
     script = work / "baseline.py"
     script.write_text(SCRIPT, encoding="utf-8")
-    wall, rss, done = timed([sys.executable, str(script), str(manifest)])
+    wall, rss, cpu, done = timed([sys.executable, str(script), str(manifest)])
     phases = json.loads(done.stdout.splitlines()[-1])
-    out = {"script": (wall, rss), "script accuracy": (phases["accuracy"], 0.0)}
+    out = {"script": (wall, rss, cpu), "script accuracy": (phases["accuracy"], 0.0, 0.0)}
     for name, cmd in chain_commands(manifest, work / "stages").items():
-        out[name] = timed([*MMCLI, *cmd, "-q"])[:2]
+        out[name] = timed([*MMCLI, *cmd, "-q"])[:3]
     pipeline = config(work / "pipeline.yaml", f"pipeline:\n  manifest: {manifest}\n"
                       f"  workdir: {work / 'run'}\n")
-    out["mmcli run"] = timed([*MMCLI, "run", str(pipeline), "-q"])[:2]
+    out["mmcli run"] = timed([*MMCLI, "run", str(pipeline), "-q"])[:3]
     from mmcli.stages.extract import CHUNK as EXTRACT_CHUNK
     from mmcli.stages.preprocess import CHUNK as PREPROCESS_CHUNK
 
@@ -553,10 +576,14 @@ def chain_once(manifest: Path, work: Path) -> dict[str, tuple[float, float]]:
         commands["preprocess"], -(-n // PREPROCESS_CHUNK))
     out["extract rerun after a kill at 60%"] = _killed_rerun(
         commands["extract"], 3 * -(-n // EXTRACT_CHUNK))
-    out["train rerun after a kill at 60%"] = _killed_rerun(
-        commands["train"], _train_work(commands["train"]), _journal_seconds)
+    # train journals its folds' fit seconds, eval its robustness points' seconds: killed at
+    # 60% of those seconds (a fold or point can cost 100x another)
+    for stage in ("train", "eval"):
+        out[f"{stage} rerun after a kill at 60%"] = _killed_rerun(
+            commands[stage], _journaled_work(commands[stage]), _journal_seconds)
     eval_json = work / "stages" / "eval" / "metrics.json"
-    out["mmcli test accuracy"] = (json.loads(eval_json.read_text())["test"]["accuracy"], 0.0)
+    out["mmcli test accuracy"] = (json.loads(eval_json.read_text())["test"]["accuracy"], 0.0,
+                                  0.0)
     return out
 
 
@@ -577,14 +604,16 @@ def _journal_records(out: Path) -> int:
 
 
 def _journal_seconds(out: Path) -> float:
-    """The fit seconds journaled so far by a train running into ``out``."""
+    """The seconds journaled so far by a stage running into ``out`` (train: its folds' fits,
+    eval: its robustness points)."""
     return sum(record.get("seconds") or 0.0 for record in _journal(out))
 
 
-def _train_work(cmd: list[str]) -> float:
-    """The fit seconds a full train journals (read while it runs: the journal is removed
-    when the stage commits), so that its kill point is 60% of the work, not of the fold fits
-    (a logreg fold fit costs a tenth to a hundredth of the others)."""
+def _journaled_work(cmd: list[str]) -> float:
+    """The seconds a full run of ``cmd`` journals (read while it runs: the journal is removed
+    when the stage commits), so that its kill point is 60% of the work, not of the records
+    (a logreg fold fit costs a tenth to a hundredth of the others; an image robustness point
+    a tenth of an audio one)."""
     out = Path(cmd[cmd.index("-o") + 1])
     shutil.rmtree(out, ignore_errors=True)
     proc = subprocess.Popen([*MMCLI, *cmd, "-q"], stdout=subprocess.DEVNULL,
@@ -596,7 +625,8 @@ def _train_work(cmd: list[str]) -> float:
     return seen
 
 
-def _killed_rerun(cmd: list[str], total: float, done=_journal_records) -> tuple[float, float]:
+def _killed_rerun(cmd: list[str], total: float, done=_journal_records
+                  ) -> tuple[float, float, float]:
     """Start ``cmd`` on a fresh output, SIGKILL its process group once ``done(out)`` (by
     default the records in its journal) reaches 60% of the ``total`` a full run gets to
     (60% of its work, whatever the machine's load), then time the rerun (which resumes from
@@ -612,7 +642,7 @@ def _killed_rerun(cmd: list[str], total: float, done=_journal_records) -> tuple[
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-    return timed([*MMCLI, *cmd, "-q"])[:2]
+    return timed([*MMCLI, *cmd, "-q"])[:3]
 
 
 def bench_chain(args) -> None:
@@ -627,9 +657,12 @@ def bench_chain(args) -> None:
     def row(name: str, ratio_to: str | None, label: str | None = None) -> None:
         walls = [r[name][0] for r in runs]
         ratios = [r[name][0] / r[ratio_to][0] for r in runs] if ratio_to else []
+        cpu_ratios = [r[name][2] / r[ratio_to][2] for r in runs] if ratio_to else []
         rows.append([label or name, f"{statistics.median(walls):.2f}",
+                     f"{statistics.median(r[name][2] for r in runs):.2f}",
                      f"{max(r[name][1] for r in runs):.0f}",
                      f"{statistics.median(ratios):.2f}x" if ratios else "",
+                     f"{statistics.median(cpu_ratios):.2f}x" if cpu_ratios else "",
                      " ".join(f"{v:.2f}" for v in ratios)])
 
     row("script", "script", "hand-written script (PIL, librosa MFCC, scaler, logreg)")
@@ -637,18 +670,19 @@ def bench_chain(args) -> None:
         row(stage, "script")
     for r in runs:
         r["five stages"] = (sum(r[s][0] for s in CHAIN_STAGES),
-                            max(r[s][1] for s in CHAIN_STAGES))
-        r["robustness"] = (r["eval"][0] - r["eval --no-robustness"][0], 0.0)
+                            max(r[s][1] for s in CHAIN_STAGES), sum(r[s][2] for s in CHAIN_STAGES))
+        r["robustness"] = (r["eval"][0] - r["eval --no-robustness"][0], 0.0,
+                           r["eval"][2] - r["eval --no-robustness"][2])
     row("five stages", "script", "**five stages, one command each**")
     row("mmcli run", "script", "**mmcli run (the same chain)**")
     row("robustness", "eval", "robustness (eval - eval --no-robustness), ratio to eval")
-    for stage in ("preprocess", "extract", "train"):
+    for stage in ("preprocess", "extract", "train", "eval"):
         row(f"{stage} rerun after a kill at 60%", stage,
             f"{stage} rerun after a kill at 60% of its work, ratio to a full {stage}")
     acc = (f"test accuracy: script {statistics.median(r['script accuracy'][0] for r in runs):.3f}"
            f", mmcli {statistics.median(r['mmcli test accuracy'][0] for r in runs):.3f}")
-    write_table("chain", ["what", "wall s (median)", "peak RSS MB (max)", "ratio (median)",
-                          "ratio per run"], rows,
+    write_table("chain", ["what", "wall s (median)", "CPU s (median)", "peak RSS MB (max)",
+                          "ratio (median)", "CPU ratio (median)", "ratio per run"], rows,
                 f"{args.n} items of 10 classes (a 28x28 PNG, a 128x128 JPEG and a 1 s 16 kHz "
                 f"{'recorded' if real else 'generated'} clip each), {args.repeat} run(s); "
                 f"default configuration (model auto, eval with robustness). {acc}. Ratios are "

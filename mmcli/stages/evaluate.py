@@ -86,37 +86,49 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
     """
     config = config or EvalConfig()
     check_config(config)
-    runs = [score(model_dir, fused_dir, config, progress)]
-    for model_path, fused_path in compare:
-        runs.append(score(model_path, fused_path or trained_from(model_path), config, progress))
-    _name_runs(runs)
+    with artifacts.hash_cache() as hashes:
+        pairs = [(Path(model_dir), Path(fused_dir)), *(
+            (Path(model_path), Path(fused_path) if fused_path else trained_from(model_path))
+            for model_path, fused_path in compare)]
+        inputs = {}
+        for model_path, fused_path in pairs:  # what the output depends on (meta.json hashes)
+            for path, stage in ((model_path, "train"), (fused_path, "fuse")):
+                inputs[str(path)] = artifacts.open_stage(path, stage, "mmcli eval",
+                                                         verify=False).meta_hash()
+        # the robustness points of a killed run with the same config and inputs are resumed
+        key = artifacts.fingerprint("eval", to_dict(config), inputs) if config.robustness else None
+        with artifacts.StageWriter(out, "eval", tuple(p for pair in pairs for p in pair),
+                                   resume_key=key) as w:
+            # the input checks of the killed run this one resumes, if any, are not done again
+            checked = w.path / artifacts.HashCache.NAME
+            hashes.load(checked)
+            runs = [score(m, f, config, progress) for m, f in pairs]
+            if key is not None:
+                hashes.save(checked)
+            _name_runs(runs)
+            _write_output(w, runs, config, inputs, progress)
+    return runs[0].metrics
+
+
+def _write_output(w: artifacts.StageWriter, runs: list[ScoredModel], config: EvalConfig,
+                  inputs: dict, progress: ProgressFactory) -> None:
+    """Robustness (resumed from ``w``'s journal), then every file of the output; commit."""
     main = runs[0]
-    inputs = {}
-    for r in runs:
-        inputs[str(r.model.path)] = r.model.meta_hash()
-        inputs[str(r.fused.path)] = r.fused.meta_hash()
-    # the robustness points of a killed run with the same config and inputs are resumed
-    key = artifacts.fingerprint("eval", to_dict(config), inputs) if config.robustness else None
+    if config.robustness:
+        journal = w.journal()
+        for number, r in enumerate(runs):
+            add_robustness(r, config, progress, journal, number)
+        from mmcli.report.robustness import remove_slices
 
-    with artifacts.StageWriter(out, "eval", tuple(p for r in runs
-                                                   for p in (r.model.path, r.fused.path)),
-                               resume_key=key) as w:
-        if config.robustness:
-            journal = w.journal()
-            for number, r in enumerate(runs):
-                add_robustness(r, config, progress, journal, number)
-            from mmcli.report.robustness import remove_slices
-
-            remove_slices(w.path)
-            journal.close()
-        artifacts.write_json(w.path / "metrics.json", main.metrics)
-        _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,
-                           main.classes, main.task_pred or {})
-        _write_reports(w.path, runs, config)
-        w.commit(to_dict(config), config.seed, inputs,
-                 {s: {k: m[k] for k in ("accuracy", "macro_f1", "n")}
-                  for s, m in main.metrics.items()})
-    return main.metrics
+        remove_slices(w.path)
+        journal.close()
+    artifacts.write_json(w.path / "metrics.json", main.metrics)
+    _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,
+                       main.classes, main.task_pred or {})
+    _write_reports(w.path, runs, config)
+    w.commit(to_dict(config), config.seed, inputs,
+             {s: {k: m[k] for k in ("accuracy", "macro_f1", "n")}
+              for s, m in main.metrics.items()})
 
 
 def _write_reports(path: Path, runs: list[ScoredModel], config: EvalConfig) -> None:

@@ -46,7 +46,16 @@ from mmcli.manifest import (
 )
 from mmcli.media import LONG_POLICIES, MediaError
 from mmcli.missing import KEPT_PREFIX, MISSING_POLICIES
-from mmcli.parallel import Isolate, Runtime, chunks, connect, ordered_map, runtime_of, worker_state
+from mmcli.parallel import (
+    Isolate,
+    Runtime,
+    chunks,
+    connect,
+    ordered_map,
+    runtime_of,
+    start_workers,
+    worker_state,
+)
 from mmcli.progress import ProgressFactory, silent
 
 CHUNK = 64
@@ -140,6 +149,8 @@ def preprocess(manifest_path: Path, out: Path, config: PreprocessConfig | None =
     config = config or PreprocessConfig()
     _check_config(config)
     manifest = read_manifest(manifest_path)
+    if len(manifest) > CHUNK:  # workers will decode: their process starts while this one
+        start_workers(runtime_of(config))  # checks the manifest and its files' stamps
     require_column(manifest, config.label, "label", "pass --label COL or set 'label' in the config")
     ids = manifest.ids()
     labels = manifest.stripped(config.label)
