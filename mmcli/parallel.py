@@ -406,27 +406,6 @@ def start_workers(runtime: Runtime | int, modules: tuple[str, ...] = ()) -> None
         forkserver.ensure_running()
 
 
-def pickled_modules(obj) -> list[str]:
-    """The modules of the classes and functions that pickling ``obj`` refers to: what a worker
-    that receives ``obj`` imports while unpickling it (e.g. a fitted model's library), for
-    :func:`start_workers` to import once in the fork server instead."""
-    import io
-    import pickle
-
-    found: set[str] = set()
-
-    class Recorder(pickle.Pickler):
-        def reducer_override(self, value):
-            named = value if isinstance(value, type) or callable(value) else type(value)
-            module = getattr(named, "__module__", None)
-            if isinstance(module, str):
-                found.add(module)
-            return NotImplemented  # pickled as usual
-
-    Recorder(io.BytesIO(), protocol=pickle.HIGHEST_PROTOCOL).dump(obj)
-    return sorted(found - {"__main__", "builtins"})
-
-
 def _context(multiprocessing, modules: tuple[str, ...] = ()):
     """A fork server where there is one, else spawn.
 

@@ -130,7 +130,7 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
                      "raw": {col: data.column(col, test) for col in fitted.columns},
                      "clean": clean, "slices": _slice_folder(journal, run)}
             for point, (pred, seconds) in zip(todo, ordered_map(
-                    _timed_point, todo, _noise_jobs(fitted, jobs, len(todo), test.size),
+                    _timed_point, todo, _noise_jobs(fitted.plan, jobs, len(todo), test.size),
                     _set_noise_setup, (setup,))):
                 predicted[point] = pred
                 if journal is not None:  # seconds: what the point cost (benchmarks read it)
@@ -215,36 +215,38 @@ def _clean_blocks(fitted: FittedChain, data, test: np.ndarray,
 
 def noise_points(fitted: FittedChain, levels: list[float]) -> int:
     """How many (column, perturbation, severity > 0) points the curves have."""
-    return sum(len(get_kind(fitted.pstate.columns[c]).perturbations)
-               for c in fitted.columns) * sum(
+    return _points({c: fitted.pstate.columns[c] for c in fitted.columns}, levels)
+
+
+def _points(kinds: dict[str, str], levels: list[float]) -> int:
+    return sum(len(get_kind(kind).perturbations) for kind in kinds.values()) * sum(
         1 for level in levels if level != 0)
 
 
-def start_noise_workers(fitted: FittedChain, items: int, levels: list[float],
+def start_noise_workers(plan: dict, kinds: dict[str, str], items: int, levels: list[float],
                         jobs: int = 0) -> None:
-    """Start the worker processes' fork server now, importing what the extractors need,
-    when :func:`noise_robustness` on ``items`` test items will use workers: their start
-    then overlaps the caller's work (nothing happens when the server already runs, as in
+    """Start the worker processes' fork server now, importing what the extractors of
+    ``plan`` (column -> fitted extractors; ``kinds``: column -> kind) need, when
+    :func:`noise_robustness` on ``items`` test items will use workers: their start then
+    overlaps the caller's work (nothing happens when the server already runs, as in
     ``mmcli run``)."""
-    from mmcli.parallel import pickled_modules, start_workers
+    from mmcli.parallel import start_workers
 
-    points = noise_points(fitted, levels)
-    if _noise_jobs(fitted, jobs, points, items) > 1:
-        modules = {m for extractors in fitted.plan.values() for e in extractors
+    if _noise_jobs(plan, jobs, _points(kinds, levels), items) > 1:
+        modules = {m for extractors in plan.values() for e in extractors
                    for m in e.worker_modules}
-        # and what unpickling the chain imports (the model's library): once in the fork
-        # server, not once per worker
-        start_workers(jobs, tuple(sorted(modules | set(pickled_modules(fitted)))))
+        start_workers(jobs, tuple(sorted(modules)))
 
 
-def _noise_jobs(fitted: FittedChain, jobs: int, points: int, items: int) -> int:
+def _noise_jobs(plan: dict, jobs: int, points: int, items: int) -> int:
     """Worker processes for the curves: one for little work (starting workers would cost
-    more) and when an extractor must stay in this process (a model on a GPU), else ``jobs``
-    (0: all cores), at most one per point. The curves are the same either way."""
+    more) and when an extractor of ``plan`` must stay in this process (a model on a GPU),
+    else ``jobs`` (0: all cores), at most one per point. The curves are the same either
+    way."""
     from mmcli.parallel import resolve_jobs
 
     if points * items < PARALLEL_MIN_WORK or not all(
-            e.parallel for extractors in fitted.plan.values() for e in extractors):
+            e.parallel for extractors in plan.values() for e in extractors):
         return 1
     return max(1, min(resolve_jobs(jobs), points))
 

@@ -29,6 +29,7 @@ See docs/evaluation.md for every definition.
 from __future__ import annotations
 
 import csv
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,17 +98,45 @@ def evaluate(model_dir: Path, fused_dir: Path, out: Path, config: EvalConfig | N
                                                          verify=False).meta_hash()
         # the robustness points of a killed run with the same config and inputs are resumed
         key = artifacts.fingerprint("eval", to_dict(config), inputs) if config.robustness else None
+        if config.robustness:  # the workers' imports overlap the checks and scoring below
+            _start_noise_workers(*pairs[0], config)
         with artifacts.StageWriter(out, "eval", tuple(p for pair in pairs for p in pair),
                                    resume_key=key) as w:
-            # the input checks of the killed run this one resumes, if any, are not done again
+            # what a killed run of this output did before its robustness points is kept:
+            # its input checks and its models' probabilities on every item (KEPT)
             checked = w.path / artifacts.HashCache.NAME
             hashes.load(checked)
-            runs = [score(m, f, config, progress) for m, f in pairs]
+            kept = w.path / KEPT if key is not None else None
+            runs = [score(m, f, config, progress, kept / f"{n}.npy" if kept else None)
+                    for n, (m, f) in enumerate(pairs)]
             if key is not None:
                 hashes.save(checked)
             _name_runs(runs)
             _write_output(w, runs, config, inputs, progress)
     return runs[0].metrics
+
+
+#: the folder, beside the journal, of the scored models' probabilities (one .npy per model),
+#: removed before the output is committed
+KEPT = ".scored"
+
+
+def _start_noise_workers(model_dir: Path, fused_dir: Path, config: EvalConfig) -> None:
+    """Start the robustness workers' fork server now (mmcli.report.robustness
+    start_noise_workers), reading what it needs from the model and fuse directories before
+    they are checked: anything wrong starts nothing, and the checks then say what it is."""
+    from mmcli.report.robustness import start_noise_workers
+    from mmcli.stages.extract import load_plan
+
+    try:
+        state = Path(model_dir) / "state"
+        plan, pstate = load_plan(state / "extract"), PreprocessState.load(state)
+        n_test = sum(it["split"] == "test"
+                     for it in artifacts.read_jsonl(Path(fused_dir) / "items.jsonl"))
+    except Exception:  # noqa: BLE001 - only an optimisation
+        return
+    start_noise_workers(plan, pstate.columns, min(n_test, config.noise_max_items or n_test),
+                        config.noise_levels)
 
 
 def _write_output(w: artifacts.StageWriter, runs: list[ScoredModel], config: EvalConfig,
@@ -121,6 +150,7 @@ def _write_output(w: artifacts.StageWriter, runs: list[ScoredModel], config: Eva
         from mmcli.report.robustness import remove_slices
 
         remove_slices(w.path)
+        shutil.rmtree(w.path / KEPT, ignore_errors=True)
         journal.close()
     artifacts.write_json(w.path / "metrics.json", main.metrics)
     _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,
@@ -182,9 +212,10 @@ def trained_from(model_dir: Path) -> Path:
 
 
 def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
-          progress: ProgressFactory = silent) -> ScoredModel:
+          progress: ProgressFactory = silent, kept: Path | None = None) -> ScoredModel:
     """Predict every item of ``fused_dir`` with the model; its metrics (robustness:
-    :func:`add_robustness`)."""
+    :func:`add_robustness`). ``kept``: where the probabilities are saved, or read back
+    when a killed run saved them."""
     from mmcli.report.chain import find_chain
 
     fitted = FittedChain.load(model_dir, "mmcli eval")
@@ -192,15 +223,10 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
     check_same_fusion(fitted.path, fused.path)
     check_label(PreprocessState.load(fused.path / "state"), config.label, fused.path)
     items = artifacts.read_jsonl(fused.path / "items.jsonl")
-    if config.robustness:  # the workers' imports overlap the scoring below
-        from mmcli.report.robustness import start_noise_workers
-
-        n_test = sum(it["split"] == "test" for it in items)
-        start_noise_workers(fitted, min(n_test, config.noise_max_items or n_test),
-                            config.noise_levels)
     X = artifacts.load_npy(fused.path / "fused.npy")
     with progress("eval", len(items)) as bar:
-        proba = fitted.predict_proba(X, presence(items, fitted.columns))
+        proba = _kept_array(kept, lambda: fitted.predict_proba(X, presence(items,
+                                                                           fitted.columns)))
         bar.advance(len(items))
     run = ScoredModel(fitted.path.name, fitted, fused, find_chain(fused), items, fitted.classes,
                       proba, {}, task_pred=fitted.task_predictions(X))
@@ -221,6 +247,21 @@ def score(model_dir: Path, fused_dir: Path, config: EvalConfig,
         raise DataError(f"{fused.path} has no items in the splits {config.splits!r}",
                         "choose other eval.splits")
     return run
+
+
+def _kept_array(path: Path | None, compute) -> np.ndarray:
+    """The array saved at ``path`` (whole or absent: written under another name, then
+    renamed), else ``compute()``, saved there."""
+    if path is not None and path.is_file():
+        return np.load(path, allow_pickle=False)
+    value = compute()
+    if path is not None:
+        path.parent.mkdir(exist_ok=True)
+        partial = path.with_name(path.name + ".part")
+        with open(partial, "wb") as f:
+            np.save(f, value, allow_pickle=False)
+        partial.replace(path)
+    return value
 
 
 def add_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressFactory = silent,
@@ -288,7 +329,8 @@ def measure_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressF
         return out
     feat = _upstream(run, "extract", "modality ablation", out["notes"])
     if feat is not None:
-        out["ablation"] = modality_ablation(run.fitted, feat, run.items)
+        out["ablation"] = _kept_ablation(journal, number, run.fitted.columns,
+                                         lambda: modality_ablation(run.fitted, feat, run.items))
     pre = _upstream(run, "preprocess", "noise robustness", out["notes"])
     if pre is not None:
         out["noise"] = noise_robustness(run.fitted, pre, config.noise_levels, config.seed,
@@ -296,6 +338,21 @@ def measure_robustness(run: ScoredModel, config: EvalConfig, progress: ProgressF
                                         bootstrap=config.bootstrap, journal=journal,
                                         run=number)
     return out
+
+
+def _kept_ablation(journal: artifacts.Journal | None, run: int, columns: list[str],
+                   compute) -> dict:
+    """The modality ablation of model ``run``: a killed run's, from ``journal``, else
+    ``compute()``, journaled (its columns in ``columns`` order: the journal sorts keys)."""
+    for record in journal.records if journal is not None else []:
+        if record.get("run") == run and "ablation" in record:
+            saved = record["ablation"]
+            return {"clean": saved["clean"], "removed": {c: saved["removed"][c]
+                                                         for c in columns}}
+    ablation = compute()
+    if journal is not None:
+        journal.append({"run": run, "ablation": ablation})
+    return ablation
 
 
 def _upstream(run: ScoredModel, stage: str, analysis: str, notes: list[str]) -> Path | None:

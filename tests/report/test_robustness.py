@@ -98,7 +98,7 @@ def test_noise_curves_do_not_depend_on_workers_or_where_clean_features_come_from
     here = R.noise_robustness(fitted, pipeline.pre, levels, seed=0, jobs=1)
     assert not R._NOISE  # the points ran here: nothing left behind
     monkeypatch.setattr(R, "PARALLEL_MIN_WORK", 0)
-    assert R._noise_jobs(fitted, 2, 10, 1) == 2
+    assert R._noise_jobs(fitted.plan, 2, 10, 1) == 2
     assert R.noise_robustness(fitted, pipeline.pre, levels, seed=0, feat_path=pipeline.feat,
                               jobs=2) == here
     assert not R._NOISE  # no state left behind

@@ -105,3 +105,40 @@ def test_a_point_killed_midway_resumes_from_its_last_slice(pipeline, tmp_path, m
     evaluate(pipeline.model, pipeline.fused, out)
     assert slices > 2 and len(calls) == points * slices - (slices + 2)
     assert hashes(out) == hashes(whole)
+
+
+def test_a_killed_eval_keeps_its_scoring_and_input_checks(pipeline, tmp_path, monkeypatch):
+    """What a killed eval did before its robustness points is not done again: hashing its
+    inputs, predicting every item, the modality ablation; each point's record says what it
+    cost (its seconds)."""
+    from mmcli.fitted import FittedChain
+
+    whole = tmp_path / "whole"
+    evaluate(pipeline.model, pipeline.fused, whole)
+    out = tmp_path / "eval"
+    with monkeypatch.context() as m:
+        m.setattr(artifacts.StageWriter, "abort", artifacts.StageWriter._release_lock)
+        counting(m, kill_after=2)
+        with pytest.raises(Killed):
+            evaluate(pipeline.model, pipeline.fused, out)
+    journal = next(out.parent.glob(".eval.tmp-*")) / artifacts.Journal.NAME
+    records = artifacts.read_jsonl(journal)[1:]
+    assert [r["seconds"] >= 0 for r in records if "point" in r] == [True, True]
+
+    hashed, predicted, ablations = [], [], []
+    sha256_file, predict_proba = artifacts.sha256_file, FittedChain.predict_proba
+    monkeypatch.setattr(artifacts, "sha256_file",
+                        lambda path, *a: hashed.append(Path(path)) or sha256_file(path, *a))
+    monkeypatch.setattr(FittedChain, "predict_proba", lambda self, X, *a: predicted.append(
+        len(X)) or predict_proba(self, X, *a))
+    ablation = R.modality_ablation
+    monkeypatch.setattr(R, "modality_ablation",
+                        lambda *a: ablations.append(1) or ablation(*a))
+    evaluate(pipeline.model, pipeline.fused, out)
+    inputs = (pipeline.pre, pipeline.feat, pipeline.fused, pipeline.model)
+    assert not [p for p in hashed if p.suffix == ".npy" and any(  # the inputs' arrays
+        p.is_relative_to(d) for d in inputs)]
+    n_items = len(artifacts.read_jsonl(pipeline.fused / "items.jsonl"))
+    assert predicted and n_items not in predicted and not ablations
+    assert hashes(out) == hashes(whole)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["eval", "whole"]
