@@ -13,7 +13,8 @@
 
 Each prints a Markdown table and writes it to bench/results/perf_<name>.md. Data are generated
 under --work (default runs/bench/perf), never shipped. Timings are wall-clock seconds on this
-machine; ratios are what the targets in docs/performance.md are about.
+machine (chain also gives the CPU seconds of each command's whole process tree, which depend
+less on the machine's load); ratios are what the targets in docs/performance.md are about.
 """
 
 from __future__ import annotations
@@ -554,8 +555,9 @@ def chain_commands(manifest: Path, w: Path) -> dict[str, list[str]]:
 
 
 def chain_once(manifest: Path, work: Path) -> dict[str, tuple[float, float]]:
-    """One side-by-side run: the script, each stage, ``mmcli run``, a killed extract's rerun.
-    Returns name -> (wall s, peak RSS MB)."""
+    """One side-by-side run: the script, each stage, ``mmcli run``, and the rerun of each
+    journaled stage (preprocess, extract, train, eval) killed at 60% of its work. Returns
+    name -> (wall s, peak RSS MB, CPU s)."""
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     script = work / "baseline.py"

@@ -97,3 +97,27 @@ def test_bounded_keeps_the_window_and_the_data_budget():
     full = lambda: sum(weights[t] for t in in_flight) >= 100  # noqa: E731
     assert list(_bounded(submit, range(20), 4, result, full)) == [t * 10 for t in range(20)]
     assert max(most) <= 4 and most[:2] == [1, 1]  # the big first task ran alone
+
+
+def test_preprocess_starts_its_workers_before_checking_the_files(tmp_path, monkeypatch):
+    """The fork server boots while preprocess checks the manifest and its files' stamps
+    (a killed run's rerun waited for it after them), and only when workers will decode
+    (more than one chunk)."""
+    import importlib
+
+    from mmcli.config import PreprocessConfig
+
+    module = importlib.import_module("mmcli.stages.preprocess")
+    events: list[str] = []
+    inputs = module.manifest_inputs
+    monkeypatch.setattr(module, "start_workers", lambda runtime, modules=(): events.append(
+        "workers"))
+    monkeypatch.setattr(module, "manifest_inputs",
+                        lambda *a: events.append("stamps") or inputs(*a))
+    manifest = make_dataset(tmp_path / "data", n=20)
+    module.preprocess(manifest, tmp_path / "one", PreprocessConfig(jobs=1))
+    assert events == ["stamps"]  # one chunk: decoded here
+    events.clear()
+    monkeypatch.setattr(module, "CHUNK", 8)
+    module.preprocess(manifest, tmp_path / "three", PreprocessConfig(jobs=1))
+    assert events == ["workers", "stamps"]
