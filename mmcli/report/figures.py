@@ -17,67 +17,68 @@ def focus_split(metrics: dict) -> str:
     return "test" if "test" in metrics else list(metrics)[-1]
 
 
-def make_figures(runs: list, plots) -> dict[str, bytes]:
+def make_figures(runs: list, plots, done: dict[str, bytes] | None = None) -> dict[str, bytes]:
     """Every figure of the report; ``plots`` is :mod:`mmcli.report.plots` (imported by the
-    caller, as it imports matplotlib)."""
-    figures = _main_figures(runs[0], plots)
+    caller, as it imports matplotlib). Figures in ``done`` (made earlier from the same runs)
+    are taken from there, in the same order."""
+    figures: dict[str, bytes] = {}
+
+    def add(name: str, draw) -> None:
+        figures[name] = done[name] if done and name in done else draw()
+
+    _main_figures(runs[0], plots, add)
     if len(runs) > 1:
-        figures.update(_comparison_figures(runs, plots))
+        _comparison_figures(runs, plots, add)
     return figures
 
 
-def _main_figures(main, plots) -> dict[str, bytes]:
+def _main_figures(main, plots, add) -> None:
     split = focus_split(main.metrics)
     m = main.metrics[split]
     y_true, proba = main.split(split)
     cm = m["confusion_matrix"]
-    figures = {
-        "confusion_matrix": plots.confusion_matrix(cm["labels"], cm["matrix"],
-                                                   f"{main.name}: confusion matrix ({split})"),
-        "roc": plots.roc_curves(y_true, proba, main.classes, m["roc_auc"],
-                                f"{main.name}: ROC, one-vs-rest ({split})"),
-        "precision_recall": plots.pr_curves(y_true, proba, main.classes,
-                                            m["average_precision"],
-                                            f"{main.name}: precision-recall ({split})"),
-        "calibration": plots.calibration([calibration_run(main, split)],
-                                         f"{main.name}: calibration ({split})"),
-    }
+    add("confusion_matrix", lambda: plots.confusion_matrix(
+        cm["labels"], cm["matrix"], f"{main.name}: confusion matrix ({split})"))
+    add("roc", lambda: plots.roc_curves(y_true, proba, main.classes, m["roc_auc"],
+                                        f"{main.name}: ROC, one-vs-rest ({split})"))
+    add("precision_recall", lambda: plots.pr_curves(y_true, proba, main.classes,
+                                                    m["average_precision"],
+                                                    f"{main.name}: precision-recall ({split})"))
+    add("calibration", lambda: plots.calibration([calibration_run(main, split)],
+                                                 f"{main.name}: calibration ({split})"))
     log = artifacts.read_jsonl(main.model.path / "train_log.jsonl") \
         if (main.model.path / "train_log.jsonl").is_file() else []
     if log:
-        figures["training_curves"] = plots.training_curves(log, f"{main.name}: training")
+        add("training_curves", lambda: plots.training_curves(log, f"{main.name}: training"))
     rob = main.robustness or {}
     if rob.get("ablation"):
-        figures["modality_ablation"] = plots.modality_ablation(
-            [(main.name, rob["ablation"])], "modality ablation (test)")
+        add("modality_ablation", lambda: plots.modality_ablation(
+            [(main.name, rob["ablation"])], "modality ablation (test)"))
     if rob.get("noise"):
-        figures["robustness"] = plots.robustness_curves([(main.name, rob["noise"])],
-                                                        "accuracy under noise (test)")
-    return figures
+        add("robustness", lambda: plots.robustness_curves([(main.name, rob["noise"])],
+                                                          "accuracy under noise (test)"))
 
 
-def _comparison_figures(runs: list, plots) -> dict[str, bytes]:
-    figures = {}
+def _comparison_figures(runs: list, plots, add) -> None:
     scored = [r for r in runs if "test" in r.metrics]
     if scored:
-        figures["compare_scores"] = plots.comparison_bars(
-            [(r.name, r.metrics["test"]) for r in scored], "test scores per run")
-        figures["compare_roc"] = plots.roc_overlay(
+        add("compare_scores", lambda: plots.comparison_bars(
+            [(r.name, r.metrics["test"]) for r in scored], "test scores per run"))
+        add("compare_roc", lambda: plots.roc_overlay(
             [(r.name, *r.split("test"), r.classes, r.metrics["test"]["roc_auc_macro"])
-             for r in scored], "ROC per run (test, micro-averaged)")
-        figures["compare_calibration"] = plots.calibration(
-            [calibration_run(r, "test") for r in scored], "calibration per run (test)")
+             for r in scored], "ROC per run (test, micro-averaged)"))
+        add("compare_calibration", lambda: plots.calibration(
+            [calibration_run(r, "test") for r in scored], "calibration per run (test)"))
     ablations = [(r.name, r.robustness["ablation"]) for r in runs
                  if r.robustness and r.robustness.get("ablation")]
     if len(ablations) > 1:
-        figures["compare_ablation"] = plots.modality_ablation(
-            ablations, "modality ablation per run (test)")
+        add("compare_ablation", lambda: plots.modality_ablation(
+            ablations, "modality ablation per run (test)"))
     noises = [(r.name, r.robustness["noise"]) for r in runs
               if r.robustness and r.robustness.get("noise")]
     if len(noises) > 1:
-        figures["compare_robustness"] = plots.robustness_curves(
-            noises, "accuracy under noise per run (test)")
-    return figures
+        add("compare_robustness", lambda: plots.robustness_curves(
+            noises, "accuracy under noise per run (test)"))
 
 
 def calibration_run(run, split: str):

@@ -141,12 +141,21 @@ def _start_noise_workers(model_dir: Path, fused_dir: Path, config: EvalConfig) -
 
 def _write_output(w: artifacts.StageWriter, runs: list[ScoredModel], config: EvalConfig,
                   inputs: dict, progress: ProgressFactory) -> None:
-    """Robustness (resumed from ``w``'s journal), then every file of the output; commit."""
+    """Robustness (resumed from ``w``'s journal), then every file of the output; commit.
+
+    The figures that do not show robustness are drawn meanwhile, on a thread: the
+    robustness's worker processes do the work then, while this process mostly waits (for
+    their fork server's imports first)."""
     main = runs[0]
+    clean_figures = None
     if config.robustness:
-        journal = w.journal()
-        for number, r in enumerate(runs):
-            add_robustness(r, config, progress, journal, number)
+        clean_figures = _Background(_figures_without_robustness, runs)
+        try:
+            journal = w.journal()
+            for number, r in enumerate(runs):
+                add_robustness(r, config, progress, journal, number)
+        finally:  # not left drawing (matplotlib's style is global) when this fails
+            clean_figures.wait()
         from mmcli.report.robustness import remove_slices
 
         remove_slices(w.path)
@@ -155,14 +164,57 @@ def _write_output(w: artifacts.StageWriter, runs: list[ScoredModel], config: Eva
     artifacts.write_json(w.path / "metrics.json", main.metrics)
     _write_predictions(w.path / "predictions.csv", main.items, main.pred, main.proba,
                        main.classes, main.task_pred or {})
-    _write_reports(w.path, runs, config)
+    _write_reports(w.path, runs, config, clean_figures.result() if clean_figures else None)
     w.commit(to_dict(config), config.seed, inputs,
              {s: {k: m[k] for k in ("accuracy", "macro_f1", "n")}
               for s, m in main.metrics.items()})
 
 
-def _write_reports(path: Path, runs: list[ScoredModel], config: EvalConfig) -> None:
-    """report.md, figures/, report.html and, with --compare, comparison.json."""
+class _Background:
+    """``fn(*args)`` run on a daemon thread: :meth:`wait` for it, :meth:`result` for its value
+    (its exception raised here)."""
+
+    def __init__(self, fn, *args):
+        import threading
+
+        self._box: dict = {}
+        self._thread = threading.Thread(target=self._run, args=(fn, args), daemon=True,
+                                        name="mmcli-background")
+        self._thread.start()
+
+    def _run(self, fn, args) -> None:
+        try:
+            self._box["value"] = fn(*args)
+        except BaseException as exc:  # noqa: BLE001 - raised again by result()
+            self._box["error"] = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+
+    def result(self):
+        self.wait()
+        if "error" in self._box:
+            raise self._box["error"]
+        return self._box["value"]
+
+
+def _figures_without_robustness(runs: list[ScoredModel]) -> dict[str, bytes]:
+    """The figures of :func:`mmcli.report.figures.make_figures` that do not show robustness,
+    drawn from copies of the runs without it (their metrics are copied too: robustness is
+    added to them meanwhile)."""
+    import dataclasses
+
+    from mmcli.report import plots
+    from mmcli.report.figures import make_figures
+
+    return make_figures([dataclasses.replace(r, robustness=None, metrics={
+        split: dict(m) for split, m in r.metrics.items()}) for r in runs], plots)
+
+
+def _write_reports(path: Path, runs: list[ScoredModel], config: EvalConfig,
+                   figures: dict[str, bytes] | None = None) -> None:
+    """report.md, figures/, report.html and, with --compare, comparison.json; ``figures``:
+    those drawn already."""
     from mmcli.report import html, plots
     from mmcli.report.context import report_context
     from mmcli.report.figures import make_figures
@@ -172,7 +224,7 @@ def _write_reports(path: Path, runs: list[ScoredModel], config: EvalConfig) -> N
     fusion = artifacts.read_json(main.fused.path / "fusion.json")
     (path / "report.md").write_text(render_report(main.metrics, main.model.meta, fusion),
                                     encoding="utf-8")
-    figures = make_figures(runs, plots)
+    figures = make_figures(runs, plots, figures)
     for name, png in figures.items():
         (path / "figures").mkdir(exist_ok=True)
         (path / "figures" / f"{name}.png").write_bytes(png)
