@@ -142,3 +142,38 @@ def test_a_killed_eval_keeps_its_scoring_and_input_checks(pipeline, tmp_path, mo
     assert predicted and n_items not in predicted and not ablations
     assert hashes(out) == hashes(whole)
     assert sorted(p.name for p in out.parent.iterdir()) == ["eval", "whole"]
+
+
+def test_eval_draws_the_figures_without_robustness_while_the_points_run(pipeline, tmp_path,
+                                                                         monkeypatch):
+    """Each figure is drawn once: those without robustness on a thread (while the points
+    run), the robustness ones after the points; the output is the same as drawn in turn."""
+    import threading
+
+    from mmcli.report import plots
+
+    drawn: list[tuple[str, str]] = []
+
+    def recording(name, draw):
+        def wrapper(*args, **kwargs):
+            drawn.append((name, threading.current_thread().name))
+            return draw(*args, **kwargs)
+        return wrapper
+
+    for name in ("confusion_matrix", "roc_curves", "pr_curves", "calibration",
+                 "modality_ablation", "robustness_curves"):
+        monkeypatch.setattr(plots, name, recording(name, getattr(plots, name)))
+    evaluate(pipeline.model, pipeline.fused, tmp_path / "eval")
+    assert sorted(drawn) == sorted([
+        ("confusion_matrix", "mmcli-background"), ("roc_curves", "mmcli-background"),
+        ("pr_curves", "mmcli-background"), ("calibration", "mmcli-background"),
+        ("modality_ablation", "MainThread"), ("robustness_curves", "MainThread")])
+    from mmcli.config import EvalConfig
+
+    plain = tmp_path / "plain"  # no robustness: every figure drawn here, in turn
+    drawn.clear()
+    evaluate(pipeline.model, pipeline.fused, plain, EvalConfig(robustness=False))
+    assert {thread for _, thread in drawn} == {"MainThread"}
+    for name in ("confusion_matrix", "roc", "precision_recall", "calibration"):
+        figure = f"figures/{name}.png"
+        assert hashes(tmp_path / "eval")[figure] == hashes(plain)[figure]
