@@ -154,7 +154,9 @@ def _write_model_dir(writer, fused_path: Path, inputs: dict, model, classes: lis
         rows = leaderboard_rows(selection["leaderboard"])
         artifacts.write_csv(writer.path / "leaderboard.csv", rows, list(LEADERBOARD))
         summary["selection"] = {"validation": selection["validation"],
-                                "params": selection["params"], "leaderboard": rows}
+                                "params": selection["params"], "leaderboard": rows,
+                                # the budget's charges: from the data's shape, not the clock
+                                "estimated_seconds": round(selection.get("estimated", 0.0), 1)}
     writer.commit(to_dict(requested), requested.seed, inputs, summary)
     if selection is not None:  # wall-clock, so reported and never recorded
         summary = {**summary, "selection": {
