@@ -149,8 +149,9 @@ class TrainConfig:
     #: model auto: {candidates: [logreg, ...], cv: 3, validation: auto|cv|val,
     #: drop_blocks: true, drop_margin: 0.01, jobs: 0} (docs/models.md)
     select: dict = field(default_factory=dict)
-    #: model auto: seconds after which no further candidate is started; 0: no limit
-    time_limit: float = 120.0
+    #: model auto: the search's budget in estimated seconds of one core (the same on every
+    #: machine; mmcli.models.select.fit_cost); 0: no limit
+    time_limit: float = 600.0
 
 
 @dataclass

@@ -545,3 +545,19 @@ def _exit_when_closed(sentinel: int) -> None:
 
 def chunks(n: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, n)) for start in range(0, n, size)]
+
+
+@contextmanager
+def one_blas_thread():
+    """One BLAS thread (numpy's and scipy's OpenBLAS or MKL) in this process for the block's
+    duration, as the workers have (:data:`_THREAD_VARIABLES`). The main process's own fits and
+    feature products are many small matrix products: with a thread pool per product they ran
+    4-10x slower on a 2-core machine that something else was also using (train's refit of
+    logreg on 2,083 x 5,150 features: 1.7-2.0 s with one thread, 7.9-10.6 s with two;
+    late_decision's 8.6 s against 83 s; eval's mel projections 20x, docs/performance.md),
+    and one thread gives the same bytes on a machine with any number of cores. torch keeps
+    its own threads (its intra-op pool is not a BLAS library here)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield

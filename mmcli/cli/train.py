@@ -22,8 +22,8 @@ def command(
         "leaderboard.csv; see docs/models.md).")] = None,
     time_limit: Annotated[float | None, typer.Option(
         "--time-limit", metavar="SECONDS",
-        help="model auto: start no further candidate after this many seconds, with a warning "
-        "(the choice then depends on the machine); 0: no limit (default: 120).")] = None,
+        help="model auto: the search's budget in estimated seconds of one core (from the "
+        "data's shape, so the same on every machine); 0: none (default: 600).")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto (a GPU when present), cpu or cuda (default: auto).")] = None,
     config: options.Config = None,
@@ -79,9 +79,9 @@ def print_summary(s: dict, out: str) -> None:
                   if "skipped: time limit" in row["note"])
         if cut:
             console.error(f"model selection reached its time limit: {cut} settings were not "
-                          "scored, so the choice depends on this machine's speed and load; "
-                          "raise --time-limit (0: none) for a choice that is the same "
-                          "everywhere", level="warning")
+                          "scored (the estimate is the same on every machine, so is the "
+                          "choice); raise --time-limit (0: none) to score them",
+                          level="warning")
     val = f"{s['val_accuracy']:.3f}" if s["val_accuracy"] is not None else "n/a"
     console.info(f"train: {s['model']} on {s['n_train']} items; train accuracy "
                  f"{s['train_accuracy']:.3f}, val accuracy {val}")
@@ -107,8 +107,10 @@ def leaderboard_table(selection: dict) -> str:
     widths = [max(len(line[k]) for line in lines) for k in range(len(header))]
     resumed = (f"; {selection['resumed']} fold scores resumed from a killed run"
                if selection.get("resumed") else "")
+    estimated = (f", estimated {selection['estimated_seconds']:.0f} s of one core"
+                 if selection.get("estimated_seconds") else "")
     text = [f"model selection ({selection['validation']}, macro-F1; "
-            f"{selection.get('seconds', 0):.1f} s{resumed}):"]
+            f"{selection.get('seconds', 0):.1f} s{estimated}{resumed}):"]
     text += ["  " + "  ".join(v.ljust(w) for v, w in zip(line, widths)).rstrip()
              for line in lines]
     return "\n".join(text)

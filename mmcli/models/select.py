@@ -28,13 +28,15 @@ user's own data, and the best is refitted by the train stage:
   first candidate already separates perfectly nothing else is fitted at all).
 * resume: every fold score is checkpointed in the train stage's journal; a killed train
   started again scores only what is missing.
-* time: fold fits run on ``jobs`` processes (all cores by default), cheap candidates first;
-  once ``time_limit`` seconds have passed, no further fold fit starts (except the first
-  candidate's) and the leaderboard marks the candidates left incomplete ``skipped: time
-  limit``. A limit that cuts the search makes the choice depend on the machine's speed; the
-  default limit is far above what the default candidates need on a few thousand items
-  (docs/models.md), so the same data and seed give the same choice and a byte-identical
-  model.
+* time: fold fits run on ``jobs`` processes (all cores by default), cheap candidates first.
+  ``time_limit`` is a budget in *estimated* seconds of one core: every fold fit is charged
+  what :func:`fit_cost` says it takes, from the data's shape alone (rows x features x
+  classes, and what the candidate repeats), in the order the fits are made; once the charges
+  reach the budget no further fold fit is made (except the first candidate's) and the
+  leaderboard marks the candidates left incomplete ``skipped: time limit``. The charges do
+  not depend on the machine's speed, its load or its number of cores, so the same data and
+  seed give the same search, the same choice and a byte-identical model everywhere, and a
+  resumed train makes exactly the search the killed one would have (docs/models.md).
 
 Ties go to the earlier (cheaper) candidate. Wall-clock times are reported by the stage, never
 written into the model directory, whose files must not depend on the machine's load.
@@ -74,6 +76,25 @@ MAX_TREE_WORK = 500_000
 #: covers the linear models (the largest of the eight accuracy sets, 612 x 7,001 x 6, is below)
 MAX_SVM_WORK = 30_000_000
 
+
+#: the cost model of a fold fit (:func:`fit_cost`): seconds on one core = fixed + b x work^p,
+#: the work of each candidate in :func:`_work` (train rows x features x classes, times what a
+#: fit repeats). Fitted (least squares of the log) to 278 fold fits on one idle-ish core of
+#: the 2-core benchmark machine: the eight accuracy sets and the 3,000-item sets of
+#: bench/perf.py chain, whole folds and quarter folds (bench/select_cost.py,
+#: bench/results/select_cost.md); typically within 0.4x-2.5x of the measured seconds (the
+#: solvers' iteration counts vary with the data), the linear SVM's within 0.4x-6x
+COST_MODEL = {  # model: (fixed seconds, b, p)
+    "logreg": (0.01, 2.22e-6, 0.7),
+    "late_decision": (0.2, 1.47e-9, 1.1),
+    "linear_svm": (0.05, 8.15e-14, 2.0),
+    "hist_gb": (0.0, 2e-8, 1.0),
+    "mlp": (0.2, 1.27e-9, 0.9),
+    "late_repr": (0.2, 1.6e-8, 1.0),
+}
+#: the linear models on the fused values as they are (``scale: none``) converge in about a
+#: seventh of the time they take on standardised features (same measurements)
+UNSCALED_COST = 0.15
 
 @dataclasses.dataclass
 class Candidate:
@@ -208,12 +229,8 @@ def _set_problem(problem: Problem | None) -> None:
 
 
 def _fit_task(task: tuple) -> tuple:
-    """One (model, params, fold, keep, deadline) task on the worker's problem; a task that
-    starts after its deadline is not run."""
-    name, params, fold, keep, deadline = task
-    if deadline is not None and time.time() > deadline:
-        return None, 0.0, "time limit"
-    return _fit_score(_PROBLEM, name, params, fold, keep)
+    """One (model, params, fold, keep) task on the worker's problem."""
+    return _fit_score(_PROBLEM, *task)
 
 
 def _fit_score(problem: Problem, name: str, params: dict, fold: int,
@@ -246,18 +263,20 @@ def select_model(problem: Problem, select: dict, time_limit: float, how: str,
     "validation", "seconds"}`` with the winner's name and parameters. ``params`` (the
     config's ``train.params``) go to every candidate that has such a parameter. With
     ``journal`` (the train stage's :class:`mmcli.artifacts.Journal`) every fold score is
-    checkpointed, and the scores a killed earlier run completed are not computed again."""
+    checkpointed, and the scores a killed earlier run completed are not computed again.
+    ``time_limit``: the budget in estimated seconds of one core (:func:`fit_cost`); 0: none.
+    The result's ``estimated`` is what the fits made were charged."""
     check_select(select)
     runs = _runs(problem, select.get("candidates"), params)
     started = time.perf_counter()
     with _Scorer(problem, _jobs(select.get("jobs", 0)),
-                 time.time() + time_limit if time_limit > 0 else None, journal) as scorer:
+                 time_limit if time_limit > 0 else None, journal) as scorer:
         winner, chosen = _race_all(scorer, runs, select, progress)
     for row in runs:
         row["chosen"] = row is chosen
     return {"model": winner["model"], "params": winner["params"], "leaderboard": runs,
             "validation": how, "seconds": time.perf_counter() - started,
-            "resumed": scorer.resumed}
+            "resumed": scorer.resumed, "estimated": scorer.spent}
 
 
 def _race_all(scorer: _Scorer, runs: list[dict], select: dict, progress) -> tuple:
@@ -265,7 +284,7 @@ def _race_all(scorer: _Scorer, runs: list[dict], select: dict, progress) -> tupl
     the others raced against it, then the block-dropping round."""
     todo = [r for r in runs if r["skip"] is None]
     first = [r for r in todo if r["model"] == todo[0]["model"]] if todo else []
-    scorer.race(first, None, progress, deadline=False)
+    scorer.race(first, None, progress, limited=False)
     # a later candidate wins only with a strictly higher score (ties go to the cheaper)
     scorer.race([r for r in todo if r["model"] != todo[0]["model"]],
                 lambda: max((r["cv_score"] for r in first if r.get("cv_score") is not None),
@@ -327,6 +346,40 @@ def _fit_work(problem: Problem) -> int:
     return len(problem.folds[0][0]) * problem.X.shape[1] * max(problem.n_classes, 2)
 
 
+def fit_cost(problem: Problem, run: dict) -> float:
+    """The estimated seconds of one fold fit of ``run`` (a leaderboard row: model, params,
+    keep) on one core: a function of the data's shape only, so that a search limited by it is
+    the same on every machine. A subset run costs its model's fit on the kept blocks."""
+    features = problem.X.shape[1]
+    if run.get("keep") is not None and problem.blocks is not None:
+        features = sum(problem.blocks[k].width for k in run["keep"])
+    return estimate(run["model"], run["params"], len(problem.folds[0][0]), features,
+                    problem.n_classes)
+
+
+def estimate(model: str, params: dict, rows: int, features: int, classes: int) -> float:
+    """The cost model: estimated seconds of one fit of ``model`` on one core."""
+    fixed, b, p = COST_MODEL[model]
+    scale = (params.get("base_params") or params).get("scale", "standard")
+    work = _work(model, params, rows, features, max(classes, 2))
+    return fixed + b * work ** p * (UNSCALED_COST if scale == "none" else 1.0)
+
+
+def _work(model: str, params: dict, rows: int, features: int, classes: int) -> float:
+    """Rows x features x classes, times what a fit of ``model`` repeats: late_decision's
+    inner folds and final fit, boosting's iterations, the networks' epochs and width."""
+    base = float(rows) * features * classes
+    if model == "late_decision":
+        return base * (params.get("cv", 5) + 1)
+    if model == "hist_gb":
+        return base * params.get("max_iter", 100)
+    if model == "mlp":
+        width = sum(params.get("hidden", [256]))
+        return float(rows) * (features + classes) * width * params.get("epochs", 100)
+    if model == "late_repr":
+        return base * params.get("epochs", 30)
+    return base
+
 def _has_tokens(layouts) -> bool:
     return any((info or {}).get("layout") == "tokens" for info in layouts or [])
 
@@ -347,13 +400,16 @@ class _Scorer:
     Racing: before each fold, a run that can no longer beat the bar (its mean with the folds
     still to score counted as perfect scores is at most the bar) is stopped; it could not be
     chosen, so the choice is exactly the one scoring every fold would give, only cheaper.
-    Fold fits that would start after ``deadline`` are not run (``skipped: time limit``).
-    Every score is checkpointed in ``journal``; scores found there are not computed again.
+    Every fold fit is charged its :func:`fit_cost` in the order the fits are asked for; once
+    the charges reach ``budget`` no further fit is made (``skipped: time limit``). Every
+    score is checkpointed in ``journal``; scores found there are not computed again (and
+    charged as before, so a resumed search is the same search).
     """
 
-    def __init__(self, problem: Problem, jobs: int, deadline: float | None, journal=None):
-        self.problem, self.jobs, self.deadline, self.journal = problem, jobs, deadline, journal
-        self._pool = None
+    def __init__(self, problem: Problem, jobs: int, budget: float | None, journal=None):
+        self.problem, self.jobs, self.budget, self.journal = problem, jobs, budget, journal
+        #: estimated seconds charged so far
+        self.spent = 0.0
         self.done = {r["task"]: (r["score"], r["seconds"], r["error"])
                      for r in (journal.records if journal is not None else [])}
         #: fold scores taken from the journal of a killed earlier run
@@ -377,22 +433,23 @@ class _Scorer:
         finally:
             _set_problem(None)  # with one job the tasks ran here: keep no state behind
 
-    def race(self, runs: list[dict], bar, progress=None, deadline: bool = True) -> None:
+    def race(self, runs: list[dict], bar, progress=None, limited: bool = True) -> None:
         """Score ``runs`` on every fold unless stopped; ``bar()`` is the score a run must
-        beat (None: no bar, all folds at once). Sets each run's cv_score (None unless every
-        fold was scored), cv_std, seconds and, for a run left incomplete, its skip reason."""
+        beat (None: no bar, all folds at once); ``limited``: within the budget. Sets each
+        run's cv_score (None unless every fold was scored), cv_std, seconds and, for a run
+        left incomplete, its skip reason."""
         n = len(self.problem.folds)
         for run in runs:
             run["folds"] = {}
         if bar is None:
-            self._score([(run, fold) for run in runs for fold in range(n)], deadline)
+            self._score([(run, fold) for run in runs for fold in range(n)], limited)
         for fold in range(n if bar is not None else 0):
             level = bar()
             for run in runs:
                 if run["skip"] is None and level is not None and _best_case(
                         run["folds"], n) <= level:
                     run["skip"] = _stopped(run["folds"], n, level)
-            self._score([(run, fold) for run in runs if run["skip"] is None], deadline)
+            self._score([(run, fold) for run in runs if run["skip"] is None], limited)
         for run in runs:
             folds = [run["folds"][f] for f in sorted(run["folds"])]
             scores = [s for s, _, e in folds if e is None]
@@ -405,18 +462,23 @@ class _Scorer:
             for name in dict.fromkeys(run["model"] for run in runs):
                 progress(name)
 
-    def _score(self, pairs: list[tuple[dict, int]], deadline: bool) -> None:
-        """Score each (run, fold) pair: from the journal when it has the score, else on the
-        pool, in the candidates' order (cheap first: a time limit cuts the costly ones). A
-        run with a failed or timed-out fold is skipped with the reason."""
-        todo = [(run, fold) for run, fold in pairs if _task_key(run, fold) not in self.done]
-        self.resumed += len(pairs) - len(todo)
-        tasks = [(run["model"], run["params"], fold, run.get("keep"),
-                  self.deadline if deadline else None) for run, fold in todo]
+    def _score(self, pairs: list[tuple[dict, int]], limited: bool) -> None:
+        """Score each (run, fold) pair within the budget (``limited``; cheap candidates come
+        first, so it cuts the costly ones): from the journal when it has the score, else on
+        the pool. A run with a failed or unscored fold is skipped with the reason."""
+        todo = []
+        for run, fold in pairs:
+            if limited and self.budget is not None and self.spent >= self.budget:
+                run["folds"][fold] = (None, 0.0, "time limit")
+                continue
+            self.spent += fit_cost(self.problem, run)
+            if _task_key(run, fold) in self.done:
+                self.resumed += 1
+            else:
+                todo.append((run, fold))
+        tasks = [(run["model"], run["params"], fold, run.get("keep")) for run, fold in todo]
         for (run, fold), result in zip(todo, self._map(_fit_task, tasks)):
             run["folds"][fold] = result
-            if result[2] == "time limit":  # depends on the clock: never checkpointed
-                continue
             self.done[_task_key(run, fold)] = result
             if self.journal is not None:
                 self.journal.append({"task": _task_key(run, fold), "score": result[0],

@@ -79,6 +79,7 @@ def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
     """(fitted model, summary, selection or None): ``model: auto`` chooses first, then
     ``train.search`` searches, then the model is fitted on the train rows."""
     from mmcli.models import MODELS, build_model
+    from mmcli.parallel import one_blas_thread
 
     items, tr, va, X_tr, y, X_va, y_val = _rows(fused_path, classes)
     blocks = fused_blocks(fused_path)
@@ -98,8 +99,9 @@ def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
     if config.search:
         from mmcli.models.search import search_params
 
-        searched = search_params(config.model, params, config.search, X_tr, y, len(classes),
-                                 config.seed, blocks, config.device)
+        with one_blas_thread():
+            searched = search_params(config.model, params, config.search, X_tr, y,
+                                     len(classes), config.seed, blocks, config.device)
         params.update(searched["best_params"])
     model = build_model(config.model, params, config.seed, config.device)
     tasks = None
@@ -107,7 +109,7 @@ def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
                                        cls, fused_path)
     masks = fit_presence(model, items, fused_path, tr, va)
-    with _epochs_bar(model, progress, f"train {config.model}"):
+    with _epochs_bar(model, progress, f"train {config.model}"), one_blas_thread():
         if tasks:
             model.fit_tasks(X_tr, Y, tasks, X_va, Y_val, blocks=blocks)
         else:
@@ -154,7 +156,9 @@ def _write_model_dir(writer, fused_path: Path, inputs: dict, model, classes: lis
         rows = leaderboard_rows(selection["leaderboard"])
         artifacts.write_csv(writer.path / "leaderboard.csv", rows, list(LEADERBOARD))
         summary["selection"] = {"validation": selection["validation"],
-                                "params": selection["params"], "leaderboard": rows}
+                                "params": selection["params"], "leaderboard": rows,
+                                # the budget's charges: from the data's shape, not the clock
+                                "estimated_seconds": round(selection.get("estimated", 0.0), 1)}
     writer.commit(to_dict(requested), requested.seed, inputs, summary)
     if selection is not None:  # wall-clock, so reported and never recorded
         summary = {**summary, "selection": {

@@ -84,3 +84,31 @@ def test_keyboard_interrupt_exits_130(pipeline, tmp_path, monkeypatch):
     line = fails(130, "fuse", pipeline.feat, "-o", tmp_path / "fused")
     assert "interrupted" in line
     assert not (tmp_path / "fused").exists()
+
+
+BLAS_THREADS = """
+import sys
+from mmcli.cli.app import main
+sys.argv = ["mmcli", "--version"]
+try:
+    main()
+except SystemExit:
+    pass
+import numpy  # noqa: F401  (loaded after the command line started, as in a stage)
+from threadpoolctl import threadpool_info
+print(sorted({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}))
+"""
+
+
+@pytest.mark.parametrize("env, threads", [({}, "[1]"), ({"OPENBLAS_NUM_THREADS": "2"}, "[2]")])
+def test_the_command_line_runs_blas_on_one_thread_unless_told(env, threads):
+    """A stage's own process gets one OpenBLAS thread, as its workers do; a value the user
+    set wins."""
+    import os
+    import subprocess
+    import sys
+
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", BLAS_THREADS], env={**base, **env},
+                         capture_output=True, text=True, check=True)
+    assert out.stdout.split("\n")[-2] == threads

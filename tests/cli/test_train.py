@@ -328,8 +328,42 @@ def test_a_time_limit_that_cuts_the_search_is_a_warning(pipeline, tmp_path, caps
                        "val_accuracy": None}, "out")
     finally:
         console.reset()
-    assert ("warning: model selection reached its time limit: 2 settings were not scored, so "
-            "the choice depends on this machine's speed and load; raise --time-limit (0: "
-            "none) for a choice that is the same everywhere") in capsys.readouterr().err
+    assert ("warning: model selection reached its time limit: 2 settings were not scored "
+            "(the estimate is the same on every machine, so is the choice); raise --time-limit "
+            "(0: none) to score them") in capsys.readouterr().err
     plain = ok("train", pipeline.fused, "-o", tmp_path / "plain")
     assert "time limit" not in plain.stderr
+
+
+def test_a_time_limit_cuts_the_same_search_on_one_core_or_two(tmp_path):
+    """--time-limit is in estimated seconds: the cut, the choice and every file are the same
+    with one selection worker or two (and so on a slower or busier machine)."""
+    from mmcli.artifacts import sha256_file
+    from mmcli.config import ExtractConfig, PreprocessConfig
+    from mmcli.stages import extract, fuse, preprocess
+    from mmcli.testing.dummies import make_dataset
+
+    manifest = make_dataset(tmp_path / "data", n=36)
+    rows = read_rows(manifest)
+    for row in rows[::4]:  # label noise: logreg is not perfect, so the search goes on
+        row["label"] = rows[(rows.index(row) + 1) % len(rows)]["label"]
+    write_rows(manifest, rows)
+    preprocess(manifest, tmp_path / "pre", PreprocessConfig(jobs=1))
+    extract(tmp_path / "pre", tmp_path / "feat", ExtractConfig(jobs=1))
+    fuse(tmp_path / "feat", tmp_path / "fused")
+    outs = []
+    for jobs in (1, 2):
+        config = tmp_path / f"jobs{jobs}.yaml"
+        config.write_text(f"train:\n  select: {{jobs: {jobs}}}\n", encoding="utf-8")
+        outs.append(tmp_path / f"model{jobs}")
+        run = ok("train", tmp_path / "fused", "-o", outs[-1], "-c", config, "--time-limit",
+                 "0.5")
+        assert "reached its time limit" in run.stderr and "of one core" in run.stdout
+    rows = read_rows(outs[0] / "leaderboard.csv")
+    assert any("skipped: time limit" in r["note"] for r in rows)
+    for path in sorted(p.relative_to(outs[0]) for p in outs[0].rglob("*") if p.is_file()):
+        if path.name != "meta.json":  # it records the config, whose jobs differ
+            assert sha256_file(outs[0] / path) == sha256_file(outs[1] / path), path
+    metas = [json.loads((out / "meta.json").read_text()) for out in outs]
+    assert metas[0]["summary"] == metas[1]["summary"]
+    assert metas[0]["outputs"] == metas[1]["outputs"]

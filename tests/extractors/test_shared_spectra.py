@@ -64,6 +64,21 @@ def test_hog_is_skimages_bit_for_bit(orientations, cell, block, size):
     assert got.dtype == np.float32 and got.tobytes() == want.astype(np.float32).tobytes()
 
 
+def test_hog_without_skimages_private_module_gives_the_same_features(monkeypatch):
+    """The fast path uses skimage.feature._hoghistogram; a release without it (or with
+    another signature) falls back to skimage.feature.hog per image: the same bytes."""
+    import skimage.feature
+
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 40, 50, 3), dtype=np.uint8)
+    ex = build_extractor("hog", "image", {}).fit(None)
+    fast = ex.transform(images)
+    real, calls = skimage.feature.hog, []  # (loads skimage's own hog, with its kernel)
+    monkeypatch.setattr(skimage.feature, "hog", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(skimage.feature, "_hoghistogram", None, raising=False)
+    assert ex.transform(images).tobytes() == fast.tobytes() and len(calls) == 3
+
+
 def test_audio_extractors_of_a_batch_share_its_spectrogram(monkeypatch):
     """mfcc, spectral, frames and logmel with the same framing run one STFT per group of
     equal-length clips between them, and each still gives what it computes alone."""

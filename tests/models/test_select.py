@@ -195,6 +195,50 @@ def test_time_limit_skips_the_candidates_not_started():
     assert {r["note"] for r in rows if r["model"] != "logreg"} == {"skipped: time limit"}
 
 
+def test_the_time_limit_is_an_estimate_that_slow_fits_and_cores_do_not_move(monkeypatch):
+    """The budget charges each fold fit its estimated cost (fit_cost, from the data's shape)
+    in the order the fits are asked for: the search stops exactly where the estimates reach
+    the budget, however long the fits really take, and with one worker or two."""
+    import time
+
+    X, y, blocks = three_blocks(90)
+    p = problem(X, noisy(y, 5), blocks)
+    select = {**FAST, "drop_blocks": False}
+    full = select_model(p, select, 0, "cv")
+    runs = [r for r in full["leaderboard"] if r["skip"] is None]
+    per_fold = [select_module.fit_cost(p, r) for r in runs]
+    assert full["estimated"] == pytest.approx(3 * sum(per_fold))
+    # a budget that the first candidate (6 settings x 3 folds) and 2 more fits reach
+    budget = 3 * sum(c for r, c in zip(runs, per_fold) if r["model"] == "logreg")
+    budget += 1.5 * per_fold[6]
+    real = select_module._fit_score
+    monkeypatch.setattr(select_module, "_fit_score",
+                        lambda *a: time.sleep(0.02) or real(*a))  # a slower machine
+    cut = [select_model(p, {**select, "jobs": jobs}, budget, "cv") for jobs in (1, 2)]
+    assert leaderboard_rows(cut[0]["leaderboard"]) == leaderboard_rows(cut[1]["leaderboard"])
+    later = [r for r in cut[0]["leaderboard"] if r["model"] != "logreg"]
+    # fold 0 of every later setting is asked for first: two of them fit before the budget
+    assert [r["skip"] for r in later[:2]] == ["time limit", "time limit"]
+    assert all(r["skip"] == "time limit" for r in later)
+    assert cut[0]["estimated"] == pytest.approx(budget - 1.5 * per_fold[6]
+                                                + per_fold[6] + per_fold[7])
+
+
+def test_a_resumed_search_under_a_time_limit_is_the_same_search(tmp_path):
+    X, y, blocks = three_blocks(90)
+    p = problem(X, noisy(y, 5), blocks)
+    budget = select_model(p, FAST, 0, "cv")["estimated"] / 2
+    first = select_model(p, FAST, budget, "cv", journal=Journal(tmp_path, "key"))
+    records = (tmp_path / Journal.NAME).read_text().splitlines()
+    half = len(records) // 2  # the first record is the journal's fingerprint
+    (tmp_path / Journal.NAME).write_text("\n".join(records[:half]) + "\n")
+    again = select_model(p, FAST, budget, "cv", journal=Journal(tmp_path, "key"))
+    assert again["resumed"] == half - 1
+    assert leaderboard_rows(again["leaderboard"]) == leaderboard_rows(first["leaderboard"])
+    assert again["estimated"] == first["estimated"]
+    assert any(r["skip"] == "time limit" for r in first["leaderboard"])
+
+
 def test_candidates_that_need_blocks_are_skipped_without_them():
     X, y = blobs(60)
     out = select_model(problem(X, y), FAST, 0, "cv")

@@ -391,3 +391,27 @@ def test_extra_regression_metrics_skip_values_that_are_not_numbers():
     metrics = task_metrics(TwoTasks(), items, X, "test")["score"]
     assert metrics["n"] == 2
     assert metrics["mae"] == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("config", [{"model": "logreg"},
+                                    {"model": "logreg", "search": {"params": {"C": [0.1, 1]},
+                                                                   "cv": 2}}])
+def test_train_fits_with_one_blas_thread(run, tmp_path, monkeypatch, config):
+    """The refit (and train.search) run with one BLAS thread, as the selection workers do:
+    a thread pool per small product made the refit 4-10x slower on a busy machine."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from mmcli.models import MODELS
+
+    cls = MODELS.get("logreg")
+    seen, real = [], cls.fit
+
+    def fit(self, *args, **kwargs):
+        seen.extend(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(cls, "fit", fit)
+    with threadpool_limits(2, user_api="blas"):  # what a 2-core machine gives by default
+        train(run["out"] / "fused", tmp_path / "model", TrainConfig(**config))
+        assert {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"} == {2}
+    assert seen and set(seen) == {1}
