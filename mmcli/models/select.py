@@ -82,7 +82,7 @@ MAX_SVM_WORK = 30_000_000
 #: fit repeats). Fitted (least squares of the log) to 278 fold fits on one idle-ish core of
 #: the 2-core benchmark machine: the eight accuracy sets and the 3,000-item sets of
 #: bench/perf.py chain, whole folds and quarter folds (bench/select_cost.py,
-#: bench/results/select_cost.md); typically within 0.4x-2.5x of the measured seconds (the
+#: bench/results/select_cost.md); typically within 0.3x-2.5x of the measured seconds (the
 #: solvers' iteration counts vary with the data), the linear SVM's within 0.4x-6x
 COST_MODEL = {  # model: (fixed seconds, b, p)
     "logreg": (0.01, 2.22e-6, 0.7),
