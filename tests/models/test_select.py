@@ -297,3 +297,11 @@ def test_linear_svm_is_no_candidate_above_its_work_limit(monkeypatch):
     notes = {r["note"] for r in rows if r["model"] == "linear_svm"}
     assert notes == {f"skipped: too slow for {len(p.folds[0][0])} rows x {X.shape[1]} features "
                      f"x {p.n_classes} classes"}
+
+
+def test_every_candidate_has_a_cost_model():
+    """The budget charges every fold fit by the cost model: a new candidate needs its
+    constants (measured with bench/select_cost.py)."""
+    assert {c.model for c in select_module.default_candidates()} <= set(select_module.COST_MODEL)
+    assert select_module.estimate("logreg", {"scale": "none"}, 100, 10, 2) < \
+        select_module.estimate("logreg", {}, 100, 10, 2)
