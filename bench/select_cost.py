@@ -90,18 +90,12 @@ def measure(name: str, fused: Path, fractions: list[float]) -> list[dict]:
                                                    run.get("keep"))
             rows.append({"set": name, "fraction": frac, "model": run["model"],
                          "params": sel._plain(run["params"]), "keep": run.get("keep"),
-                         "rows": len(part), "features": _features(sub, run.get("keep")),
+                         "rows": len(part), "features": sel.kept_features(sub, run.get("keep")),
                          "classes": problem.n_classes, "blocks": n_blocks,
                          "seconds": round(seconds, 3), "error": error,
                          "estimate": round(sel.fit_cost(sub, run), 3)})
             print(json.dumps(rows[-1]), flush=True)
     return rows
-
-
-def _features(problem, keep) -> int:
-    if keep is None or problem.blocks is None:
-        return int(problem.X.shape[1])
-    return int(sum(problem.blocks[k].width for k in keep))
 
 
 def table(rows: list[dict]) -> str:

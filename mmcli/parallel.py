@@ -548,16 +548,16 @@ def chunks(n: int, size: int) -> list[tuple[int, int]]:
 
 
 @contextmanager
-def one_blas_thread():
-    """One BLAS thread (numpy's and scipy's OpenBLAS or MKL) in this process for the block's
-    duration, as the workers have (:data:`_THREAD_VARIABLES`). The main process's own fits and
-    feature products are many small matrix products: with a thread pool per product they ran
-    4-10x slower on a 2-core machine that something else was also using (train's refit of
-    logreg on 2,083 x 5,150 features: 1.7-2.0 s with one thread, 7.9-10.6 s with two;
-    late_decision's 8.6 s against 83 s; eval's mel projections 20x, docs/performance.md),
-    and one thread gives the same bytes on a machine with any number of cores. torch keeps
-    its own threads (its intra-op pool is not a BLAS library here)."""
+def one_thread(user_api: str | None = "blas"):
+    """One thread in this process's numeric thread pools for the block's duration, as the
+    workers have (:data:`_THREAD_VARIABLES`): ``user_api`` "blas" (numpy's and scipy's
+    OpenBLAS or MKL; torch keeps its own intra-op threads), or None for every pool OpenMP
+    included. The main process's own fits and feature products are many small matrix
+    products, for which a thread pool per product is a loss on a 2-core machine and a large
+    one when something else runs (train's refit of late_decision on 2,083 x 5,150 features:
+    8.6 s with one thread, 83 s with two; eval's mel projections 20x; docs/performance.md);
+    one thread also gives the same bytes on a machine with any number of cores."""
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1, user_api="blas"):
+    with threadpool_limits(1, user_api=user_api):
         yield

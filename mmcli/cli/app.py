@@ -69,7 +69,7 @@ def main() -> None:
     # numpy's and scipy's OpenBLAS with one thread in the stage's own process, as in its
     # workers (mmcli.parallel): the main process's fits and products are small, and a thread
     # pool per product made them 2-6x slower on the 2-core machine, more when something else
-    # ran (parallel.one_blas_thread, docs/performance.md). Set before numpy loads; a value
+    # ran (parallel.one_thread, docs/performance.md). Set before numpy loads; a value
     # the user set is kept. torch's threads are its own.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     app()

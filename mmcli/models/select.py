@@ -350,11 +350,15 @@ def fit_cost(problem: Problem, run: dict) -> float:
     """The estimated seconds of one fold fit of ``run`` (a leaderboard row: model, params,
     keep) on one core: a function of the data's shape only, so that a search limited by it is
     the same on every machine. A subset run costs its model's fit on the kept blocks."""
-    features = problem.X.shape[1]
-    if run.get("keep") is not None and problem.blocks is not None:
-        features = sum(problem.blocks[k].width for k in run["keep"])
-    return estimate(run["model"], run["params"], len(problem.folds[0][0]), features,
-                    problem.n_classes)
+    return estimate(run["model"], run["params"], len(problem.folds[0][0]),
+                    kept_features(problem, run.get("keep")), problem.n_classes)
+
+
+def kept_features(problem: Problem, keep: list[int] | None) -> int:
+    """The features a fit sees: every column, or those of the kept blocks."""
+    if keep is None or problem.blocks is None:
+        return int(problem.X.shape[1])
+    return int(sum(problem.blocks[k].width for k in keep))
 
 
 def estimate(model: str, params: dict, rows: int, features: int, classes: int) -> float:

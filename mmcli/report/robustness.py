@@ -31,7 +31,6 @@ Every corruption draws from its own seeded generator, so results do not depend o
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +39,7 @@ from mmcli import artifacts
 from mmcli.dataset import PreprocessedData
 from mmcli.fitted import FittedChain
 from mmcli.kinds import get_kind
-from mmcli.parallel import worker_state
+from mmcli.parallel import one_thread, worker_state
 from mmcli.progress import ProgressFactory, silent
 
 #: curve points x test items below which the noise analysis runs in this process
@@ -123,7 +122,9 @@ def noise_robustness(fitted: FittedChain, pre_path: Path, levels: list[float], s
     predicted = {None: _predicted(fitted, clean)}  # severity 0: the clean chain
     predicted.update(_journaled(journal, run, points))
     todo = [point for point in points if point not in predicted]
-    with progress("eval: robustness", len(points)) as bar, _one_blas_thread():
+    # one thread in every pool while points run here: the features' small products (a
+    # clip's mel projection) ran 20x slower with a pool per product on a busy 2-core machine
+    with progress("eval: robustness", len(points)) as bar, one_thread(None):
         bar.advance(len(points) - len(todo))
         if todo:
             setup = {"chain": fitted, "seed": seed, "levels": list(levels), "kinds": kinds,
@@ -179,17 +180,6 @@ def _journaled(journal: artifacts.Journal | None, run: int, points: list) -> dic
         if record.get("run") == run and point in wanted:
             done[point] = np.asarray(record["pred"], dtype=np.int32)
     return done
-
-
-@contextmanager
-def _one_blas_thread():
-    """One BLAS/OpenMP thread in this process while the points run here: the features' small
-    matrix products (a clip's mel projection) ran 20x slower with a thread pool per product
-    on a busy 2-core machine (profile in docs/performance.md); workers have one already."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
 
 
 def _test_rows(items: list[dict], seed: int, max_items: int) -> np.ndarray:

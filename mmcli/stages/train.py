@@ -79,7 +79,7 @@ def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
     """(fitted model, summary, selection or None): ``model: auto`` chooses first, then
     ``train.search`` searches, then the model is fitted on the train rows."""
     from mmcli.models import MODELS, build_model
-    from mmcli.parallel import one_blas_thread
+    from mmcli.parallel import one_thread
 
     items, tr, va, X_tr, y, X_va, y_val = _rows(fused_path, classes)
     blocks = fused_blocks(fused_path)
@@ -99,7 +99,7 @@ def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
     if config.search:
         from mmcli.models.search import search_params
 
-        with one_blas_thread():
+        with one_thread():
             searched = search_params(config.model, params, config.search, X_tr, y,
                                      len(classes), config.seed, blocks, config.device)
         params.update(searched["best_params"])
@@ -109,7 +109,7 @@ def _fit(config: TrainConfig, fused_path: Path, classes: list[str], journal,
         tasks, Y, Y_val = task_targets(config.tasks, items, tr, va, y, y_val, classes,
                                        cls, fused_path)
     masks = fit_presence(model, items, fused_path, tr, va)
-    with _epochs_bar(model, progress, f"train {config.model}"), one_blas_thread():
+    with _epochs_bar(model, progress, f"train {config.model}"), one_thread():
         if tasks:
             model.fit_tasks(X_tr, Y, tasks, X_va, Y_val, blocks=blocks)
         else:

@@ -36,18 +36,23 @@ def counting(monkeypatch, kill_after: int | None = None) -> list:
     return calls
 
 
+def kill_eval(pipeline, out: Path, monkeypatch, after: int) -> None:
+    """An eval killed after ``after`` robustness points: like a SIGKILL, it leaves its
+    temporary directory and journal behind (abort would remove them)."""
+    with monkeypatch.context() as m:
+        m.setattr(artifacts.StageWriter, "abort", artifacts.StageWriter._release_lock)
+        counting(m, kill_after=after)
+        with pytest.raises(Killed):
+            evaluate(pipeline.model, pipeline.fused, out)
+
+
 def test_killed_eval_resumes_its_completed_robustness_points(pipeline, tmp_path, monkeypatch):
     clean = tmp_path / "clean"
     with monkeypatch.context() as m:
         every = counting(m)
         evaluate(pipeline.model, pipeline.fused, clean)
     out = tmp_path / "runs" / "eval"
-    with monkeypatch.context() as m:
-        # a kill leaves the temporary directory and its journal (abort would remove them)
-        m.setattr(artifacts.StageWriter, "abort", artifacts.StageWriter._release_lock)
-        counting(m, kill_after=3)
-        with pytest.raises(Killed):
-            evaluate(pipeline.model, pipeline.fused, out)
+    kill_eval(pipeline, out, monkeypatch, after=3)
     assert not out.exists()
     with monkeypatch.context() as m:
         again = counting(m)
@@ -61,11 +66,7 @@ def test_another_config_does_not_resume(pipeline, tmp_path, monkeypatch):
     from mmcli.config import EvalConfig
 
     out = tmp_path / "eval"
-    with monkeypatch.context() as m:
-        m.setattr(artifacts.StageWriter, "abort", artifacts.StageWriter._release_lock)
-        counting(m, kill_after=3)
-        with pytest.raises(Killed):
-            evaluate(pipeline.model, pipeline.fused, out)
+    kill_eval(pipeline, out, monkeypatch, after=3)
     with monkeypatch.context() as m:
         again = counting(m)
         evaluate(pipeline.model, pipeline.fused, out, EvalConfig(seed=1))
@@ -116,11 +117,7 @@ def test_a_killed_eval_keeps_its_scoring_and_input_checks(pipeline, tmp_path, mo
     whole = tmp_path / "whole"
     evaluate(pipeline.model, pipeline.fused, whole)
     out = tmp_path / "eval"
-    with monkeypatch.context() as m:
-        m.setattr(artifacts.StageWriter, "abort", artifacts.StageWriter._release_lock)
-        counting(m, kill_after=2)
-        with pytest.raises(Killed):
-            evaluate(pipeline.model, pipeline.fused, out)
+    kill_eval(pipeline, out, monkeypatch, after=2)
     journal = next(out.parent.glob(".eval.tmp-*")) / artifacts.Journal.NAME
     records = artifacts.read_jsonl(journal)[1:]
     assert [r["seconds"] >= 0 for r in records if "point" in r] == [True, True]
